@@ -1,0 +1,411 @@
+//! [`Chat`]: the state machine and its public API.
+//!
+//! Commands come in through [`Chat::handle`], time through [`Chat::tick`], lost or ended
+//! connections through [`Chat::session_closed`]. Events for participants with a live
+//! session queue up as [`Outbound`]s that the adapter drains with [`Chat::poll_outbound`].
+//! Nothing here reads a clock, does I/O or uses global randomness.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
+use std::sync::Arc;
+
+use foldhash::fast::FixedState;
+use serde::Serialize;
+
+use crate::command::Command;
+use crate::config::{Config, Limits};
+use crate::error::ChatError;
+use crate::event::{Event, Outbound};
+use crate::ids::{Ids, SessionId};
+use crate::participant::{Activity, Participant, Presence};
+use crate::reply::Reply;
+use crate::room::Room;
+use crate::time::Time;
+use crate::timers::{Timer, Timers};
+
+/// A hash map with a hasher seeded from the config: deterministic for a given seed, and
+/// not predictable by clients who choose the keys.
+pub(crate) type Map<K, V> = HashMap<K, V, FixedState>;
+
+/// How a session ended, as reported by the adapter.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SessionEnd {
+    /// The client ended it on purpose (HTTP DELETE, Ctrl-C): the partner is told `left`
+    /// at once.
+    Closed,
+    /// The connection was lost or went idle: the participant keeps its room for the
+    /// reconnect grace, then the partner is told `timeout`.
+    Lost,
+}
+
+/// Counters for health checks and metrics.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct Stats {
+    /// Open sessions.
+    pub sessions: usize,
+    /// Known participants (online or not).
+    pub participants: usize,
+    /// Participants with a live session.
+    pub online: usize,
+    /// Participants waiting in the queue.
+    pub queued: usize,
+    /// Rooms with two participants chatting.
+    pub rooms_active: usize,
+    /// Rooms ever created.
+    pub rooms_created: u64,
+    /// Room messages relayed.
+    pub messages_relayed: u64,
+    /// Direct messages accepted.
+    pub direct_messages_sent: u64,
+    /// Direct messages that expired unread.
+    pub direct_messages_expired: u64,
+    /// Events stored for participants.
+    pub events_emitted: u64,
+    /// Events dropped from full inboxes.
+    pub events_evicted: u64,
+    /// Reports filed with `BlockPartner`.
+    pub reports: u64,
+}
+
+/// A report filed by `BlockPartner`, kept for moderators.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Report {
+    /// Who reported.
+    pub reporter: Arc<str>,
+    /// Who was blocked.
+    pub reported: Arc<str>,
+    /// The room it happened in.
+    pub room_id: Arc<str>,
+    /// The reporter's words, if any.
+    pub reason: Option<Arc<str>>,
+    /// When.
+    pub at: Time,
+}
+
+/// The whole chat: sessions, participants, queue, rooms, inboxes, timers.
+pub struct Chat {
+    pub(crate) limits: Limits,
+    pub(crate) ids: Ids,
+    /// The latest time seen; time handed in is never allowed to go backwards.
+    pub(crate) now: Time,
+    next_session: u64,
+    pub(crate) next_participant: u64,
+    /// Open sessions and the participant each is bound to.
+    pub(crate) sessions: Map<SessionId, Option<u64>>,
+    pub(crate) participants: Map<u64, Participant>,
+    pub(crate) by_id: Map<Arc<str>, u64>,
+    /// Ids of checked-in clients, sorted for `ListClients`.
+    pub(crate) clients: BTreeSet<Arc<str>>,
+    pub(crate) rooms: Map<u64, Room>,
+    /// The roulette queue: ticket (arrival order) -> participant.
+    pub(crate) queue: BTreeMap<u64, u64>,
+    pub(crate) next_ticket: u64,
+    /// Times of recent matches, for the wait estimate.
+    pub(crate) recent_matches: VecDeque<Time>,
+    pub(crate) timers: Timers,
+    pub(crate) outbound: VecDeque<Outbound>,
+    pub(crate) reports: VecDeque<Report>,
+    pub(crate) stats: Stats,
+}
+
+impl Chat {
+    /// A fresh chat. Everything random derives from `config.seed`.
+    pub fn new(config: Config) -> Self {
+        let mut ids = Ids::new(config.seed);
+        let hasher = FixedState::with_seed(ids.next_u64());
+        Chat {
+            limits: config.limits,
+            ids,
+            now: Time::ZERO,
+            next_session: 0,
+            next_participant: 0,
+            sessions: Map::with_hasher(hasher.clone()),
+            participants: Map::with_hasher(hasher.clone()),
+            by_id: Map::with_hasher(hasher.clone()),
+            clients: BTreeSet::new(),
+            rooms: Map::with_hasher(hasher.clone()),
+            queue: BTreeMap::new(),
+            next_ticket: 0,
+            recent_matches: VecDeque::new(),
+            timers: Timers::default(),
+            outbound: VecDeque::new(),
+            reports: VecDeque::new(),
+            stats: Stats::default(),
+        }
+    }
+
+    /// The limits in force.
+    pub fn limits(&self) -> &Limits {
+        &self.limits
+    }
+
+    /// Registers a new connection. It has no identity until a command binds one.
+    pub fn open_session(&mut self, now: Time) -> SessionId {
+        self.advance(now);
+        self.next_session += 1;
+        let session = SessionId(self.next_session);
+        self.sessions.insert(session, None);
+        session
+    }
+
+    /// Reports that a session is gone. [`SessionEnd::Closed`] ends its room at once
+    /// (partner told `left`); [`SessionEnd::Lost`] keeps the room for the reconnect grace
+    /// (partner told `timeout` when it runs out without a `Resume`). Either way the
+    /// participant leaves the queue at once. Unknown sessions are ignored, so reporting
+    /// twice is harmless.
+    pub fn session_closed(&mut self, now: Time, session: SessionId, how: SessionEnd) {
+        self.advance(now);
+        let Some(bound) = self.sessions.remove(&session) else { return };
+        let Some(key) = bound else { return };
+        let Some(p) = self.participants.get(&key) else { return };
+        if p.presence != Presence::Online(session) {
+            return;
+        }
+        self.leave_queue_of(key);
+        let grace = self.limits.reconnect_grace;
+        if how == SessionEnd::Lost && !grace.is_zero() {
+            let generation = self.set_presence(key, Presence::Reconnecting { since: now });
+            self.timers.set(now.plus(grace), Timer::Grace { participant: key, generation });
+        } else {
+            let reason = match how {
+                SessionEnd::Closed => crate::event::DisconnectReason::Left,
+                SessionEnd::Lost => crate::event::DisconnectReason::Timeout,
+            };
+            self.end_room_of(key, reason);
+            self.go_offline(key);
+        }
+    }
+
+    /// Carries out one command for `session`. Due timers run first, so the command sees
+    /// the state as of `now`. Events it causes queue up for [`Chat::poll_outbound`].
+    pub fn handle(&mut self, now: Time, session: SessionId, command: Command) -> Result<Reply, ChatError> {
+        self.tick(now);
+        let bound = *self.sessions.get(&session).ok_or(ChatError::UnknownSession)?;
+        if let Some(key) = bound
+            && let Some(p) = self.participants.get_mut(&key)
+        {
+            p.last_seen = self.now;
+        }
+        match command {
+            Command::EnterQueue { user_id, display_name, interests } => self
+                .enter_queue(session, user_id.as_deref(), display_name.as_deref(), &interests)
+                .map(Reply::EnterQueue),
+            Command::LeaveQueue => {
+                let key = self.require(bound)?;
+                Ok(Reply::LeaveQueue(crate::reply::LeaveQueueReply { was_queued: self.leave_queue_of(key) }))
+            }
+            Command::SendRoom { room_id, message } => {
+                self.send_room(self.require(bound)?, &room_id, message).map(Reply::SentRoom)
+            }
+            Command::SendDirect { recipient_id, message } => {
+                self.send_direct(self.require(bound)?, &recipient_id, message).map(Reply::SentDirect)
+            }
+            Command::LeaveChat { room_id, requeue } => {
+                self.leave_chat(self.require(bound)?, &room_id, requeue).map(Reply::LeftChat)
+            }
+            Command::SetTyping { room_id, typing } => {
+                self.set_typing(self.require(bound)?, &room_id, typing).map(Reply::Typing)
+            }
+            Command::BlockPartner { room_id, reason } => {
+                self.block_partner(self.require(bound)?, &room_id, reason.as_deref()).map(Reply::Blocked)
+            }
+            Command::History { room_id } => self.history(self.require(bound)?, &room_id).map(Reply::History),
+            Command::Checkin { client_id, name, capabilities } => {
+                self.checkin(session, &client_id, name.as_deref(), &capabilities).map(Reply::CheckedIn)
+            }
+            Command::ListClients => {
+                self.require(bound)?;
+                Ok(Reply::Clients(self.list_clients()))
+            }
+            Command::GetMessages { limit } => {
+                Ok(Reply::Messages(self.get_messages(self.require(bound)?, limit)))
+            }
+            Command::PeekMessages => Ok(Reply::Messages(self.peek_messages(self.require(bound)?))),
+            Command::TakeReply { from, after_seq } => {
+                Ok(Reply::TakenReply(self.take_reply(self.require(bound)?, &from, after_seq)))
+            }
+            Command::Identity => Ok(Reply::Identity(self.identity(bound))),
+            Command::Resume { user_id, resume_token } => {
+                self.resume(session, &user_id, &resume_token).map(Reply::Identity)
+            }
+            Command::Events { after_seq, limit } => {
+                self.events(self.require(bound)?, after_seq, limit).map(Reply::Events)
+            }
+        }
+    }
+
+    /// Acts on every deadline at or before `now`: reconnect graces, message expiry,
+    /// typing timeouts, interest timeouts, forgetting old rooms and participants.
+    pub fn tick(&mut self, now: Time) {
+        self.advance(now);
+        while let Some((_, timer)) = self.timers.pop_due(self.now) {
+            self.fire(timer);
+        }
+    }
+
+    /// The next time [`Chat::tick`] has work to do. Calling it earlier or later is safe;
+    /// a deadline may turn out to need nothing.
+    pub fn poll_timeout(&self) -> Option<Time> {
+        self.timers.next()
+    }
+
+    /// The next event to push to a live session, oldest first.
+    pub fn poll_outbound(&mut self) -> Option<Outbound> {
+        self.outbound.pop_front()
+    }
+
+    /// Ends every active room with reason `shutdown` (both sides are told) and empties
+    /// the queue. For a graceful server stop.
+    pub fn shutdown(&mut self, now: Time) {
+        self.advance(now);
+        let mut active: Vec<u64> =
+            self.rooms.iter().filter(|(_, r)| r.is_active()).map(|(&k, _)| k).collect();
+        active.sort_unstable();
+        for room in active {
+            self.end_room(room, crate::event::DisconnectReason::Shutdown, None);
+        }
+        for key in std::mem::take(&mut self.queue).into_values() {
+            if let Some(p) = self.participants.get_mut(&key) {
+                p.activity = Activity::Idle;
+            }
+        }
+    }
+
+    /// The identity bound to `session`, if any.
+    pub fn session_user(&self, session: SessionId) -> Option<&Arc<str>> {
+        let key = (*self.sessions.get(&session)?)?;
+        self.participants.get(&key).map(|p| &p.id)
+    }
+
+    /// Unacknowledged events of the participant bound to `session` (0 if none).
+    pub fn pending_events(&self, session: SessionId) -> usize {
+        self.session_participant(session).map_or(0, |p| p.inbox.len())
+    }
+
+    /// Seq of the newest event of the participant bound to `session` (0 if none): the
+    /// cursor to pass to `TakeReply` / `Events` for "anything after now".
+    pub fn event_cursor(&self, session: SessionId) -> u64 {
+        self.session_participant(session).map_or(0, |p| p.inbox.last_seq())
+    }
+
+    /// Counters for health checks and metrics.
+    pub fn stats(&self) -> Stats {
+        Stats {
+            sessions: self.sessions.len(),
+            participants: self.participants.len(),
+            online: self.sessions.values().filter(|b| b.is_some()).count(),
+            queued: self.queue.len(),
+            ..self.stats.clone()
+        }
+    }
+
+    /// Reports filed with `BlockPartner`, oldest first (at most `max_reports`).
+    pub fn reports(&self) -> impl Iterator<Item = &Report> {
+        self.reports.iter()
+    }
+
+    /// The latest time the core has seen.
+    pub fn now(&self) -> Time {
+        self.now
+    }
+
+    // ----- internals shared by the command modules -----
+
+    fn advance(&mut self, now: Time) {
+        self.now = self.now.max(now);
+    }
+
+    pub(crate) fn require(&self, bound: Option<u64>) -> Result<u64, ChatError> {
+        bound.ok_or(ChatError::NotIdentified)
+    }
+
+    fn session_participant(&self, session: SessionId) -> Option<&Participant> {
+        let key = (*self.sessions.get(&session)?)?;
+        self.participants.get(&key)
+    }
+
+    /// Stores `event` in the participant's inbox and, if it is online, queues it for push.
+    /// Returns the assigned seq.
+    pub(crate) fn emit(&mut self, to: u64, event: Event, direct_from: Option<u64>) -> u64 {
+        let Some(p) = self.participants.get_mut(&to) else { return 0 };
+        let evicted_before = p.inbox_evictions();
+        let envelope = p.inbox.push(event, direct_from, self.limits.event_buffer);
+        let seq = envelope.seq;
+        if let Presence::Online(session) = p.presence {
+            self.outbound.push_back(Outbound { session, user_id: p.id.clone(), envelope: envelope.clone() });
+        }
+        self.stats.events_emitted += 1;
+        self.stats.events_evicted += p.inbox_evictions() - evicted_before;
+        seq
+    }
+
+    /// Changes presence, bumping the generation; returns the new generation.
+    pub(crate) fn set_presence(&mut self, key: u64, presence: Presence) -> u64 {
+        let Some(p) = self.participants.get_mut(&key) else { return 0 };
+        p.presence = presence;
+        p.generation += 1;
+        p.generation
+    }
+
+    /// Marks a participant offline and schedules forgetting it.
+    pub(crate) fn go_offline(&mut self, key: u64) {
+        let now = self.now;
+        let generation = self.set_presence(key, Presence::Offline { since: now });
+        self.timers.set(
+            now.plus(self.limits.offline_retention),
+            Timer::ForgetParticipant { participant: key, generation },
+        );
+    }
+
+    fn fire(&mut self, timer: Timer) {
+        match timer {
+            Timer::Grace { participant, generation } => {
+                let due = self.participants.get(&participant).is_some_and(|p| {
+                    p.generation == generation && matches!(p.presence, Presence::Reconnecting { .. })
+                });
+                if due {
+                    self.end_room_of(participant, crate::event::DisconnectReason::Timeout);
+                    self.go_offline(participant);
+                }
+            }
+            Timer::DirectExpiry { participant, seq } => self.expire_direct(participant, seq),
+            Timer::Typing { room, member } => self.typing_timeout(room, member),
+            Timer::RetryMatch { participant, ticket } => {
+                let queued = self
+                    .participants
+                    .get(&participant)
+                    .is_some_and(|p| matches!(p.activity, Activity::Queued { ticket: t, .. } if t == ticket));
+                if queued {
+                    self.try_match(participant);
+                }
+            }
+            Timer::ForgetRoom { room } => {
+                self.rooms.remove(&room);
+            }
+            Timer::ForgetParticipant { participant, generation } => self.forget(participant, generation),
+        }
+    }
+
+    fn forget(&mut self, key: u64, generation: u64) {
+        let Some(p) = self.participants.get(&key) else { return };
+        if p.generation != generation || !matches!(p.presence, Presence::Offline { .. }) {
+            return;
+        }
+        if p.inbox.direct_len() > 0 {
+            // Unread direct messages expire within the TTL; look again after it.
+            let at = self.now.plus(self.limits.message_ttl);
+            self.timers.set(at, Timer::ForgetParticipant { participant: key, generation });
+            return;
+        }
+        if let Some(p) = self.participants.remove(&key) {
+            self.by_id.remove(&p.id);
+            self.clients.remove(&p.id);
+        }
+    }
+}
+
+impl Participant {
+    fn inbox_evictions(&self) -> u64 {
+        self.inbox.evicted_total()
+    }
+}

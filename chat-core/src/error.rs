@@ -1,0 +1,139 @@
+//! Everything that can go wrong with a command, worded for the model or person who sent it.
+//!
+//! Each message says what happened and what to do next, because the adapter shows it
+//! verbatim as a tool error.
+
+use thiserror::Error;
+
+/// Why a command was refused. The `Display` text is the actionable message.
+#[derive(Clone, Debug, PartialEq, Eq, Error)]
+pub enum ChatError {
+    /// The session handle is unknown or already closed.
+    #[error("this session has ended; reconnect and call resume_session with your user_id and resume_token")]
+    UnknownSession,
+    /// The command needs an identity and the session has none.
+    #[error(
+        "this session has no identity yet; call enter_queue (chat roulette) or checkin_client (agent messaging) first"
+    )]
+    NotIdentified,
+    /// The session already acts as someone else.
+    #[error(
+        "this session is already '{current}'; one session holds one identity, so open a new session to act as '{requested}'"
+    )]
+    AlreadyIdentified {
+        /// The identity bound to the session.
+        current: String,
+        /// The identity that was asked for.
+        requested: String,
+    },
+    /// Another live (or reconnecting) session holds the identity.
+    #[error(
+        "'{id}' is in use by another session; if it is yours, call resume_session with its resume_token, otherwise choose another id"
+    )]
+    IdentityTaken {
+        /// The identity asked for.
+        id: String,
+    },
+    /// No identity with that id and token exists (the two cases are not told apart).
+    #[error(
+        "no identity '{id}' matches that resume_token; check the token, or call enter_queue / checkin_client to start afresh"
+    )]
+    BadResumeToken {
+        /// The identity asked for.
+        id: String,
+    },
+    /// A user id / client id / recipient id is malformed.
+    #[error("{field} must be 1 to {max} characters of ASCII letters, digits, '-', '_', '.', '@' or ':'")]
+    InvalidId {
+        /// Which argument.
+        field: &'static str,
+        /// The length limit.
+        max: usize,
+    },
+    /// A name, interest, capability, reason or message has bad content.
+    #[error("{field} {problem}")]
+    InvalidText {
+        /// Which argument.
+        field: &'static str,
+        /// What is wrong with it.
+        problem: String,
+    },
+    /// The message has no visible characters.
+    #[error("message is empty; send at least one visible character")]
+    EmptyMessage,
+    /// The message is larger than `max_message_bytes`.
+    #[error("message is {bytes} bytes; the limit is {max} bytes, so split it into several messages")]
+    MessageTooLarge {
+        /// Size of the refused message.
+        bytes: usize,
+        /// The limit.
+        max: usize,
+    },
+    /// The room does not exist, or the caller is not one of its two participants.
+    #[error("room '{room_id}' does not exist or you are not in it; get_my_identity shows your current room")]
+    UnknownRoom {
+        /// The room id as given.
+        room_id: String,
+    },
+    /// The room exists and the caller was in it, but it has ended.
+    #[error("room {room_id} has ended; call enter_queue to find a new partner")]
+    RoomEnded {
+        /// The ended room.
+        room_id: String,
+    },
+    /// The caller is chatting already.
+    #[error(
+        "you are already chatting in room {room_id}; call leave_chat first (with requeue: true to find a new partner at once)"
+    )]
+    AlreadyInRoom {
+        /// The caller's room.
+        room_id: String,
+    },
+    /// The waiting queue is at `queue_capacity`.
+    #[error("the waiting queue is full ({capacity} people); try again in a few seconds")]
+    QueueFull {
+        /// The limit.
+        capacity: usize,
+    },
+    /// The server knows `max_participants` participants already.
+    #[error("the server is at its limit of {capacity} participants; try again later")]
+    ServerFull {
+        /// The limit.
+        capacity: usize,
+    },
+    /// The sender exceeded its message rate.
+    #[error("rate limit: at most {limit} messages per {window_secs} s; retry in {retry_after_ms} ms")]
+    RateLimited {
+        /// Messages allowed per window.
+        limit: u32,
+        /// The window in seconds.
+        window_secs: u64,
+        /// When the next message will be accepted.
+        retry_after_ms: u64,
+    },
+    /// The recipient's mailbox holds `mailbox_capacity` unread messages.
+    #[error(
+        "{recipient_id}'s mailbox is full ({capacity} unread messages); wait until they read some, then send again"
+    )]
+    MailboxFull {
+        /// The recipient.
+        recipient_id: String,
+        /// The limit.
+        capacity: usize,
+    },
+    /// Direct messages go to someone else.
+    #[error(
+        "you cannot send a direct message to yourself; pick another recipient_id (list_clients shows who is known)"
+    )]
+    SelfMessage,
+    /// The event cursor is beyond the newest event (for example after a server restart).
+    #[error(
+        "after_seq {after_seq} is ahead of your newest event ({last_seq}); the server may have restarted, so call again without after_seq"
+    )]
+    CursorAhead {
+        /// The cursor given.
+        after_seq: u64,
+        /// The newest event's seq.
+        last_seq: u64,
+    },
+}

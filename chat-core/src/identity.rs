@@ -1,0 +1,179 @@
+//! Binding sessions to identities, and proving ownership with resume tokens.
+//!
+//! The rule: an identity held by a live session, or by one still within its reconnect
+//! grace, can only be taken over with its resume token (`Resume`). An offline identity
+//! may be claimed by any session; the claim rotates its token, so the previous token no
+//! longer works.
+
+use std::sync::Arc;
+
+use crate::chat::Chat;
+use crate::error::ChatError;
+use crate::ids::{SessionId, constant_time_eq, validate_id};
+use crate::participant::{Activity, Participant, Presence};
+use crate::reply::{ActivityState, IdentityReply};
+
+/// The outcome of binding: the participant, and its token if this call bound it.
+pub(crate) struct Bound {
+    pub(crate) key: u64,
+    pub(crate) new_token: Option<Arc<str>>,
+}
+
+impl Chat {
+    /// Binds `session` to `requested` (or to a generated id when `None` and the session
+    /// has no identity). `default_name` names a newly created participant.
+    pub(crate) fn bind(
+        &mut self,
+        session: SessionId,
+        field: &'static str,
+        requested: Option<&str>,
+        default_name: impl FnOnce(&str) -> Arc<str>,
+    ) -> Result<Bound, ChatError> {
+        if let Some(requested) = requested {
+            validate_id(field, requested, &self.limits)?;
+        }
+        if let Some(key) = self.sessions.get(&session).copied().flatten() {
+            let current = self.participants.get(&key).map(|p| p.id.clone()).unwrap_or_default();
+            return match requested {
+                Some(r) if *r != *current => Err(ChatError::AlreadyIdentified {
+                    current: current.to_string(),
+                    requested: r.to_string(),
+                }),
+                _ => Ok(Bound { key, new_token: None }),
+            };
+        }
+        let id: Arc<str> = match requested {
+            Some(r) => r.into(),
+            None => self.fresh_user_id(),
+        };
+        if let Some(&key) = self.by_id.get(&id) {
+            let Some(p) = self.participants.get(&key) else {
+                return Err(ChatError::IdentityTaken { id: id.to_string() });
+            };
+            if !matches!(p.presence, Presence::Offline { .. }) {
+                return Err(ChatError::IdentityTaken { id: id.to_string() });
+            }
+            let token = self.ids.resume_token();
+            if let Some(p) = self.participants.get_mut(&key) {
+                p.token = token.clone();
+            }
+            self.attach(session, key);
+            return Ok(Bound { key, new_token: Some(token) });
+        }
+        let name = default_name(&id);
+        let key = self.create_participant(id, name, Presence::Online(session))?;
+        self.sessions.insert(session, Some(key));
+        let token = self.participants.get(&key).map(|p| p.token.clone());
+        Ok(Bound { key, new_token: token })
+    }
+
+    /// Creates a participant record; fails at `max_participants`.
+    pub(crate) fn create_participant(
+        &mut self,
+        id: Arc<str>,
+        name: Arc<str>,
+        presence: Presence,
+    ) -> Result<u64, ChatError> {
+        if self.participants.len() >= self.limits.max_participants {
+            return Err(ChatError::ServerFull { capacity: self.limits.max_participants });
+        }
+        self.next_participant += 1;
+        let key = self.next_participant;
+        let token = self.ids.resume_token();
+        let p = Participant::new(id.clone(), name, token, presence, self.now, self.limits.rate_messages);
+        self.participants.insert(key, p);
+        self.by_id.insert(id, key);
+        if let Presence::Offline { .. } = presence {
+            self.go_offline(key);
+        }
+        Ok(key)
+    }
+
+    fn fresh_user_id(&mut self) -> Arc<str> {
+        loop {
+            let (_, id) = self.ids.tagged("u_");
+            if !self.by_id.contains_key(&id) {
+                return id;
+            }
+        }
+    }
+
+    /// Makes `session` the live session of participant `key`, detaching any previous one.
+    fn attach(&mut self, session: SessionId, key: u64) {
+        if let Some(old) = self.participants.get(&key).and_then(Participant::session)
+            && old != session
+            && let Some(slot) = self.sessions.get_mut(&old)
+        {
+            *slot = None;
+        }
+        self.set_presence(key, Presence::Online(session));
+        self.sessions.insert(session, Some(key));
+    }
+
+    /// `Resume`: re-attaches an identity to this session if the token matches. A live
+    /// session holding it is detached (the newest connection wins).
+    pub(crate) fn resume(
+        &mut self,
+        session: SessionId,
+        user_id: &str,
+        token: &str,
+    ) -> Result<IdentityReply, ChatError> {
+        validate_id("user_id", user_id, &self.limits)?;
+        let bad = || ChatError::BadResumeToken { id: user_id.to_string() };
+        let key = *self.by_id.get(user_id).ok_or_else(bad)?;
+        let p = self.participants.get(&key).ok_or_else(bad)?;
+        if !constant_time_eq(&p.token, token) {
+            return Err(bad());
+        }
+        match self.sessions.get(&session).copied().flatten() {
+            Some(current) if current == key => {}
+            Some(current) => {
+                let current = self.participants.get(&current).map(|p| p.id.to_string()).unwrap_or_default();
+                return Err(ChatError::AlreadyIdentified { current, requested: user_id.to_string() });
+            }
+            None => self.attach(session, key),
+        }
+        if let Some(p) = self.participants.get_mut(&key) {
+            p.last_seen = self.now;
+        }
+        Ok(self.identity(Some(key)))
+    }
+
+    /// `Identity`: who the session is and what it is doing.
+    pub(crate) fn identity(&self, bound: Option<u64>) -> IdentityReply {
+        let Some(p) = bound.and_then(|k| self.participants.get(&k)) else {
+            return IdentityReply {
+                user_id: None,
+                display_name: None,
+                resume_token: None,
+                checked_in: false,
+                activity: ActivityState::Idle,
+                pending_events: 0,
+                pending_messages: 0,
+                last_seq: 0,
+            };
+        };
+        let activity = match p.activity {
+            Activity::Idle => ActivityState::Idle,
+            Activity::Queued { ticket, .. } => {
+                ActivityState::Waiting { position: self.queue_position(ticket) }
+            }
+            Activity::Chatting { room } => match self.rooms.get(&room) {
+                Some(r) => {
+                    ActivityState::Chatting { room_id: r.id.clone(), partner: self.partner_info(r, p) }
+                }
+                None => ActivityState::Idle,
+            },
+        };
+        IdentityReply {
+            user_id: Some(p.id.clone()),
+            display_name: Some(p.name.clone()),
+            resume_token: Some(p.token.clone()),
+            checked_in: p.client.is_some(),
+            activity,
+            pending_events: p.inbox.len(),
+            pending_messages: p.inbox.direct_len(),
+            last_seq: p.inbox.last_seq(),
+        }
+    }
+}

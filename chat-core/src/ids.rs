@@ -1,0 +1,199 @@
+//! Identifiers: the session handle, generated ids and tokens, and validation of the
+//! ids and names that participants choose.
+
+use std::fmt;
+use std::sync::Arc;
+
+use rand_chacha::ChaCha20Rng;
+use rand_core::{RngCore, SeedableRng};
+use serde::{Deserialize, Serialize};
+
+use crate::config::Limits;
+use crate::error::ChatError;
+
+/// A connection as the core knows it: handed out by [`crate::Chat::open_session`].
+/// One MCP session of the adapter maps to one `SessionId`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct SessionId(pub u64);
+
+impl fmt::Display for SessionId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "s{}", self.0)
+    }
+}
+
+/// The core's only source of randomness: ChaCha20 seeded from the config.
+pub(crate) struct Ids {
+    rng: ChaCha20Rng,
+}
+
+impl Ids {
+    pub(crate) fn new(seed: [u8; 32]) -> Self {
+        Ids { rng: ChaCha20Rng::from_seed(seed) }
+    }
+
+    pub(crate) fn next_u64(&mut self) -> u64 {
+        self.rng.next_u64()
+    }
+
+    /// `prefix` + 16 lowercase hex digits of a fresh random number.
+    pub(crate) fn tagged(&mut self, prefix: &str) -> (u64, Arc<str>) {
+        let n = self.next_u64();
+        (n, format!("{prefix}{n:016x}").into())
+    }
+
+    /// A 128-bit secret as `rt_` + 32 hex digits.
+    pub(crate) fn resume_token(&mut self) -> Arc<str> {
+        let (a, b) = (self.next_u64(), self.next_u64());
+        format!("rt_{a:016x}{b:016x}").into()
+    }
+}
+
+/// Parses a room id (`r_` + 16 hex digits) back into its key. Anything else is `None`.
+pub(crate) fn parse_room_id(text: &str) -> Option<u64> {
+    let hex = text.strip_prefix("r_")?;
+    if hex.len() != 16 || !hex.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)) {
+        return None;
+    }
+    u64::from_str_radix(hex, 16).ok()
+}
+
+/// Compares two secrets in time independent of where they first differ.
+pub(crate) fn constant_time_eq(a: &str, b: &str) -> bool {
+    let (a, b) = (a.as_bytes(), b.as_bytes());
+    if a.len() != b.len() {
+        return false;
+    }
+    a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+/// A user id / client id: 1..=`max_id_chars` of ASCII letters, digits, `-_.@:`.
+pub(crate) fn validate_id(field: &'static str, id: &str, limits: &Limits) -> Result<(), ChatError> {
+    let ok_char = |c: char| c.is_ascii_alphanumeric() || "-_.@:".contains(c);
+    if id.is_empty() || id.chars().count() > limits.max_id_chars || !id.chars().all(ok_char) {
+        return Err(ChatError::InvalidId { field, max: limits.max_id_chars });
+    }
+    Ok(())
+}
+
+/// Trims a human-readable label and checks its length and characters.
+pub(crate) fn clean_label(field: &'static str, text: &str, max_chars: usize) -> Result<Arc<str>, ChatError> {
+    let text = text.trim();
+    let len = text.chars().count();
+    if len == 0 || len > max_chars {
+        return Err(ChatError::InvalidText {
+            field,
+            problem: format!("must be 1 to {max_chars} characters after trimming, got {len}"),
+        });
+    }
+    if text.chars().any(char::is_control) {
+        return Err(ChatError::InvalidText { field, problem: "must not contain control characters".into() });
+    }
+    Ok(text.into())
+}
+
+/// Normalises a list of interests or capabilities: trimmed, lowercase (interests only),
+/// no duplicates, order kept.
+pub(crate) fn clean_list(
+    field: &'static str,
+    items: &[String],
+    max_items: usize,
+    max_chars: usize,
+    lowercase: bool,
+) -> Result<Vec<Arc<str>>, ChatError> {
+    let mut out: Vec<Arc<str>> = Vec::with_capacity(items.len().min(max_items));
+    for item in items {
+        let item = if lowercase { item.to_lowercase() } else { item.clone() };
+        let item = clean_label(field, &item, max_chars)?;
+        if !out.contains(&item) {
+            out.push(item);
+        }
+    }
+    if out.len() > max_items {
+        return Err(ChatError::InvalidText {
+            field,
+            problem: format!("at most {max_items} entries are allowed, got {}", out.len()),
+        });
+    }
+    Ok(out)
+}
+
+/// A message body: non-empty, within `max_message_bytes`, and free of control characters
+/// other than newline, carriage return and tab (so it cannot drive a reader's terminal).
+pub(crate) fn validate_message(text: &str, limits: &Limits) -> Result<(), ChatError> {
+    if text.len() > limits.max_message_bytes {
+        return Err(ChatError::MessageTooLarge { bytes: text.len(), max: limits.max_message_bytes });
+    }
+    if text.trim().is_empty() {
+        return Err(ChatError::EmptyMessage);
+    }
+    if text.chars().any(|c| c.is_control() && !matches!(c, '\n' | '\r' | '\t')) {
+        return Err(ChatError::InvalidText {
+            field: "message",
+            problem: "must not contain control characters other than newline and tab".into(),
+        });
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn room_ids_round_trip_and_reject_lookalikes() {
+        let mut ids = Ids::new([7; 32]);
+        let (n, text) = ids.tagged("r_");
+        assert_eq!(parse_room_id(&text), Some(n));
+        for bad in [
+            "",
+            "r_",
+            "r_123",
+            "x_0000000000000000",
+            "r_000000000000000G",
+            "r_0000000000000000a",
+            "r_ABCDEF0000000000",
+        ] {
+            assert_eq!(parse_room_id(bad), None, "{bad}");
+        }
+    }
+
+    #[test]
+    fn ids_are_deterministic_per_seed() {
+        let (mut a, mut b) = (Ids::new([1; 32]), Ids::new([1; 32]));
+        assert_eq!(a.resume_token(), b.resume_token());
+        assert_ne!(Ids::new([2; 32]).resume_token(), Ids::new([1; 32]).resume_token());
+    }
+
+    #[test]
+    fn validates_ids_names_and_messages() {
+        let l = Limits::default();
+        assert!(validate_id("user_id", "alice-1@host:dev_2.x", &l).is_ok());
+        for bad in ["", "has space", "ümlaut", &"x".repeat(65), "semi;colon"] {
+            assert!(validate_id("user_id", bad, &l).is_err(), "{bad}");
+        }
+        assert_eq!(&*clean_label("display_name", "  Ann  ", 64).unwrap(), "Ann");
+        assert!(clean_label("display_name", "   ", 64).is_err());
+        assert!(clean_label("display_name", "a\u{1b}[31m", 64).is_err());
+        assert!(clean_label("display_name", &"é".repeat(64), 64).is_ok());
+        assert!(clean_label("display_name", &"é".repeat(65), 64).is_err());
+        assert!(validate_message("hi\nthere\t!", &l).is_ok());
+        assert_eq!(validate_message(" \n ", &l), Err(ChatError::EmptyMessage));
+        assert!(validate_message("bell\u{7}", &l).is_err());
+        assert!(matches!(
+            validate_message(&"x".repeat(16 * 1024 + 1), &l),
+            Err(ChatError::MessageTooLarge { .. })
+        ));
+        let list =
+            clean_list("interests", &["Rust".into(), "rust ".into(), "go".into()], 10, 32, true).unwrap();
+        assert_eq!(list.iter().map(|s| &**s).collect::<Vec<_>>(), ["rust", "go"]);
+        let eleven: Vec<String> = (0..11).map(|i| format!("i{i}")).collect();
+        assert!(clean_list("interests", &eleven, 10, 32, true).is_err());
+        assert!(
+            constant_time_eq("rt_ab", "rt_ab")
+                && !constant_time_eq("rt_ab", "rt_ac")
+                && !constant_time_eq("a", "ab")
+        );
+    }
+}

@@ -1,0 +1,211 @@
+//! Agent messaging: check-in, presence, mailboxes, direct messages and their expiry,
+//! and the event cursor.
+
+use std::sync::Arc;
+
+use crate::chat::Chat;
+use crate::error::ChatError;
+use crate::event::{Event, MessageExpired, MessageReceived};
+use crate::ids::{SessionId, clean_label, clean_list, validate_id, validate_message};
+use crate::participant::{ClientMeta, Presence};
+use crate::reply::{
+    CheckedInReply, ClientSummary, ClientsReply, EventsReply, MessagesReply, SentDirectReply, TakenReply,
+};
+use crate::roulette::rate_check;
+use crate::timers::Timer;
+
+impl Chat {
+    /// `Checkin`: binds the client identity and records its name and capabilities.
+    pub(crate) fn checkin(
+        &mut self,
+        session: SessionId,
+        client_id: &str,
+        name: Option<&str>,
+        capabilities: &[String],
+    ) -> Result<CheckedInReply, ChatError> {
+        let limits = &self.limits;
+        let name = name.map(|n| clean_label("name", n, limits.max_display_name_chars)).transpose()?;
+        let capabilities = clean_list(
+            "capabilities",
+            capabilities,
+            limits.max_capabilities,
+            limits.max_capability_chars,
+            false,
+        )?;
+        let bound = self.bind(session, "client_id", Some(client_id), |id: &str| Arc::from(id))?;
+        let p = self.participants.get_mut(&bound.key).ok_or(ChatError::NotIdentified)?;
+        if let Some(name) = name {
+            p.name = name;
+        } else if p.client.is_none() && bound.new_token.is_some() && &*p.name == "Anonymous" {
+            p.name = p.id.clone();
+        }
+        p.client = Some(ClientMeta { capabilities });
+        self.clients.insert(p.id.clone());
+        Ok(CheckedInReply {
+            client_id: p.id.clone(),
+            name: p.name.clone(),
+            capabilities: p.client.as_ref().map(|c| c.capabilities.clone()).unwrap_or_default(),
+            resume_token: bound.new_token,
+            pending_messages: p.inbox.direct_len(),
+        })
+    }
+
+    /// `ListClients`: checked-in clients sorted by id.
+    pub(crate) fn list_clients(&self) -> ClientsReply {
+        let max = self.limits.max_listed_clients;
+        let clients = self
+            .clients
+            .iter()
+            .filter_map(|id| self.by_id.get(id).and_then(|k| self.participants.get(k)))
+            .take(max)
+            .map(|p| ClientSummary {
+                client_id: p.id.clone(),
+                name: p.name.clone(),
+                capabilities: p.client.as_ref().map(|c| c.capabilities.clone()).unwrap_or_default(),
+                status: p.presence_status(),
+                last_seen: p.last_seen,
+            })
+            .collect();
+        ClientsReply { clients, omitted: self.clients.len().saturating_sub(max) }
+    }
+
+    /// `SendDirect`: into the recipient's mailbox (created on demand), pushed if online,
+    /// expiring after the TTL with a notice to the sender.
+    pub(crate) fn send_direct(
+        &mut self,
+        key: u64,
+        recipient_id: &str,
+        message: String,
+    ) -> Result<SentDirectReply, ChatError> {
+        validate_id("recipient_id", recipient_id, &self.limits)?;
+        validate_message(&message, &self.limits)?;
+        let sender = self.participants.get(&key).ok_or(ChatError::NotIdentified)?;
+        if *sender.id == *recipient_id {
+            return Err(ChatError::SelfMessage);
+        }
+        let (from, from_name) = (sender.id.clone(), sender.name.clone());
+        let now = self.now;
+        let recipient = match self.by_id.get(recipient_id) {
+            Some(&r) => {
+                let capacity = self.limits.mailbox_capacity;
+                if self.participants.get(&r).is_some_and(|p| p.inbox.direct_len() >= capacity) {
+                    return Err(ChatError::MailboxFull { recipient_id: recipient_id.to_string(), capacity });
+                }
+                r
+            }
+            None => {
+                if self.limits.mailbox_capacity == 0 {
+                    return Err(ChatError::MailboxFull {
+                        recipient_id: recipient_id.to_string(),
+                        capacity: 0,
+                    });
+                }
+                if self.participants.len() >= self.limits.max_participants {
+                    return Err(ChatError::ServerFull { capacity: self.limits.max_participants });
+                }
+                0
+            }
+        };
+        let limits = &self.limits;
+        let sender = self.participants.get_mut(&key).ok_or(ChatError::NotIdentified)?;
+        rate_check(sender, now, limits)?;
+        let recipient = if recipient == 0 {
+            self.create_participant(
+                recipient_id.into(),
+                recipient_id.into(),
+                Presence::Offline { since: now },
+            )?
+        } else {
+            recipient
+        };
+        let (_, message_id) = self.ids.tagged("m_");
+        let event = MessageReceived {
+            room_id: None,
+            message_id: message_id.clone(),
+            from,
+            from_name,
+            message: message.into(),
+            timestamp: now,
+        };
+        let seq = self.emit(recipient, Event::MessageReceived(event), Some(key));
+        let expires_at = now.plus(self.limits.message_ttl);
+        self.timers.set(expires_at, Timer::DirectExpiry { participant: recipient, seq });
+        self.stats.direct_messages_sent += 1;
+        let r = self.participants.get(&recipient).ok_or(ChatError::NotIdentified)?;
+        Ok(SentDirectReply {
+            recipient_id: r.id.clone(),
+            message_id,
+            timestamp: now,
+            expires_at,
+            recipient_online: r.session().is_some(),
+        })
+    }
+
+    /// An expiry timer fired: drop the message if still unread and tell its sender.
+    pub(crate) fn expire_direct(&mut self, recipient: u64, seq: u64) {
+        let Some(p) = self.participants.get_mut(&recipient) else { return };
+        let Some(stored) = p.inbox.remove_direct(seq) else { return };
+        let recipient_id = p.id.clone();
+        self.stats.direct_messages_expired += 1;
+        let (Event::MessageReceived(m), Some(sender)) = (stored.envelope.event, stored.direct_from) else {
+            return;
+        };
+        let notice = MessageExpired {
+            message_id: m.message_id,
+            recipient_id,
+            message: m.message,
+            sent_at: m.timestamp,
+            expired_at: self.now,
+        };
+        self.emit(sender, Event::MessageExpired(notice), None);
+    }
+
+    /// `GetMessages`: removes and returns unread direct messages, oldest first.
+    pub(crate) fn get_messages(&mut self, key: u64, limit: Option<usize>) -> MessagesReply {
+        let limit = limit.unwrap_or(usize::MAX).min(self.limits.max_fetch);
+        let Some(p) = self.participants.get_mut(&key) else {
+            return MessagesReply { messages: Vec::new(), remaining: 0 };
+        };
+        let messages = p.inbox.take_direct(limit);
+        MessagesReply { messages, remaining: p.inbox.direct_len() }
+    }
+
+    /// `PeekMessages`: unread direct messages, without removing them.
+    pub(crate) fn peek_messages(&self, key: u64) -> MessagesReply {
+        let Some(p) = self.participants.get(&key) else {
+            return MessagesReply { messages: Vec::new(), remaining: 0 };
+        };
+        MessagesReply {
+            messages: p.inbox.peek_direct(self.limits.max_fetch),
+            remaining: p.inbox.direct_len(),
+        }
+    }
+
+    /// `TakeReply`: the first direct message from `from` after `after_seq`, removed.
+    pub(crate) fn take_reply(&mut self, key: u64, from: &str, after_seq: u64) -> TakenReply {
+        let Some(&sender) = self.by_id.get(from) else { return TakenReply { message: None } };
+        let message =
+            self.participants.get_mut(&key).and_then(|p| p.inbox.take_direct_from(sender, after_seq));
+        TakenReply { message }
+    }
+
+    /// `Events`: acknowledges through `after_seq` (if given) and returns what follows.
+    pub(crate) fn events(
+        &mut self,
+        key: u64,
+        after_seq: Option<u64>,
+        limit: Option<usize>,
+    ) -> Result<EventsReply, ChatError> {
+        let limit = limit.unwrap_or(usize::MAX).clamp(1, self.limits.max_fetch.max(1));
+        let p = self.participants.get_mut(&key).ok_or(ChatError::NotIdentified)?;
+        let last_seq = p.inbox.last_seq();
+        if let Some(after) = after_seq {
+            if after > last_seq {
+                return Err(ChatError::CursorAhead { after_seq: after, last_seq });
+            }
+            p.inbox.ack(after);
+        }
+        let events = p.inbox.after(after_seq.unwrap_or(0), limit);
+        Ok(EventsReply { events, last_seq, pending: p.inbox.len(), evicted: p.inbox.take_evicted() })
+    }
+}

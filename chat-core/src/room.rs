@@ -1,0 +1,61 @@
+//! A room: two participants, their recent messages, and their typing indicators.
+
+use std::collections::VecDeque;
+use std::sync::Arc;
+
+use crate::event::DisconnectReason;
+use crate::reply::HistoryEntry;
+use crate::time::Time;
+
+/// A typing indicator that is on until `until` unless refreshed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Typing {
+    pub(crate) until: Time,
+}
+
+#[derive(Debug)]
+pub(crate) struct Room {
+    pub(crate) id: Arc<str>,
+    /// Participant keys, in the order they were queued.
+    pub(crate) members: [u64; 2],
+    pub(crate) shared_interests: Vec<Arc<str>>,
+    pub(crate) ended: Option<(Time, DisconnectReason)>,
+    /// Messages sent so far (the seq of the newest).
+    pub(crate) sent: u64,
+    pub(crate) history: VecDeque<HistoryEntry>,
+    pub(crate) typing: [Option<Typing>; 2],
+}
+
+impl Room {
+    pub(crate) fn new(id: Arc<str>, members: [u64; 2], shared_interests: Vec<Arc<str>>) -> Self {
+        Room {
+            id,
+            members,
+            shared_interests,
+            ended: None,
+            sent: 0,
+            history: VecDeque::new(),
+            typing: [None, None],
+        }
+    }
+
+    /// The index (0 or 1) of `participant` among the members.
+    pub(crate) fn member_index(&self, participant: u64) -> Option<usize> {
+        self.members.iter().position(|&m| m == participant)
+    }
+
+    pub(crate) fn is_active(&self) -> bool {
+        self.ended.is_none()
+    }
+
+    /// Appends a message, keeping at most `keep` of them.
+    pub(crate) fn record(&mut self, entry: HistoryEntry, keep: usize) {
+        if keep == 0 {
+            return;
+        }
+        if self.history.len() >= keep {
+            self.history.pop_front();
+        }
+        self.history.push_back(entry);
+    }
+}

@@ -1,0 +1,55 @@
+//! Deadlines the core must act on, in one min-heap.
+//!
+//! Timers are never cancelled; each carries enough to check, when it fires, whether it
+//! still applies (a generation or seq), and is ignored otherwise. `poll_timeout` may
+//! therefore report a deadline at which nothing happens, which costs one empty `tick`.
+
+use std::cmp::Reverse;
+use std::collections::BinaryHeap;
+
+use crate::time::Time;
+
+/// What to do when a deadline passes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub(crate) enum Timer {
+    /// A lost connection's grace ran out (if `generation` still matches).
+    Grace { participant: u64, generation: u64 },
+    /// An unread direct message expires (if still in the inbox).
+    DirectExpiry { participant: u64, seq: u64 },
+    /// A typing indicator may have run out.
+    Typing { room: u64, member: usize },
+    /// A queued participant may match someone it could not before (its interest-only
+    /// period or a rematch cooldown is over), if still queued under `ticket`.
+    RetryMatch { participant: u64, ticket: u64 },
+    /// An ended room's history is no longer kept.
+    ForgetRoom { room: u64 },
+    /// An offline participant may be forgotten (if `generation` still matches).
+    ForgetParticipant { participant: u64, generation: u64 },
+}
+
+/// A heap of `(deadline, insertion order, timer)`; the order makes ties deterministic.
+#[derive(Debug, Default)]
+pub(crate) struct Timers {
+    heap: BinaryHeap<Reverse<(Time, u64, Timer)>>,
+    inserted: u64,
+}
+
+impl Timers {
+    pub(crate) fn set(&mut self, at: Time, timer: Timer) {
+        self.inserted += 1;
+        self.heap.push(Reverse((at, self.inserted, timer)));
+    }
+
+    /// The earliest deadline, if any.
+    pub(crate) fn next(&self) -> Option<Time> {
+        self.heap.peek().map(|Reverse((at, _, _))| *at)
+    }
+
+    /// Removes and returns the earliest timer due at or before `now`.
+    pub(crate) fn pop_due(&mut self, now: Time) -> Option<(Time, Timer)> {
+        if self.next()? > now {
+            return None;
+        }
+        self.heap.pop().map(|Reverse((at, _, timer))| (at, timer))
+    }
+}

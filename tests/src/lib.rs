@@ -1,0 +1,1 @@
+//! End-to-end test support for mcp-chat (filled in with the adapters).
