@@ -14,7 +14,7 @@ use serde::Serialize;
 use crate::command::Command;
 use crate::config::{Config, Limits};
 use crate::error::ChatError;
-use crate::event::{Event, Outbound};
+use crate::event::{Envelope, Event, Outbound};
 use crate::ids::{Ids, SessionId};
 use crate::participant::{Activity, Participant, Presence};
 use crate::reply::Reply;
@@ -106,6 +106,8 @@ pub struct Chat {
     pub(crate) outbound: VecDeque<Outbound>,
     pub(crate) reports: VecDeque<Report>,
     pub(crate) stats: Stats,
+    /// Every stored event with its recipient, when enabled (see [`Chat::record_events`]).
+    event_log: Option<Vec<(Arc<str>, Arc<Envelope>)>>,
 }
 
 impl Chat {
@@ -131,6 +133,7 @@ impl Chat {
             outbound: VecDeque::new(),
             reports: VecDeque::new(),
             stats: Stats::default(),
+            event_log: None,
         }
     }
 
@@ -304,6 +307,18 @@ impl Chat {
         self.reports.iter()
     }
 
+    /// Starts recording every event stored for any participant, online or not, with its
+    /// recipient's id. Outbound only carries events for live sessions; the log has all of
+    /// them, for audits and property tests. Drain it with [`Chat::take_event_log`].
+    pub fn record_events(&mut self) {
+        self.event_log.get_or_insert_with(Vec::new);
+    }
+
+    /// The events recorded since the last call (empty unless [`Chat::record_events`]).
+    pub fn take_event_log(&mut self) -> Vec<(Arc<str>, Arc<Envelope>)> {
+        self.event_log.as_mut().map(std::mem::take).unwrap_or_default()
+    }
+
     /// The latest time the core has seen.
     pub fn now(&self) -> Time {
         self.now
@@ -331,6 +346,9 @@ impl Chat {
         let evicted_before = p.inbox_evictions();
         let envelope = p.inbox.push(event, direct_from, self.limits.event_buffer);
         let seq = envelope.seq;
+        if let Some(log) = &mut self.event_log {
+            log.push((p.id.clone(), envelope.clone()));
+        }
         if let Presence::Online(session) = p.presence {
             self.outbound.push_back(Outbound { session, user_id: p.id.clone(), envelope: envelope.clone() });
         }

@@ -164,6 +164,6 @@ pub struct Outbound {
     pub session: SessionId,
     /// That participant's id.
     pub user_id: Arc<str>,
-    /// The event, as also kept in the participant's inbox.
-    pub envelope: Envelope,
+    /// The event, shared with the participant's inbox.
+    pub envelope: Arc<Envelope>,
 }

@@ -37,10 +37,19 @@ impl Ids {
         self.rng.next_u64()
     }
 
-    /// `prefix` + 16 lowercase hex digits of a fresh random number.
+    /// `prefix` (at most 4 bytes) + 16 lowercase hex digits of a fresh random number.
+    /// Written by hand into a stack buffer: ids are made on every message, and this
+    /// costs one allocation where `format!` costs two and a formatter.
     pub(crate) fn tagged(&mut self, prefix: &str) -> (u64, Arc<str>) {
+        const HEX: &[u8; 16] = b"0123456789abcdef";
         let n = self.next_u64();
-        (n, format!("{prefix}{n:016x}").into())
+        let mut buf = [0u8; 20];
+        let p = prefix.len().min(4);
+        buf[..p].copy_from_slice(&prefix.as_bytes()[..p]);
+        for (i, b) in buf[p..p + 16].iter_mut().enumerate() {
+            *b = HEX[((n >> (60 - 4 * i)) & 0xf) as usize];
+        }
+        (n, Arc::from(std::str::from_utf8(&buf[..p + 16]).unwrap_or_default()))
     }
 
     /// A 128-bit secret as `rt_` + 32 hex digits.

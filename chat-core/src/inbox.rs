@@ -7,6 +7,7 @@
 //! `event_buffer`, oldest first as counted evictions.
 
 use std::collections::VecDeque;
+use std::sync::Arc;
 
 use crate::event::{Envelope, Event};
 use crate::reply::DirectMessage;
@@ -14,7 +15,8 @@ use crate::reply::DirectMessage;
 /// One stored event.
 #[derive(Clone, Debug)]
 pub(crate) struct Stored {
-    pub(crate) envelope: Envelope,
+    /// Shared with the outbound queue and fetch replies, so pushing costs no copy.
+    pub(crate) envelope: Arc<Envelope>,
     /// For direct messages: the sender's participant key (for expiry notices).
     pub(crate) direct_from: Option<u64>,
 }
@@ -47,14 +49,15 @@ impl Inbox {
 
     /// Stores an event, assigning the next seq, and evicts the oldest non-direct event if
     /// more than `buffer` of them are held. Returns the envelope as stored.
-    pub(crate) fn push(&mut self, event: Event, direct_from: Option<u64>, buffer: usize) -> &Envelope {
+    pub(crate) fn push(&mut self, event: Event, direct_from: Option<u64>, buffer: usize) -> &Arc<Envelope> {
         self.last_seq += 1;
         if direct_from.is_some() {
             self.direct += 1;
         } else if self.events.len() - self.direct >= buffer.max(1) {
             self.evict_oldest_non_direct();
         }
-        self.events.push_back(Stored { envelope: Envelope { seq: self.last_seq, event }, direct_from });
+        self.events
+            .push_back(Stored { envelope: Arc::new(Envelope { seq: self.last_seq, event }), direct_from });
         &self.events[self.events.len() - 1].envelope
     }
 
@@ -78,7 +81,7 @@ impl Inbox {
     }
 
     /// Up to `limit` events with `seq > after`, oldest first.
-    pub(crate) fn after(&self, after: u64, limit: usize) -> Vec<Envelope> {
+    pub(crate) fn after(&self, after: u64, limit: usize) -> Vec<Arc<Envelope>> {
         let start = self.events.partition_point(|s| s.envelope.seq <= after);
         self.events.range(start..).take(limit).map(|s| s.envelope.clone()).collect()
     }

@@ -36,6 +36,7 @@ mod event;
 mod identity;
 mod ids;
 mod inbox;
+mod invariants;
 mod messaging;
 mod participant;
 mod rate;

@@ -147,13 +147,13 @@ impl Chat {
         let Some(stored) = p.inbox.remove_direct(seq) else { return };
         let recipient_id = p.id.clone();
         self.stats.direct_messages_expired += 1;
-        let (Event::MessageReceived(m), Some(sender)) = (stored.envelope.event, stored.direct_from) else {
+        let (Event::MessageReceived(m), Some(sender)) = (&stored.envelope.event, stored.direct_from) else {
             return;
         };
         let notice = MessageExpired {
-            message_id: m.message_id,
+            message_id: m.message_id.clone(),
             recipient_id,
-            message: m.message,
+            message: m.message.clone(),
             sent_at: m.timestamp,
             expired_at: self.now,
         };

@@ -321,7 +321,7 @@ pub struct IdentityReply {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct EventsReply {
     /// Events after the cursor, oldest first.
-    pub events: Vec<Envelope>,
+    pub events: Vec<Arc<Envelope>>,
     /// Seq of the newest event so far; pass it (or the last seq processed) as the next cursor.
     pub last_seq: u64,
     /// Unacknowledged events left after this call (including those returned).

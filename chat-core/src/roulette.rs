@@ -59,29 +59,19 @@ impl Chat {
     }
 
     /// Puts an idle participant in the queue (or keeps its place) and tries to match it.
+    /// A newcomer who can be matched at once never counts against `queue_capacity`.
     fn enqueue(&mut self, key: u64) -> Result<QueueStatus, ChatError> {
         let now = self.now;
-        let p = self.participants.get(&key).ok_or(ChatError::NotIdentified)?;
-        let ticket = match p.activity {
-            Activity::Queued { ticket, .. } => ticket,
+        let p = self.participants.get_mut(&key).ok_or(ChatError::NotIdentified)?;
+        let (ticket, newcomer) = match p.activity {
+            Activity::Queued { ticket, .. } => (ticket, false),
             _ => {
-                if self.queue.len() >= self.limits.queue_capacity {
-                    return Err(ChatError::QueueFull { capacity: self.limits.queue_capacity });
-                }
                 self.next_ticket += 1;
-                let ticket = self.next_ticket;
-                self.queue.insert(ticket, key);
-                let has_interests = !p.interests.is_empty();
-                if let Some(p) = self.participants.get_mut(&key) {
-                    p.activity = Activity::Queued { ticket, since: now };
-                }
-                if has_interests && !self.limits.interest_timeout.is_zero() {
-                    let at = now.plus(self.limits.interest_timeout);
-                    self.timers.set(at, Timer::RetryMatch { participant: key, ticket });
-                }
-                ticket
+                p.activity = Activity::Queued { ticket: self.next_ticket, since: now };
+                (self.next_ticket, true)
             }
         };
+        let has_interests = !p.interests.is_empty();
         if let Some(room) = self.try_match(key) {
             let r = self.rooms.get(&room).ok_or(ChatError::NotIdentified)?;
             let p = self.participants.get(&key).ok_or(ChatError::NotIdentified)?;
@@ -91,10 +81,24 @@ impl Chat {
                 shared_interests: r.shared_interests.clone(),
             });
         }
+        if newcomer {
+            if self.queue.len() >= self.limits.queue_capacity {
+                if let Some(p) = self.participants.get_mut(&key) {
+                    p.activity = Activity::Idle;
+                }
+                return Err(ChatError::QueueFull { capacity: self.limits.queue_capacity });
+            }
+            self.queue.insert(ticket, key);
+            if has_interests && !self.limits.interest_timeout.is_zero() {
+                let at = now.plus(self.limits.interest_timeout);
+                self.timers.set(at, Timer::RetryMatch { participant: key, ticket });
+            }
+        }
+        let position = self.queue_position(ticket);
         Ok(QueueStatus::Waiting {
-            position: self.queue_position(ticket),
+            position,
             queue_length: self.queue.len(),
-            estimated_wait_secs: self.estimate_wait(self.queue_position(ticket)),
+            estimated_wait_secs: self.estimate_wait(position),
         })
     }
 
@@ -231,23 +235,27 @@ impl Chat {
         }
     }
 
-    /// `SendRoom`: the hot path.
+    /// `SendRoom`: the hot path, so it looks the room and the sender up once each.
     pub(crate) fn send_room(
         &mut self,
         key: u64,
         room_id: &str,
         message: String,
     ) -> Result<SentRoomReply, ChatError> {
-        let (room, index) = self.active_room(key, room_id)?;
+        let unknown = || ChatError::UnknownRoom { room_id: room_id.chars().take(80).collect() };
+        let room = parse_room_id(room_id).ok_or_else(unknown)?;
+        let r = self.rooms.get_mut(&room).ok_or_else(unknown)?;
+        let index = r.member_index(key).ok_or_else(unknown)?;
+        if !r.is_active() {
+            return Err(ChatError::RoomEnded { room_id: room_id.to_string() });
+        }
         validate_message(&message, &self.limits)?;
         let now = self.now;
-        let limits = &self.limits;
         let sender = self.participants.get_mut(&key).ok_or(ChatError::NotIdentified)?;
-        rate_check(sender, now, limits)?;
+        rate_check(sender, now, &self.limits)?;
         let (from, from_name) = (sender.id.clone(), sender.name.clone());
         let (_, message_id) = self.ids.tagged("m_");
         let message: Arc<str> = message.into();
-        let r = self.rooms.get_mut(&room).ok_or(ChatError::NotIdentified)?;
         r.sent += 1;
         r.typing[index] = None;
         let seq = r.sent;

@@ -1,0 +1,217 @@
+//! Agent messaging through the public API: check-in, mailboxes, direct messages,
+//! replies, expiry, the event cursor.
+
+mod common;
+
+use std::time::Duration;
+
+use chat_core::{ChatError, Command, Limits, SessionEnd};
+use common::*;
+use serde_json::json;
+
+fn secs(n: u64) -> Duration {
+    Duration::from_secs(n)
+}
+
+#[test]
+fn scripted_messaging_transcript() {
+    let limits = Limits { message_ttl: secs(300), ..Limits::default() };
+    let mut d = Driver::new(limits);
+    d.open("ide");
+    d.open("agent");
+    d.ok(
+        "ide",
+        Command::Checkin {
+            client_id: "ide".into(),
+            name: Some("IDE".into()),
+            capabilities: vec!["edit".into()],
+        },
+    );
+    d.ok("ide", dm("agent", "are you there?"));
+    d.ok("ide", Command::ListClients);
+    d.advance(secs(60));
+    d.ok("agent", Command::Checkin { client_id: "agent".into(), name: None, capabilities: vec![] });
+    d.ok("agent", Command::GetMessages { limit: None });
+    d.ok("agent", dm("ide", "yes, here"));
+    d.ok("ide", Command::TakeReply { from: "agent".into(), after_seq: 0 });
+    d.ok("ide", dm("agent", "this one will expire"));
+    d.advance(secs(300));
+    d.ok("ide", Command::Events { after_seq: None, limit: None });
+    d.ok("ide", Command::ListClients);
+    insta::assert_snapshot!("messaging_transcript", d.transcript_text());
+}
+
+#[test]
+fn offline_mailbox_is_delivered_on_checkin_exactly_once() {
+    let mut d = Driver::new(Limits::default());
+    d.open("a");
+    d.ok("a", checkin("a"));
+    let sent = d.ok("a", dm("b", "hello b"));
+    assert_eq!(sent["recipient_online"], false);
+    d.open("b");
+    let checked = d.ok("b", checkin("b"));
+    assert_eq!(checked["pending_messages"], 1);
+    let got = d.ok("b", Command::GetMessages { limit: None });
+    assert_eq!(got["messages"][0]["message"], "hello b");
+    assert_eq!(got["messages"][0]["from"], "a");
+    assert_eq!(got["remaining"], 0);
+    assert_eq!(d.ok("b", Command::GetMessages { limit: None })["messages"], json!([]));
+    // Fetched means gone from the event cursor too.
+    assert_eq!(d.ok("b", Command::Events { after_seq: None, limit: None })["events"], json!([]));
+}
+
+#[test]
+fn online_recipient_is_pushed_and_can_ack_by_cursor() {
+    let mut d = Driver::new(Limits::default());
+    for c in ["a", "b"] {
+        d.open(c);
+        d.ok(c, checkin(c));
+    }
+    assert_eq!(d.ok("a", dm("b", "ping"))["recipient_online"], true);
+    let pushed = d.pushed_to("b");
+    assert_eq!(pushed.len(), 1);
+    assert_eq!(pushed[0]["type"], "message.received");
+    assert!(pushed[0].get("room_id").is_none(), "direct messages carry no room_id");
+    let seq = pushed[0]["seq"].as_u64().unwrap();
+    let peek = d.ok("b", Command::Events { after_seq: None, limit: None });
+    assert_eq!(peek["events"][0]["seq"], seq);
+    assert_eq!(peek["pending"], 1);
+    let acked = d.ok("b", Command::Events { after_seq: Some(seq), limit: None });
+    assert_eq!((acked["events"].clone(), acked["pending"].clone()), (json!([]), json!(0)));
+    assert_eq!(
+        d.ok("b", Command::GetMessages { limit: None })["messages"],
+        json!([]),
+        "acknowledged = delivered"
+    );
+    let ahead = d.err("b", Command::Events { after_seq: Some(seq + 5), limit: None });
+    assert_eq!(ahead, ChatError::CursorAhead { after_seq: seq + 5, last_seq: seq });
+}
+
+#[test]
+fn expiry_tells_the_sender_and_never_also_delivers() {
+    let limits = Limits { message_ttl: secs(300), ..Limits::default() };
+    let mut d = Driver::new(limits);
+    d.open("a");
+    d.ok("a", checkin("a"));
+    let sent = d.ok("a", dm("b", "anyone?"));
+    d.advance(secs(299));
+    assert!(d.pushed_to("a").is_empty());
+    d.advance(secs(1));
+    let notice = d.pushed_to("a");
+    assert_eq!(notice.len(), 1);
+    assert_eq!(notice[0]["type"], "message.expired");
+    assert_eq!(notice[0]["message_id"], sent["message_id"]);
+    assert_eq!(notice[0]["recipient_id"], "b");
+    assert_eq!(notice[0]["message"], "anyone?");
+    d.open("b");
+    assert_eq!(d.ok("b", checkin("b"))["pending_messages"], 0);
+    assert_eq!(d.chat.stats().direct_messages_expired, 1);
+}
+
+#[test]
+fn take_reply_finds_only_newer_messages_from_that_sender() {
+    let mut d = Driver::new(Limits::default());
+    for c in ["a", "b", "c"] {
+        d.open(c);
+        d.ok(c, checkin(c));
+    }
+    d.ok("b", dm("a", "old news"));
+    let cursor = d.chat.event_cursor(d.session("a"));
+    d.ok("a", dm("b", "question?"));
+    let none = d.ok("a", Command::TakeReply { from: "b".into(), after_seq: cursor });
+    assert_eq!(none["message"], json!(null));
+    d.ok("c", dm("a", "unrelated"));
+    d.ok("b", dm("a", "answer!"));
+    let reply = d.ok("a", Command::TakeReply { from: "b".into(), after_seq: cursor });
+    assert_eq!(reply["message"]["message"], "answer!");
+    let left = d.ok("a", Command::GetMessages { limit: None });
+    let texts: Vec<_> = left["messages"].as_array().unwrap().iter().map(|m| m["message"].clone()).collect();
+    assert_eq!(texts, ["old news", "unrelated"]);
+}
+
+#[test]
+fn mailbox_capacity_is_an_error_to_the_sender() {
+    let limits = Limits { mailbox_capacity: 2, ..Limits::default() };
+    let mut d = Driver::new(limits);
+    d.open("a");
+    d.ok("a", checkin("a"));
+    d.ok("a", dm("b", "1"));
+    d.ok("a", dm("b", "2"));
+    let e = d.err("a", dm("b", "3"));
+    assert_eq!(e, ChatError::MailboxFull { recipient_id: "b".into(), capacity: 2 });
+    assert!(matches!(d.err("a", dm("a", "me")), ChatError::SelfMessage));
+    assert!(matches!(d.err("a", dm("not valid", "x")), ChatError::InvalidId { field: "recipient_id", .. }));
+}
+
+#[test]
+fn clients_list_presence_and_impersonation() {
+    let limits = Limits { reconnect_grace: secs(30), ..Limits::default() };
+    let mut d = Driver::new(limits);
+    for c in ["a", "b", "mallory"] {
+        d.open(c);
+    }
+    let a = d.ok(
+        "a",
+        Command::Checkin {
+            client_id: "a".into(),
+            name: Some("Alpha".into()),
+            capabilities: vec!["review".into()],
+        },
+    );
+    let token = a["resume_token"].as_str().unwrap().to_string();
+    d.ok("b", checkin("b"));
+    // mallory cannot take a's id, nor send as a.
+    assert!(matches!(d.err("mallory", checkin("a")), ChatError::IdentityTaken { .. }));
+    assert!(matches!(d.err("mallory", dm("b", "hi")), ChatError::NotIdentified));
+    d.close("a", SessionEnd::Lost);
+    let list = d.ok("b", Command::ListClients);
+    assert_eq!(list["clients"][0]["client_id"], "a");
+    assert_eq!(list["clients"][0]["name"], "Alpha");
+    assert_eq!(list["clients"][0]["capabilities"], json!(["review"]));
+    assert_eq!(list["clients"][0]["status"], "reconnecting");
+    assert!(matches!(d.err("mallory", checkin("a")), ChatError::IdentityTaken { .. }), "held during grace");
+    d.advance(secs(30));
+    let list = d.ok("b", Command::ListClients);
+    assert_eq!(list["clients"][0]["status"], "offline");
+    assert_eq!(list["clients"][1]["status"], "online");
+    // After grace an offline id may be claimed; that rotates the token.
+    d.ok("mallory", checkin("a"));
+    d.open("a_again");
+    let stale = Command::Resume { user_id: "a".into(), resume_token: token };
+    assert!(matches!(d.err("a_again", stale), ChatError::BadResumeToken { .. }));
+}
+
+#[test]
+fn overflowing_events_are_evicted_and_counted_but_direct_messages_stay() {
+    let limits = Limits { event_buffer: 3, rate_messages: 1000, ..Limits::default() };
+    let mut d = Driver::new(limits);
+    for who in ["a", "b"] {
+        d.open(who);
+        d.ok(who, enter(who));
+    }
+    d.open("c");
+    d.ok("c", checkin("c"));
+    d.ok("c", dm("b", "keep me"));
+    let room = d.pushed_to("a")[0]["room_id"].as_str().unwrap().to_string();
+    for i in 0..5 {
+        d.ok("a", say(&room, &format!("m{i}")));
+    }
+    let evs = d.ok("b", Command::Events { after_seq: None, limit: None });
+    assert_eq!(evs["evicted"], 3);
+    let kinds: Vec<_> = evs["events"].as_array().unwrap().iter().map(|e| e["message"].clone()).collect();
+    assert_eq!(kinds, [json!("keep me"), json!("m2"), json!("m3"), json!("m4")]);
+    assert_eq!(d.ok("b", Command::Events { after_seq: None, limit: Some(2) })["evicted"], 0);
+}
+
+#[test]
+fn offline_participants_are_forgotten_after_retention() {
+    let limits = Limits { offline_retention: secs(100), message_ttl: secs(10), ..Limits::default() };
+    let mut d = Driver::new(limits);
+    d.open("a");
+    d.ok("a", checkin("a"));
+    d.ok("a", dm("ghost", "boo"));
+    d.close("a", SessionEnd::Closed);
+    assert_eq!(d.chat.stats().participants, 2);
+    d.advance(secs(100));
+    assert_eq!(d.chat.stats().participants, 0);
+}

@@ -1,0 +1,504 @@
+//! Property tests: random command sequences with random time steps and session drops.
+//!
+//! After every step the core's own invariants must hold (`check_invariants`), and an
+//! outside model built only from replies and the event log checks delivery: a room
+//! message reaches exactly the partner, once, in order; every room ends with at most one
+//! `partner.disconnected`, addressed to the member who stayed; blocked pairs never meet
+//! again; each participant's seqs go up by one; every direct message is fetched exactly
+//! once or expires with the sender told, never both, never lost.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::Arc;
+use std::time::Duration;
+
+use chat_core::{Chat, Command, Config, Event, Limits, Reply, SessionEnd, SessionId, Time};
+use proptest::prelude::*;
+
+const USERS: [&str; 5] = ["ann", "bob", "cat", "dan", "eve"];
+const TOPICS: [&str; 3] = ["rust", "go", "jazz"];
+
+#[derive(Clone, Debug)]
+enum Op {
+    Open,
+    Close { s: usize, lost: bool },
+    Enter { s: usize, user: Option<usize>, topics: u8 },
+    LeaveQueue { s: usize },
+    Say { s: usize, foreign: bool },
+    Leave { s: usize, requeue: bool },
+    Typing { s: usize, on: bool },
+    Block { s: usize },
+    Checkin { s: usize, user: usize },
+    Dm { s: usize, to: usize },
+    GetMessages { s: usize, limit: u8 },
+    Events { s: usize, ack: bool },
+    TakeReply { s: usize, from: usize },
+    Resume { s: usize, user: usize },
+    Advance { ms: u32 },
+}
+
+fn op() -> impl Strategy<Value = Op> {
+    let s = 0usize..8;
+    prop_oneof![
+        2 => Just(Op::Open),
+        1 => (s.clone(), any::<bool>()).prop_map(|(s, lost)| Op::Close { s, lost }),
+        4 => (s.clone(), proptest::option::weighted(0.8, 0..USERS.len()), 0u8..8).prop_map(|(s, user, topics)| Op::Enter { s, user, topics }),
+        1 => s.clone().prop_map(|s| Op::LeaveQueue { s }),
+        6 => (s.clone(), proptest::bool::weighted(0.1)).prop_map(|(s, foreign)| Op::Say { s, foreign }),
+        2 => (s.clone(), any::<bool>()).prop_map(|(s, requeue)| Op::Leave { s, requeue }),
+        1 => (s.clone(), any::<bool>()).prop_map(|(s, on)| Op::Typing { s, on }),
+        1 => s.clone().prop_map(|s| Op::Block { s }),
+        2 => (s.clone(), 0..USERS.len()).prop_map(|(s, user)| Op::Checkin { s, user }),
+        4 => (s.clone(), 0..USERS.len()).prop_map(|(s, to)| Op::Dm { s, to }),
+        2 => (s.clone(), 0u8..3).prop_map(|(s, limit)| Op::GetMessages { s, limit }),
+        2 => (s.clone(), any::<bool>()).prop_map(|(s, ack)| Op::Events { s, ack }),
+        1 => (s.clone(), 0..USERS.len()).prop_map(|(s, from)| Op::TakeReply { s, from }),
+        1 => (s.clone(), 0..USERS.len()).prop_map(|(s, user)| Op::Resume { s, user }),
+        3 => (0u32..40_000).prop_map(|ms| Op::Advance { ms }),
+    ]
+}
+
+fn limits() -> Limits {
+    Limits {
+        reconnect_grace: Duration::from_secs(20),
+        message_ttl: Duration::from_secs(60),
+        interest_timeout: Duration::from_secs(5),
+        rematch_cooldown: Duration::from_secs(15),
+        typing_timeout: Duration::from_secs(3),
+        history_retention: Duration::from_secs(30),
+        rate_messages: 5,
+        rate_window: Duration::from_secs(5),
+        mailbox_capacity: 4,
+        event_buffer: 50,
+        queue_capacity: 4,
+        ..Limits::default()
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum DmState {
+    Pending,
+    Fetched,
+    Expired,
+}
+
+/// What the outside observer knows, built from replies and the event log only.
+#[derive(Default)]
+struct Model {
+    sessions: Vec<SessionId>,
+    tokens: HashMap<String, String>,
+    /// room id -> members (from chatroom.found), and how many partner.disconnected it had.
+    rooms: HashMap<Arc<str>, (BTreeSet<Arc<str>>, usize)>,
+    /// user -> current room as the model sees it.
+    in_room: HashMap<Arc<str>, Arc<str>>,
+    blocked: BTreeSet<(Arc<str>, Arc<str>)>,
+    last_seq: HashMap<Arc<str>, u64>,
+    /// direct message id -> (sender, state)
+    dms: HashMap<Arc<str>, (Arc<str>, DmState)>,
+    /// per user: DM events returned by Events (seq -> message id), for acks.
+    seen_dm_events: HashMap<Arc<str>, BTreeMap<u64, Arc<str>>>,
+    /// per session: the max seq returned by the last Events call.
+    cursor: HashMap<SessionId, u64>,
+    /// room message id -> its expected recipient; must be logged exactly once.
+    expect_room_msg: Vec<(Arc<str>, Arc<str>)>,
+    transcript: Vec<String>,
+}
+
+struct Run {
+    chat: Chat,
+    now: Time,
+    m: Model,
+}
+
+impl Run {
+    fn new(seed: [u8; 32]) -> Self {
+        let mut chat = Chat::new(Config { seed, limits: limits() });
+        chat.record_events();
+        Run { chat, now: Time::from_millis(1_704_110_400_000), m: Model::default() }
+    }
+
+    fn session(&self, i: usize) -> Option<SessionId> {
+        (!self.m.sessions.is_empty()).then(|| self.m.sessions[i % self.m.sessions.len()])
+    }
+
+    fn me(&self, s: SessionId) -> Option<Arc<str>> {
+        self.chat.session_user(s).cloned()
+    }
+
+    fn handle(&mut self, s: SessionId, cmd: Command) -> Option<Reply> {
+        let r = self.chat.handle(self.now, s, cmd.clone());
+        self.m.transcript.push(format!(
+            "{s} {cmd:?} => {}",
+            match &r {
+                Ok(reply) => serde_json::to_string(reply).unwrap(),
+                Err(e) => format!("error: {e}"),
+            }
+        ));
+        r.ok()
+    }
+
+    fn step(&mut self, op: &Op) -> Result<(), TestCaseError> {
+        match *op {
+            Op::Open => {
+                let s = self.chat.open_session(self.now);
+                self.m.sessions.push(s);
+            }
+            Op::Close { s, lost } => {
+                if let Some(s) = self.session(s) {
+                    let how = if lost { SessionEnd::Lost } else { SessionEnd::Closed };
+                    self.chat.session_closed(self.now, s, how);
+                    self.m.sessions.retain(|x| *x != s);
+                    self.m.transcript.push(format!("{s} closed {how:?}"));
+                }
+            }
+            Op::Enter { s, user, topics } => {
+                if let Some(s) = self.session(s) {
+                    let interests = TOPICS
+                        .iter()
+                        .enumerate()
+                        .filter(|(i, _)| topics & (1 << i) != 0)
+                        .map(|(_, t)| t.to_string())
+                        .collect();
+                    let cmd = Command::EnterQueue {
+                        user_id: user.map(|u| USERS[u].to_string()),
+                        display_name: None,
+                        interests,
+                    };
+                    if let Some(Reply::EnterQueue(r)) = self.handle(s, cmd)
+                        && let Some(t) = r.resume_token
+                    {
+                        self.m.tokens.insert(r.user_id.to_string(), t.to_string());
+                    }
+                }
+            }
+            Op::LeaveQueue { s } => {
+                if let Some(s) = self.session(s) {
+                    self.handle(s, Command::LeaveQueue);
+                }
+            }
+            Op::Say { s, foreign } => {
+                let Some(s) = self.session(s) else { return Ok(()) };
+                let Some(me) = self.me(s) else { return Ok(()) };
+                let room = if foreign {
+                    self.m
+                        .rooms
+                        .iter()
+                        .find(|(_, (members, _))| !members.contains(&me))
+                        .map(|(r, _)| r.clone())
+                } else {
+                    self.m.in_room.get(&me).cloned()
+                };
+                let Some(room) = room else { return Ok(()) };
+                let partner = self
+                    .m
+                    .rooms
+                    .get(&room)
+                    .and_then(|(members, _)| members.iter().find(|p| **p != me).cloned());
+                let reply =
+                    self.handle(s, Command::SendRoom { room_id: room.to_string(), message: "hi".into() });
+                if let Some(Reply::SentRoom(r)) = reply {
+                    prop_assert!(!foreign, "sent into a room {me} is not in");
+                    self.m.expect_room_msg.push((r.message_id, partner.expect("room has a partner")));
+                }
+            }
+            Op::Leave { s, requeue } => {
+                if let Some(s) = self.session(s)
+                    && let Some(me) = self.me(s)
+                    && let Some(room) = self.m.in_room.get(&me).cloned()
+                {
+                    self.handle(s, Command::LeaveChat { room_id: room.to_string(), requeue });
+                }
+            }
+            Op::Typing { s, on } => {
+                if let Some(s) = self.session(s)
+                    && let Some(me) = self.me(s)
+                    && let Some(room) = self.m.in_room.get(&me).cloned()
+                {
+                    self.handle(s, Command::SetTyping { room_id: room.to_string(), typing: on });
+                }
+            }
+            Op::Block { s } => {
+                if let Some(s) = self.session(s)
+                    && let Some(me) = self.me(s)
+                    && let Some(room) = self.m.in_room.get(&me).cloned()
+                    && let Some(Reply::Blocked(b)) =
+                        self.handle(s, Command::BlockPartner { room_id: room.to_string(), reason: None })
+                {
+                    self.m.blocked.insert((me.clone(), b.blocked_user_id.clone()));
+                    self.m.blocked.insert((b.blocked_user_id, me));
+                }
+            }
+            Op::Checkin { s, user } => {
+                if let Some(s) = self.session(s) {
+                    let cmd =
+                        Command::Checkin { client_id: USERS[user].into(), name: None, capabilities: vec![] };
+                    if let Some(Reply::CheckedIn(r)) = self.handle(s, cmd)
+                        && let Some(t) = r.resume_token
+                    {
+                        self.m.tokens.insert(r.client_id.to_string(), t.to_string());
+                    }
+                }
+            }
+            Op::Dm { s, to } => {
+                if let Some(s) = self.session(s)
+                    && let Some(me) = self.me(s)
+                    && let Some(Reply::SentDirect(r)) = self.handle(
+                        s,
+                        Command::SendDirect { recipient_id: USERS[to].into(), message: "dm".into() },
+                    )
+                {
+                    prop_assert!(
+                        self.m.dms.insert(r.message_id, (me, DmState::Pending)).is_none(),
+                        "message id reused"
+                    );
+                }
+            }
+            Op::GetMessages { s, limit } => {
+                if let Some(s) = self.session(s)
+                    && let Some(Reply::Messages(r)) =
+                        self.handle(s, Command::GetMessages { limit: Some(limit as usize + 1) })
+                {
+                    for msg in r.messages {
+                        self.fetched(&msg.message_id)?;
+                    }
+                }
+            }
+            Op::TakeReply { s, from } => {
+                if let Some(s) = self.session(s) {
+                    let cmd = Command::TakeReply { from: USERS[from].into(), after_seq: 0 };
+                    if let Some(Reply::TakenReply(r)) = self.handle(s, cmd)
+                        && let Some(msg) = r.message
+                    {
+                        prop_assert_eq!(&*msg.from, USERS[from]);
+                        self.fetched(&msg.message_id)?;
+                    }
+                }
+            }
+            Op::Events { s, ack } => {
+                let Some(s) = self.session(s) else { return Ok(()) };
+                let Some(me) = self.me(s) else { return Ok(()) };
+                let after = if ack { self.m.cursor.get(&s).copied() } else { None };
+                if let Some(Reply::Events(r)) =
+                    self.handle(s, Command::Events { after_seq: after, limit: None })
+                {
+                    if let Some(c) = after {
+                        let seen = self.m.seen_dm_events.entry(me.clone()).or_default();
+                        let acked: Vec<Arc<str>> = seen.range(..=c).map(|(_, id)| id.clone()).collect();
+                        seen.retain(|&seq, _| seq > c);
+                        for id in acked {
+                            if self.m.dms.get(&id).is_some_and(|(_, st)| *st == DmState::Pending) {
+                                self.m.dms.get_mut(&id).expect("known").1 = DmState::Fetched;
+                            }
+                        }
+                    }
+                    for e in &r.events {
+                        if let Event::MessageReceived(mr) = &e.event
+                            && mr.room_id.is_none()
+                        {
+                            let state = self.m.dms.get(&mr.message_id).map(|x| x.1);
+                            prop_assert_eq!(
+                                state,
+                                Some(DmState::Pending),
+                                "returned a direct message that is gone"
+                            );
+                            self.m
+                                .seen_dm_events
+                                .entry(me.clone())
+                                .or_default()
+                                .insert(e.seq, mr.message_id.clone());
+                        }
+                    }
+                    if let Some(last) = r.events.last() {
+                        self.m.cursor.insert(s, last.seq);
+                    }
+                }
+            }
+            Op::Resume { s, user } => {
+                if let Some(s) = self.session(s)
+                    && let Some(token) = self.m.tokens.get(USERS[user]).cloned()
+                {
+                    self.handle(s, Command::Resume { user_id: USERS[user].into(), resume_token: token });
+                }
+            }
+            Op::Advance { ms } => {
+                self.now = self.now.plus(Duration::from_millis(ms.into()));
+                self.chat.tick(self.now);
+            }
+        }
+        self.observe()
+    }
+
+    fn fetched(&mut self, id: &Arc<str>) -> Result<(), TestCaseError> {
+        let entry = self.m.dms.get_mut(id);
+        prop_assert!(
+            entry.as_ref().is_some_and(|(_, st)| *st == DmState::Pending),
+            "fetched {id} twice or after expiry"
+        );
+        if let Some(e) = entry {
+            e.1 = DmState::Fetched;
+        }
+        Ok(())
+    }
+
+    /// Checks invariants and folds the new events into the model.
+    fn observe(&mut self) -> Result<(), TestCaseError> {
+        if let Err(e) = self.chat.check_invariants() {
+            return Err(TestCaseError::fail(format!("invariant: {e}\n{}", self.m.transcript.join("\n"))));
+        }
+        while self.chat.poll_outbound().is_some() {}
+        let log = self.chat.take_event_log();
+        for (to, envelope) in log {
+            let (seq, event) = (envelope.seq, envelope.event.clone());
+            let last = self.m.last_seq.insert(to.clone(), seq).unwrap_or(0);
+            prop_assert_eq!(seq, last + 1, "seq of {} jumped", to);
+            self.m.transcript.push(format!("  -> {to} #{seq} {}", event.method()));
+            match event {
+                Event::ChatroomFound(f) => {
+                    prop_assert!(!self.m.in_room.contains_key(&to), "{} matched while in a room", to);
+                    prop_assert!(
+                        !self.m.blocked.contains(&(to.clone(), f.partner.user_id.clone())),
+                        "blocked pair matched"
+                    );
+                    prop_assert_ne!(&to, &f.partner.user_id);
+                    let entry = self.m.rooms.entry(f.room_id.clone()).or_default();
+                    entry.0.insert(to.clone());
+                    entry.0.insert(f.partner.user_id.clone());
+                    prop_assert_eq!(entry.0.len(), 2, "room with other than two members");
+                    self.m.in_room.insert(to, f.room_id);
+                }
+                Event::PartnerDisconnected(d) => {
+                    let entry = self.m.rooms.get_mut(&d.room_id).expect("disconnect from a known room");
+                    entry.1 += 1;
+                    prop_assert_eq!(entry.1, 1, "more than one partner.disconnected for a room");
+                    prop_assert!(entry.0.contains(&to));
+                    for member in entry.0.clone() {
+                        self.m.in_room.remove(&member);
+                    }
+                }
+                Event::MessageReceived(mr) => match mr.room_id {
+                    Some(room) => {
+                        let i = self.m.expect_room_msg.iter().position(|(id, _)| *id == mr.message_id);
+                        let Some(i) = i else {
+                            return Err(TestCaseError::fail("unexpected or duplicate room message"));
+                        };
+                        prop_assert_eq!(i, 0, "room messages out of order");
+                        let (_, recipient) = self.m.expect_room_msg.remove(i);
+                        prop_assert_eq!(&recipient, &to, "room message reached the wrong participant");
+                        prop_assert!(self.m.rooms.get(&room).is_some_and(|(m, _)| m.contains(&to)));
+                    }
+                    None => {
+                        prop_assert!(
+                            self.m.dms.get(&mr.message_id).is_some_and(|(_, st)| *st == DmState::Pending)
+                        );
+                    }
+                },
+                Event::MessageExpired(x) => {
+                    let entry = self.m.dms.get_mut(&x.message_id);
+                    let Some(entry) = entry else {
+                        return Err(TestCaseError::fail("expiry of an unknown message"));
+                    };
+                    prop_assert_eq!(entry.1, DmState::Pending, "expired after being fetched");
+                    prop_assert_eq!(&entry.0, &to, "expiry told to someone other than the sender");
+                    entry.1 = DmState::Expired;
+                }
+                Event::PartnerTyping(_) => {}
+            }
+        }
+        prop_assert!(self.m.expect_room_msg.is_empty(), "a room message was not delivered");
+        // Participants the core shows as idle are not in a room in the model either.
+        for s in self.m.sessions.clone() {
+            if let Some(me) = self.me(s)
+                && let Ok(Reply::Identity(id)) = self.chat.handle(self.now, s, Command::Identity)
+            {
+                let chatting = matches!(id.activity, chat_core::ActivityState::Chatting { .. });
+                prop_assert_eq!(
+                    chatting,
+                    self.m.in_room.contains_key(&me),
+                    "room membership of {} disagrees",
+                    me
+                );
+            }
+        }
+        Ok(())
+    }
+
+    /// Lets every timer run out, then checks that no direct message is unaccounted for.
+    fn finish(&mut self) -> Result<(), TestCaseError> {
+        self.now = self.now.plus(Duration::from_secs(3600));
+        self.chat.tick(self.now);
+        self.observe()?;
+        // Messages whose sender was forgotten cannot be told; none are forgotten here.
+        for (id, (_, state)) in &self.m.dms {
+            prop_assert_ne!(*state, DmState::Pending, "direct message {} neither fetched nor expired", id);
+        }
+        Ok(())
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
+
+    #[test]
+    fn random_sessions_keep_every_invariant(ops in proptest::collection::vec(op(), 1..120)) {
+        let mut run = Run::new([9; 32]);
+        for op in &ops {
+            run.step(op)?;
+        }
+        run.finish()?;
+    }
+
+    #[test]
+    fn same_seed_same_inputs_give_identical_output(ops in proptest::collection::vec(op(), 1..80)) {
+        let transcript = |seed| {
+            let mut run = Run::new(seed);
+            for op in &ops {
+                let _ = run.step(op);
+            }
+            run.m.transcript.join("\n")
+        };
+        prop_assert_eq!(transcript([3; 32]), transcript([3; 32]));
+    }
+
+    /// Without interests, blocks or partings, the queue is strictly first come, first served.
+    #[test]
+    fn fifo_without_interests(ops in proptest::collection::vec((0usize..8, 0u8..4), 1..80)) {
+        let mut chat = Chat::new(Config { seed: [1; 32], limits: limits() });
+        let now = Time::from_millis(1_704_110_400_000);
+        let mut sessions: Vec<SessionId> = Vec::new();
+        let mut queue: Vec<SessionId> = Vec::new();
+        for (i, kind) in ops {
+            match kind {
+                0 | 1 => {
+                    let s = chat.open_session(now);
+                    sessions.push(s);
+                    let reply = chat.handle(now, s, Command::EnterQueue { user_id: None, display_name: None, interests: vec![] });
+                    match reply {
+                        Ok(Reply::EnterQueue(r)) => match r.status {
+                            chat_core::QueueStatus::Matched { partner, .. } => {
+                                let head = queue.remove(0);
+                                prop_assert_eq!(chat.session_user(head), Some(&partner.user_id), "not the longest waiting");
+                            }
+                            chat_core::QueueStatus::Waiting { position, .. } => {
+                                queue.push(s);
+                                prop_assert_eq!(position, queue.len());
+                            }
+                        },
+                        Ok(other) => prop_assert!(false, "unexpected reply {other:?}"),
+                        Err(e) => prop_assert_eq!(e, chat_core::ChatError::QueueFull { capacity: 4 }),
+                    }
+                }
+                2 if !sessions.is_empty() => {
+                    let s = sessions[i % sessions.len()];
+                    chat.handle(now, s, Command::LeaveQueue).map_err(|e| TestCaseError::fail(e.to_string()))?;
+                    queue.retain(|q| *q != s);
+                }
+                _ if !sessions.is_empty() => {
+                    let s = sessions.remove(i % sessions.len());
+                    chat.session_closed(now, s, SessionEnd::Lost);
+                    queue.retain(|q| *q != s);
+                }
+                _ => {}
+            }
+            prop_assert!(queue.len() <= 1, "FIFO without constraints never holds two waiting");
+        }
+    }
+}
