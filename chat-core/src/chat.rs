@@ -103,11 +103,44 @@ pub struct Chat {
     /// Times of recent matches, for the wait estimate.
     pub(crate) recent_matches: VecDeque<Time>,
     pub(crate) timers: Timers,
-    pub(crate) outbound: VecDeque<Outbound>,
+    pub(crate) outbox: Outbox,
     pub(crate) reports: VecDeque<Report>,
     pub(crate) stats: Stats,
+}
+
+/// Where stored events go besides the inbox: the push queue, the optional log, counters.
+/// Separate from [`Chat`] so a command can hold a room and a participant mutably while
+/// delivering.
+#[derive(Default)]
+pub(crate) struct Outbox {
+    queue: VecDeque<Outbound>,
     /// Every stored event with its recipient, when enabled (see [`Chat::record_events`]).
-    event_log: Option<Vec<(Arc<str>, Arc<Envelope>)>>,
+    log: Option<Vec<(Arc<str>, Arc<Envelope>)>>,
+    emitted: u64,
+    evicted: u64,
+}
+
+impl Outbox {
+    /// Stores `event` in `p`'s inbox and, if `p` is online, queues it for push.
+    pub(crate) fn deliver(
+        &mut self,
+        p: &mut Participant,
+        event: Event,
+        direct_from: Option<u64>,
+        buffer: usize,
+    ) -> Arc<Envelope> {
+        let evicted_before = p.inbox.evicted_total();
+        let envelope = p.inbox.push(event, direct_from, buffer).clone();
+        if let Some(log) = &mut self.log {
+            log.push((p.id.clone(), envelope.clone()));
+        }
+        if let Presence::Online(session) = p.presence {
+            self.queue.push_back(Outbound { session, user_id: p.id.clone(), envelope: envelope.clone() });
+        }
+        self.emitted += 1;
+        self.evicted += p.inbox.evicted_total() - evicted_before;
+        envelope
+    }
 }
 
 impl Chat {
@@ -130,10 +163,9 @@ impl Chat {
             next_ticket: 0,
             recent_matches: VecDeque::new(),
             timers: Timers::default(),
-            outbound: VecDeque::new(),
+            outbox: Outbox::default(),
             reports: VecDeque::new(),
             stats: Stats::default(),
-            event_log: None,
         }
     }
 
@@ -254,7 +286,7 @@ impl Chat {
 
     /// The next event to push to a live session, oldest first.
     pub fn poll_outbound(&mut self) -> Option<Outbound> {
-        self.outbound.pop_front()
+        self.outbox.queue.pop_front()
     }
 
     /// Ends every active room with reason `shutdown` (both sides are told) and empties
@@ -298,6 +330,8 @@ impl Chat {
             participants: self.participants.len(),
             online: self.sessions.values().filter(|b| b.is_some()).count(),
             queued: self.queue.len(),
+            events_emitted: self.outbox.emitted,
+            events_evicted: self.outbox.evicted,
             ..self.stats.clone()
         }
     }
@@ -311,12 +345,12 @@ impl Chat {
     /// recipient's id. Outbound only carries events for live sessions; the log has all of
     /// them, for audits and property tests. Drain it with [`Chat::take_event_log`].
     pub fn record_events(&mut self) {
-        self.event_log.get_or_insert_with(Vec::new);
+        self.outbox.log.get_or_insert_with(Vec::new);
     }
 
     /// The events recorded since the last call (empty unless [`Chat::record_events`]).
     pub fn take_event_log(&mut self) -> Vec<(Arc<str>, Arc<Envelope>)> {
-        self.event_log.as_mut().map(std::mem::take).unwrap_or_default()
+        self.outbox.log.as_mut().map(std::mem::take).unwrap_or_default()
     }
 
     /// The latest time the core has seen.
@@ -340,21 +374,10 @@ impl Chat {
     }
 
     /// Stores `event` in the participant's inbox and, if it is online, queues it for push.
-    /// Returns the assigned seq.
+    /// Returns the assigned seq (0 if the participant is unknown).
     pub(crate) fn emit(&mut self, to: u64, event: Event, direct_from: Option<u64>) -> u64 {
         let Some(p) = self.participants.get_mut(&to) else { return 0 };
-        let evicted_before = p.inbox_evictions();
-        let envelope = p.inbox.push(event, direct_from, self.limits.event_buffer);
-        let seq = envelope.seq;
-        if let Some(log) = &mut self.event_log {
-            log.push((p.id.clone(), envelope.clone()));
-        }
-        if let Presence::Online(session) = p.presence {
-            self.outbound.push_back(Outbound { session, user_id: p.id.clone(), envelope: envelope.clone() });
-        }
-        self.stats.events_emitted += 1;
-        self.stats.events_evicted += p.inbox_evictions() - evicted_before;
-        seq
+        self.outbox.deliver(p, event, direct_from, self.limits.event_buffer).seq
     }
 
     /// Changes presence, bumping the generation; returns the new generation.
@@ -419,11 +442,5 @@ impl Chat {
             self.by_id.remove(&p.id);
             self.clients.remove(&p.id);
         }
-    }
-}
-
-impl Participant {
-    fn inbox_evictions(&self) -> u64 {
-        self.inbox.evicted_total()
     }
 }

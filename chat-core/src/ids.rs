@@ -59,13 +59,21 @@ impl Ids {
     }
 }
 
-/// Parses a room id (`r_` + 16 hex digits) back into its key. Anything else is `None`.
+/// Parses a room id (`r_` + 16 lowercase hex digits) back into its key. Anything else
+/// is `None`. Runs on every room message, so it works on bytes.
 pub(crate) fn parse_room_id(text: &str) -> Option<u64> {
-    let hex = text.strip_prefix("r_")?;
-    if hex.len() != 16 || !hex.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)) {
+    let hex = text.strip_prefix("r_")?.as_bytes();
+    if hex.len() != 16 {
         return None;
     }
-    u64::from_str_radix(hex, 16).ok()
+    hex.iter().try_fold(0u64, |acc, &b| {
+        let nibble = match b {
+            b'0'..=b'9' => b - b'0',
+            b'a'..=b'f' => b - b'a' + 10,
+            _ => return None,
+        };
+        Some(acc << 4 | u64::from(nibble))
+    })
 }
 
 /// Compares two secrets in time independent of where they first differ.
@@ -130,14 +138,22 @@ pub(crate) fn clean_list(
 
 /// A message body: non-empty, within `max_message_bytes`, and free of control characters
 /// other than newline, carriage return and tab (so it cannot drive a reader's terminal).
+/// Runs on every message: pure-ASCII text (the common case) is checked byte by byte.
 pub(crate) fn validate_message(text: &str, limits: &Limits) -> Result<(), ChatError> {
     if text.len() > limits.max_message_bytes {
         return Err(ChatError::MessageTooLarge { bytes: text.len(), max: limits.max_message_bytes });
     }
-    if text.trim().is_empty() {
+    let allowed = |c: char| !c.is_control() || matches!(c, '\n' | '\r' | '\t');
+    let (clean, visible) = if text.is_ascii() {
+        let bytes = text.as_bytes();
+        (bytes.iter().all(|&b| allowed(char::from(b))), bytes.iter().any(|b| !b.is_ascii_whitespace()))
+    } else {
+        (text.chars().all(allowed), !text.trim().is_empty())
+    };
+    if !visible {
         return Err(ChatError::EmptyMessage);
     }
-    if text.chars().any(|c| c.is_control() && !matches!(c, '\n' | '\r' | '\t')) {
+    if !clean {
         return Err(ChatError::InvalidText {
             field: "message",
             problem: "must not contain control characters other than newline and tab".into(),
@@ -190,6 +206,9 @@ mod tests {
         assert!(validate_message("hi\nthere\t!", &l).is_ok());
         assert_eq!(validate_message(" \n ", &l), Err(ChatError::EmptyMessage));
         assert!(validate_message("bell\u{7}", &l).is_err());
+        assert!(validate_message("c1 control \u{85} é", &l).is_err());
+        assert!(validate_message("é\u{3000}ok", &l).is_ok());
+        assert_eq!(validate_message("\u{3000}\u{2003}", &l), Err(ChatError::EmptyMessage));
         assert!(matches!(
             validate_message(&"x".repeat(16 * 1024 + 1), &l),
             Err(ChatError::MessageTooLarge { .. })

@@ -4,7 +4,7 @@ use std::collections::VecDeque;
 use std::sync::Arc;
 
 use crate::event::DisconnectReason;
-use crate::reply::HistoryEntry;
+use crate::event::Envelope;
 use crate::time::Time;
 
 /// A typing indicator that is on until `until` unless refreshed.
@@ -22,7 +22,9 @@ pub(crate) struct Room {
     pub(crate) ended: Option<(Time, DisconnectReason)>,
     /// Messages sent so far (the seq of the newest).
     pub(crate) sent: u64,
-    pub(crate) history: VecDeque<HistoryEntry>,
+    /// `(room seq, the envelope as delivered to the partner)`: shared with the inbox and
+    /// the outbound queue, so keeping history costs one reference per message.
+    pub(crate) history: VecDeque<(u64, Arc<Envelope>)>,
     pub(crate) typing: [Option<Typing>; 2],
 }
 
@@ -49,13 +51,13 @@ impl Room {
     }
 
     /// Appends a message, keeping at most `keep` of them.
-    pub(crate) fn record(&mut self, entry: HistoryEntry, keep: usize) {
+    pub(crate) fn record(&mut self, seq: u64, envelope: Arc<Envelope>, keep: usize) {
         if keep == 0 {
             return;
         }
         if self.history.len() >= keep {
             self.history.pop_front();
         }
-        self.history.push_back(entry);
+        self.history.push_back((seq, envelope));
     }
 }

@@ -6,7 +6,8 @@ use crate::chat::Chat;
 use crate::chat::Report;
 use crate::error::ChatError;
 use crate::event::{
-    ChatroomFound, DisconnectReason, Event, MessageReceived, PartnerDisconnected, PartnerInfo, PartnerTyping,
+    ChatroomFound, DisconnectReason, Envelope, Event, MessageReceived, PartnerDisconnected, PartnerInfo,
+    PartnerTyping,
 };
 use crate::ids::{SessionId, clean_label, clean_list, parse_room_id, validate_message};
 use crate::participant::{Activity, Participant};
@@ -255,30 +256,22 @@ impl Chat {
         rate_check(sender, now, &self.limits)?;
         let (from, from_name) = (sender.id.clone(), sender.name.clone());
         let (_, message_id) = self.ids.tagged("m_");
-        let message: Arc<str> = message.into();
         r.sent += 1;
         r.typing[index] = None;
         let seq = r.sent;
         let room_name = r.id.clone();
-        let entry = HistoryEntry {
-            seq,
-            message_id: message_id.clone(),
-            from: from.clone(),
-            from_name: from_name.clone(),
-            message: message.clone(),
-            timestamp: now,
-        };
-        r.record(entry, self.limits.history_per_room);
-        let partner = r.members[1 - index];
         let received = MessageReceived {
             room_id: Some(room_name.clone()),
             message_id: message_id.clone(),
             from,
             from_name,
-            message,
+            message: message.into(),
             timestamp: now,
         };
-        self.emit(partner, Event::MessageReceived(received), None);
+        let partner = self.participants.get_mut(&r.members[1 - index]).ok_or(ChatError::NotIdentified)?;
+        let envelope =
+            self.outbox.deliver(partner, Event::MessageReceived(received), None, self.limits.event_buffer);
+        r.record(seq, envelope, self.limits.history_per_room);
         self.stats.messages_relayed += 1;
         Ok(SentRoomReply { room_id: room_name, message_id, seq, timestamp: now })
     }
@@ -431,9 +424,24 @@ impl Chat {
             active: r.is_active(),
             ended_reason: r.ended.map(|(_, reason)| reason),
             partner: self.partner_info(r, me),
-            messages: r.history.iter().cloned().collect(),
+            messages: r.history.iter().filter_map(|(seq, e)| history_entry(*seq, e)).collect(),
             omitted: r.sent - r.history.len() as u64,
         })
+    }
+}
+
+/// A history line from the envelope that carried the message.
+fn history_entry(seq: u64, envelope: &Envelope) -> Option<HistoryEntry> {
+    match &envelope.event {
+        Event::MessageReceived(m) => Some(HistoryEntry {
+            seq,
+            message_id: m.message_id.clone(),
+            from: m.from.clone(),
+            from_name: m.from_name.clone(),
+            message: m.message.clone(),
+            timestamp: m.timestamp,
+        }),
+        _ => None,
     }
 }
 
