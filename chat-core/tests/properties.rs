@@ -87,7 +87,9 @@ struct Model {
     sessions: Vec<SessionId>,
     tokens: HashMap<String, String>,
     /// room id -> members (from chatroom.found), and how many partner.disconnected it had.
-    rooms: HashMap<Arc<str>, (BTreeSet<Arc<str>>, usize)>,
+    /// Ordered: the model picks "a room I am not in" from it, and that pick must not
+    /// depend on hash order, or the determinism property would test the model instead.
+    rooms: BTreeMap<Arc<str>, (BTreeSet<Arc<str>>, usize)>,
     /// user -> current room as the model sees it.
     in_room: HashMap<Arc<str>, Arc<str>>,
     blocked: BTreeSet<(Arc<str>, Arc<str>)>,
@@ -96,8 +98,9 @@ struct Model {
     dms: HashMap<Arc<str>, (Arc<str>, DmState)>,
     /// per user: DM events returned by Events (seq -> message id), for acks.
     seen_dm_events: HashMap<Arc<str>, BTreeMap<u64, Arc<str>>>,
-    /// per session: the max seq returned by the last Events call.
-    cursor: HashMap<SessionId, u64>,
+    /// per (session, identity): the max seq returned by the last Events call. Keyed by
+    /// both because a session can take another identity after its first one left.
+    cursor: HashMap<(SessionId, Arc<str>), u64>,
     /// room message id -> its expected recipient; must be logged exactly once.
     expect_room_msg: Vec<(Arc<str>, Arc<str>)>,
     transcript: Vec<String>,
@@ -276,7 +279,7 @@ impl Run {
             Op::Events { s, ack } => {
                 let Some(s) = self.session(s) else { return Ok(()) };
                 let Some(me) = self.me(s) else { return Ok(()) };
-                let after = if ack { self.m.cursor.get(&s).copied() } else { None };
+                let after = if ack { self.m.cursor.get(&(s, me.clone())).copied() } else { None };
                 if let Some(Reply::Events(r)) =
                     self.handle(s, Command::Events { after_seq: after, limit: None })
                 {
@@ -308,7 +311,7 @@ impl Run {
                         }
                     }
                     if let Some(last) = r.events.last() {
-                        self.m.cursor.insert(s, last.seq);
+                        self.m.cursor.insert((s, me.clone()), last.seq);
                     }
                 }
             }
@@ -435,7 +438,8 @@ impl Run {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
+    // 256 cases by default; PROPTEST_CASES=5000 for a deeper run.
+    #![proptest_config(ProptestConfig::default())]
 
     #[test]
     fn random_sessions_keep_every_invariant(ops in proptest::collection::vec(op(), 1..120)) {
