@@ -1,0 +1,436 @@
+//! Entries: what the app shows, one per thing that happened.
+//!
+//! The TUI's scrollback, plain mode's text lines and `--json` lines are three views of
+//! the same [`Entry`] values, so scripts see exactly what a person sees. `--json` is the
+//! serde form: `{"type": "message", "ts": "2024-01-01T12:00:00.000Z", ...}`.
+
+use std::sync::Arc;
+
+use chat_core::{ClientSummary, DisconnectReason, HistoryEntry, PartnerInfo, PresenceStatus, Time};
+use serde::Serialize;
+
+/// One thing that happened, as shown to the user.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum Entry {
+    /// Connected and identified.
+    Connected {
+        /// When.
+        ts: Time,
+        /// The server URL.
+        server: String,
+        /// Our user id or client id.
+        user_id: Arc<str>,
+        /// Our display name.
+        display_name: Arc<str>,
+    },
+    /// Waiting in the roulette queue.
+    Waiting {
+        /// When.
+        ts: Time,
+        /// 1 = next to be matched.
+        position: usize,
+        /// Everyone waiting.
+        queue_length: usize,
+        /// The server's estimate, when it has one.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        estimated_wait_secs: Option<u64>,
+    },
+    /// Paired with a partner.
+    Matched {
+        /// When.
+        ts: Time,
+        /// The room.
+        room_id: Arc<str>,
+        /// Who.
+        partner: PartnerInfo,
+        /// Interests in common.
+        shared_interests: Vec<Arc<str>>,
+    },
+    /// A chat message, received or sent.
+    Message {
+        /// When the server accepted it.
+        ts: Time,
+        /// The room; absent for a direct message.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        room_id: Option<Arc<str>>,
+        /// The server's message id.
+        message_id: Arc<str>,
+        /// Sender's id.
+        from: Arc<str>,
+        /// Sender's name.
+        from_name: Arc<str>,
+        /// The recipient of a direct message we sent.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        to: Option<Arc<str>>,
+        /// The text.
+        text: Arc<str>,
+        /// Sent by us.
+        mine: bool,
+    },
+    /// The partner started or stopped typing (never in the scrollback; a status line).
+    Typing {
+        /// When.
+        ts: Time,
+        /// The room.
+        room_id: Arc<str>,
+        /// The partner's name.
+        name: Arc<str>,
+        /// Typing or stopped.
+        typing: bool,
+    },
+    /// The partner is gone and the room has ended.
+    PartnerLeft {
+        /// When.
+        ts: Time,
+        /// The room.
+        room_id: Arc<str>,
+        /// The partner's name.
+        name: Arc<str>,
+        /// Why.
+        reason: DisconnectReason,
+    },
+    /// We left a room.
+    Left {
+        /// When.
+        ts: Time,
+        /// The room.
+        room_id: Arc<str>,
+        /// Straight back into the queue (`/next`).
+        requeued: bool,
+    },
+    /// We left the queue.
+    LeftQueue {
+        /// When.
+        ts: Time,
+    },
+    /// We blocked the partner.
+    Blocked {
+        /// When.
+        ts: Time,
+        /// Who.
+        user_id: Arc<str>,
+    },
+    /// The checked-in clients (`/who` in DM mode).
+    Clients {
+        /// When.
+        ts: Time,
+        /// The list, sorted by id.
+        clients: Vec<ClientSummary>,
+        /// Not listed because of the server's cap.
+        omitted: usize,
+    },
+    /// A room's history (`/history`).
+    History {
+        /// When.
+        ts: Time,
+        /// The room.
+        room_id: Arc<str>,
+        /// The partner.
+        partner: PartnerInfo,
+        /// Whether the room is still active.
+        active: bool,
+        /// Oldest first.
+        messages: Vec<HistoryEntry>,
+    },
+    /// A direct message we sent expired unread.
+    Expired {
+        /// When.
+        ts: Time,
+        /// Who did not read it.
+        recipient_id: Arc<str>,
+        /// Its id.
+        message_id: Arc<str>,
+        /// Its text, to send again.
+        text: Arc<str>,
+    },
+    /// The connection dropped; reconnecting.
+    Reconnecting {
+        /// When.
+        ts: Time,
+        /// 1 for the first try.
+        attempt: u32,
+        /// Why.
+        reason: String,
+    },
+    /// Back online.
+    Reconnected {
+        /// When.
+        ts: Time,
+        /// `true`: same identity, room and queue place; `false`: the server had forgotten
+        /// us and we started afresh.
+        resumed: bool,
+    },
+    /// Anything else worth a line (help, hints).
+    Info {
+        /// When.
+        ts: Time,
+        /// The text; may span lines.
+        text: String,
+    },
+    /// Something went wrong; the session goes on.
+    Error {
+        /// When.
+        ts: Time,
+        /// The server's or the client's message.
+        message: String,
+    },
+    /// The session is closed.
+    Closed {
+        /// When.
+        ts: Time,
+    },
+}
+
+/// How an entry reads, independent of colours and layout.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Body {
+    /// A message line: `<name> text`.
+    Message {
+        /// Who is shown as the speaker.
+        speaker: String,
+        /// Sent by us.
+        mine: bool,
+        /// The text.
+        text: String,
+    },
+    /// A system line (and continuation lines).
+    System(Vec<String>),
+    /// An error line.
+    Error(String),
+    /// Not shown as a line (typing changes show in the status area).
+    Hidden,
+}
+
+fn presence_mark(status: PresenceStatus) -> &'static str {
+    match status {
+        PresenceStatus::Online => "●",
+        PresenceStatus::Reconnecting => "◐",
+        PresenceStatus::Offline => "○",
+    }
+}
+
+/// "Bob [bob]" when the name differs from the id, else the id.
+pub fn name_and_id(name: &str, id: &str) -> String {
+    if name == id { id.to_owned() } else { format!("{name} [{id}]") }
+}
+
+impl Entry {
+    /// When it happened.
+    pub fn ts(&self) -> Time {
+        match self {
+            Entry::Connected { ts, .. }
+            | Entry::Waiting { ts, .. }
+            | Entry::Matched { ts, .. }
+            | Entry::Message { ts, .. }
+            | Entry::Typing { ts, .. }
+            | Entry::PartnerLeft { ts, .. }
+            | Entry::Left { ts, .. }
+            | Entry::LeftQueue { ts }
+            | Entry::Blocked { ts, .. }
+            | Entry::Clients { ts, .. }
+            | Entry::History { ts, .. }
+            | Entry::Expired { ts, .. }
+            | Entry::Reconnecting { ts, .. }
+            | Entry::Reconnected { ts, .. }
+            | Entry::Info { ts, .. }
+            | Entry::Error { ts, .. }
+            | Entry::Closed { ts } => *ts,
+        }
+    }
+
+    /// Whether it belongs in the scrollback (typing changes do not).
+    pub fn is_persistent(&self) -> bool {
+        !matches!(self, Entry::Typing { .. })
+    }
+
+    /// The words of the entry; `clock` formats times inside multi-line entries.
+    pub fn body(&self, clock: &dyn Fn(Time) -> String) -> Body {
+        let system = |line: String| Body::System(vec![line]);
+        match self {
+            Entry::Connected { server, user_id, display_name, .. } => {
+                system(format!("connected to {server} as {}", name_and_id(display_name, user_id)))
+            }
+            Entry::Waiting { position, queue_length, estimated_wait_secs, .. } => {
+                let wait =
+                    estimated_wait_secs.map(|s| format!(", about {}", wait_text(s))).unwrap_or_default();
+                system(format!("waiting for a partner: #{position} of {queue_length} in the queue{wait}"))
+            }
+            Entry::Matched { partner, shared_interests, .. } => {
+                let mut line = format!("you are now chatting with {}", partner.display_name);
+                if !shared_interests.is_empty() {
+                    line.push_str(&format!(" (shared interests: {})", shared_interests.join(", ")));
+                }
+                system(line + "; say hi!")
+            }
+            Entry::Message { from, from_name, to, text, mine, room_id, .. } => {
+                let speaker = match (to, room_id) {
+                    (Some(to), _) => format!("{from_name} → {to}"),
+                    (None, None) if !mine => name_and_id(from_name, from),
+                    _ => from_name.to_string(),
+                };
+                Body::Message { speaker, mine: *mine, text: text.to_string() }
+            }
+            Entry::Typing { .. } => Body::Hidden,
+            Entry::PartnerLeft { name, reason, .. } => system(match reason {
+                DisconnectReason::Left => format!("{name} left the chat; /next to meet someone new"),
+                DisconnectReason::Timeout => {
+                    format!("{name} lost their connection and did not come back; /next to meet someone new")
+                }
+                DisconnectReason::Shutdown => "the server is shutting down; the chat has ended".to_owned(),
+            }),
+            Entry::Left { requeued: true, .. } => system("you left the chat; looking for someone new".into()),
+            Entry::Left { requeued: false, .. } => {
+                system("you left the chat; /next to meet someone new".into())
+            }
+            Entry::LeftQueue { .. } => system("you left the queue; /next to join it again".into()),
+            Entry::Blocked { user_id, .. } => system(format!(
+                "blocked and reported {user_id}; you will not be matched again; /next for someone new"
+            )),
+            Entry::Clients { clients, omitted, .. } => {
+                let mut lines = vec![match clients.len() {
+                    0 => "no clients have checked in yet".to_owned(),
+                    n => format!("{n} client(s) checked in (● online, ◐ reconnecting, ○ offline):"),
+                }];
+                for c in clients {
+                    let mut line =
+                        format!("  {} {}", presence_mark(c.status), name_and_id(&c.name, &c.client_id));
+                    if !c.capabilities.is_empty() {
+                        line.push_str(&format!(" — {}", c.capabilities.join(", ")));
+                    }
+                    lines.push(line);
+                }
+                if *omitted > 0 {
+                    lines.push(format!("  … and {omitted} more"));
+                }
+                Body::System(lines)
+            }
+            Entry::History { room_id, partner, active, messages, .. } => {
+                let state = if *active { "active" } else { "ended" };
+                let mut lines =
+                    vec![format!("history of room {room_id} with {} ({state}):", partner.display_name)];
+                if messages.is_empty() {
+                    lines.push("  (no messages)".into());
+                }
+                for m in messages {
+                    lines.push(format!("  {} <{}> {}", clock(m.timestamp), m.from_name, m.message));
+                }
+                Body::System(lines)
+            }
+            Entry::Expired { recipient_id, text, .. } => {
+                system(format!("{recipient_id} did not read your message in time; it was dropped: {text}"))
+            }
+            Entry::Reconnecting { attempt, reason, .. } => {
+                system(format!("connection lost ({reason}); reconnecting, attempt {attempt}…"))
+            }
+            Entry::Reconnected { resumed: true, .. } => {
+                system("reconnected; your session was resumed".into())
+            }
+            Entry::Reconnected { resumed: false, .. } => {
+                system("reconnected, but the server had ended your session; starting afresh".into())
+            }
+            Entry::Info { text, .. } => Body::System(text.lines().map(str::to_owned).collect()),
+            Entry::Error { message, .. } => Body::Error(message.clone()),
+            Entry::Closed { .. } => system("disconnected".into()),
+        }
+    }
+
+    /// Plain mode's line(s): `[12:00:01] <Bob> hi`, `[12:00:01] * system`, `[12:00:01] ! error`.
+    /// `None` for entries that have no text form.
+    pub fn plain_text(&self, offset_secs: i32) -> Option<String> {
+        let ts = clock_time(self.ts(), offset_secs, true);
+        let clock = |t: Time| clock_time(t, offset_secs, true);
+        match self.body(&clock) {
+            Body::Message { speaker, text, .. } => Some(format!("[{ts}] <{speaker}> {text}")),
+            Body::System(lines) => {
+                let mut out = String::new();
+                for (i, line) in lines.iter().enumerate() {
+                    if i == 0 {
+                        out.push_str(&format!("[{ts}] * {line}"));
+                    } else {
+                        out.push_str(&format!("\n[{ts}] * {line}"));
+                    }
+                }
+                Some(out)
+            }
+            Body::Error(message) => Some(format!("[{ts}] ! {message}")),
+            Body::Hidden => None,
+        }
+    }
+}
+
+/// "12 s", "3 min".
+pub fn wait_text(secs: u64) -> String {
+    if secs < 90 { format!("{secs} s") } else { format!("{} min", secs.div_ceil(60)) }
+}
+
+/// Wall-clock time of `t` at a UTC offset: `12:00` or, with `seconds`, `12:00:01`.
+pub fn clock_time(t: Time, offset_secs: i32, seconds: bool) -> String {
+    let ms = i64::try_from(t.as_millis()).unwrap_or(i64::MAX).saturating_add(i64::from(offset_secs) * 1000);
+    let Some(dt) = chrono::DateTime::from_timestamp_millis(ms) else {
+        return "--:--".into();
+    };
+    dt.format(if seconds { "%H:%M:%S" } else { "%H:%M" }).to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const T: Time = Time::from_millis(1_704_110_400_000); // 2024-01-01 12:00:00 UTC
+
+    #[test]
+    fn clock_time_applies_the_offset() {
+        assert_eq!(clock_time(T, 0, true), "12:00:00");
+        assert_eq!(clock_time(T, 3600, false), "13:00");
+        assert_eq!(clock_time(T, -90 * 60, false), "10:30");
+    }
+
+    #[test]
+    fn plain_text_prefixes_each_kind() {
+        let message = Entry::Message {
+            ts: T,
+            room_id: Some("r_1".into()),
+            message_id: "m_1".into(),
+            from: "u_b".into(),
+            from_name: "Bob".into(),
+            to: None,
+            text: "hi".into(),
+            mine: false,
+        };
+        assert_eq!(message.plain_text(0).as_deref(), Some("[12:00:00] <Bob> hi"));
+        let error = Entry::Error { ts: T, message: "too long".into() };
+        assert_eq!(error.plain_text(0).as_deref(), Some("[12:00:00] ! too long"));
+        let info = Entry::Info { ts: T, text: "a\nb".into() };
+        assert_eq!(info.plain_text(0).as_deref(), Some("[12:00:00] * a\n[12:00:00] * b"));
+        let typing = Entry::Typing { ts: T, room_id: "r".into(), name: "Bob".into(), typing: true };
+        assert_eq!(typing.plain_text(0), None);
+    }
+
+    #[test]
+    fn json_form_is_tagged_by_type() {
+        let entry = Entry::Waiting { ts: T, position: 1, queue_length: 2, estimated_wait_secs: None };
+        let json = serde_json::to_value(&entry).unwrap_or_default();
+        assert_eq!(
+            json,
+            serde_json::json!({"type": "waiting", "ts": "2024-01-01T12:00:00.000Z", "position": 1, "queue_length": 2})
+        );
+    }
+
+    #[test]
+    fn direct_messages_show_ids() {
+        let dm = Entry::Message {
+            ts: T,
+            room_id: None,
+            message_id: "m".into(),
+            from: "bob".into(),
+            from_name: "Bob".into(),
+            to: None,
+            text: "yo".into(),
+            mine: false,
+        };
+        assert_eq!(dm.plain_text(0).as_deref(), Some("[12:00:00] <Bob [bob]> yo"));
+        assert_eq!(wait_text(12), "12 s");
+        assert_eq!(wait_text(200), "4 min");
+    }
+}

@@ -1,0 +1,387 @@
+//! What the server says (replies, events, connection changes) and what time does
+//! (indicator expiry, periodic refreshes).
+
+use chat_core::{ActivityState, Envelope, Event, IdentityReply, PartnerInfo, QueueStatus, Time};
+
+use super::entry::Entry;
+use super::{
+    Action, App, CLIENTS_REFRESH, CLIENTS_REFRESH_MIN, Connection, Joined, Mode, NetEvent,
+    PARTNER_TYPING_MAX, POSITION_REFRESH, Request, Roulette, TYPING_IDLE, Typing, anonymous,
+};
+
+impl App {
+    /// Time passes: typing indicators expire, the DM client list is refreshed.
+    pub fn tick(&mut self, now: Time) -> Vec<Action> {
+        let mut actions = Vec::new();
+        if let Roulette::Chatting { room_id, partner_typing, .. } = &mut self.roulette {
+            if let Some(since) = *partner_typing
+                && now.since(since) >= PARTNER_TYPING_MAX
+            {
+                *partner_typing = None;
+            }
+            if self.typing.sent_at.is_some()
+                && self.typing.last_edit.is_none_or(|t| now.since(t) >= TYPING_IDLE)
+            {
+                self.typing.sent_at = None;
+                actions.push(Action::SetTyping { room_id: room_id.to_string(), typing: false });
+            }
+        }
+        if matches!(self.roulette, Roulette::Waiting { .. })
+            && self.connection == Connection::Online
+            && !self.quitting
+            && self.position_asked.is_none_or(|t| now.since(t) >= POSITION_REFRESH)
+        {
+            if self.position_asked.is_some() {
+                actions.push(Action::RefreshIdentity);
+            }
+            self.position_asked = Some(now);
+        }
+        if matches!(self.settings.mode, Mode::Dm { .. })
+            && self.connection == Connection::Online
+            && !self.quitting
+            && self.dm.refreshed.is_none_or(|t| now.since(t) >= CLIENTS_REFRESH)
+        {
+            self.dm.refreshed = Some(now);
+            actions.push(Action::ListClients { quiet: true });
+        }
+        actions
+    }
+
+    /// Something from the network layer.
+    pub fn on_net(&mut self, event: NetEvent, now: Time) -> Vec<Action> {
+        let mut actions = Vec::new();
+        match event {
+            NetEvent::Joined { joined, fresh } => {
+                let first = self.me.is_none();
+                self.connection = Connection::Online;
+                if fresh {
+                    self.push(Entry::Reconnected { ts: now, resumed: false });
+                    self.roulette = Roulette::Idle;
+                }
+                match joined {
+                    Joined::Roulette(reply) => {
+                        self.me = Some(PartnerInfo {
+                            user_id: reply.user_id.clone(),
+                            display_name: reply.display_name.clone(),
+                        });
+                        if first {
+                            self.connected_entry(now);
+                        }
+                        self.apply_status(reply.status, now);
+                    }
+                    Joined::Dm(reply) => {
+                        self.me = Some(PartnerInfo {
+                            user_id: reply.client_id.clone(),
+                            display_name: reply.name.clone(),
+                        });
+                        if first {
+                            self.connected_entry(now);
+                            self.info(
+                                now,
+                                "/to <client_id> picks who to write to; /who lists clients; /help",
+                            );
+                        }
+                        if reply.pending_messages > 0 {
+                            let n = reply.pending_messages;
+                            self.info(now, &format!("{n} message(s) arrived while you were away"));
+                        }
+                        self.dm.refreshed = Some(now);
+                        actions.push(Action::ListClients { quiet: true });
+                    }
+                }
+            }
+            NetEvent::Event(envelope) => actions.extend(self.on_event(envelope, now)),
+            NetEvent::Evicted(n) => self
+                .info(now, &format!("{n} older event(s) were dropped by the server before they were read")),
+            NetEvent::SentRoom { text, reply } => {
+                let me = self.me.clone().unwrap_or_else(|| anonymous("you"));
+                self.push(Entry::Message {
+                    ts: reply.timestamp,
+                    room_id: Some(reply.room_id),
+                    message_id: reply.message_id,
+                    from: me.user_id,
+                    from_name: me.display_name,
+                    to: None,
+                    text: text.into(),
+                    mine: true,
+                });
+            }
+            NetEvent::SentDirect { text, reply } => {
+                let me = self.me.clone().unwrap_or_else(|| anonymous("you"));
+                let offline = !reply.recipient_online;
+                let to = reply.recipient_id.clone();
+                self.push(Entry::Message {
+                    ts: reply.timestamp,
+                    room_id: None,
+                    message_id: reply.message_id,
+                    from: me.user_id,
+                    from_name: me.display_name,
+                    to: Some(reply.recipient_id),
+                    text: text.into(),
+                    mine: true,
+                });
+                if offline {
+                    self.info(now, &format!("{to} is offline; the message waits in their mailbox"));
+                }
+            }
+            NetEvent::Queued(reply) => self.apply_status(reply.status, now),
+            NetEvent::LeftQueue(_) => {
+                self.roulette = Roulette::Idle;
+                self.push(Entry::LeftQueue { ts: now });
+            }
+            NetEvent::LeftChat(reply) => {
+                let requeued = reply.requeued.is_some();
+                if self.in_room(&reply.room_id) || matches!(self.roulette, Roulette::PartnerLeft { .. }) {
+                    self.roulette = Roulette::Idle;
+                }
+                self.push(Entry::Left { ts: now, room_id: reply.room_id, requeued });
+                if let Some(status) = reply.requeued {
+                    self.apply_status(status, now);
+                }
+            }
+            NetEvent::Blocked(reply) => {
+                if self.in_room(&reply.room_id) || matches!(self.roulette, Roulette::PartnerLeft { .. }) {
+                    self.roulette = Roulette::Idle;
+                }
+                self.push(Entry::Blocked { ts: now, user_id: reply.blocked_user_id });
+            }
+            NetEvent::History(reply) => self.push(Entry::History {
+                ts: now,
+                room_id: reply.room_id,
+                partner: reply.partner,
+                active: reply.active,
+                messages: reply.messages,
+            }),
+            NetEvent::Clients { reply, quiet } => {
+                self.dm.clients = reply.clients.clone();
+                if !quiet {
+                    self.push(Entry::Clients { ts: now, clients: reply.clients, omitted: reply.omitted });
+                }
+            }
+            NetEvent::Failed { request, message } => {
+                let message = match request {
+                    Request::Send => format!("not sent: {message}"),
+                    Request::ListClients => format!("cannot list clients: {message}"),
+                    Request::History => format!("no history: {message}"),
+                    _ => message,
+                };
+                self.push(Entry::Error { ts: now, message });
+            }
+            NetEvent::Reconnecting { attempt, reason } => {
+                if self.connection != Connection::Closed && !matches!(self.connection, Connection::Failed(_))
+                {
+                    self.connection = Connection::Reconnecting { attempt };
+                }
+                if attempt == 1 {
+                    self.push(Entry::Reconnecting { ts: now, attempt, reason });
+                }
+            }
+            NetEvent::Resumed(identity) => {
+                self.connection = Connection::Online;
+                self.push(Entry::Reconnected { ts: now, resumed: true });
+                self.apply_identity(identity, now);
+            }
+            NetEvent::Identity(identity) => {
+                // Only the queue position is news; anything bigger arrives as an event.
+                if let (
+                    ActivityState::Waiting { position },
+                    Roulette::Waiting { position: shown, queue_length, .. },
+                ) = (&identity.activity, &mut self.roulette)
+                {
+                    // Those ahead who were matched left the queue; the rest is unknown.
+                    *queue_length =
+                        queue_length.saturating_sub(shown.saturating_sub(*position)).max(*position);
+                    *shown = *position;
+                }
+            }
+            NetEvent::Closed => {
+                self.connection = Connection::Closed;
+                self.push(Entry::Closed { ts: now });
+                self.done = true;
+            }
+            NetEvent::Fatal(message) => {
+                self.push(Entry::Error { ts: now, message: message.clone() });
+                self.connection = Connection::Failed(message);
+                self.done = true;
+            }
+        }
+        actions
+    }
+
+    fn connected_entry(&mut self, now: Time) {
+        if let Some(me) = self.me.clone() {
+            let server = self.settings.server.clone();
+            self.push(Entry::Connected {
+                ts: now,
+                server,
+                user_id: me.user_id,
+                display_name: me.display_name,
+            });
+        }
+    }
+
+    fn on_event(&mut self, envelope: Envelope, now: Time) -> Vec<Action> {
+        let mut actions = Vec::new();
+        match envelope.event {
+            Event::ChatroomFound(found) => self.apply_status(
+                QueueStatus::Matched {
+                    room_id: found.room_id,
+                    partner: found.partner,
+                    shared_interests: found.shared_interests,
+                },
+                now,
+            ),
+            Event::MessageReceived(m) => {
+                match (&m.room_id, &mut self.roulette) {
+                    (Some(room), Roulette::Chatting { room_id, partner_typing, .. }) if room == room_id => {
+                        *partner_typing = None;
+                    }
+                    (None, _) => actions.extend(self.note_direct(&m.from, now)),
+                    _ => {}
+                }
+                self.push(Entry::Message {
+                    ts: m.timestamp,
+                    room_id: m.room_id,
+                    message_id: m.message_id,
+                    from: m.from,
+                    from_name: m.from_name,
+                    to: None,
+                    text: m.message,
+                    mine: false,
+                });
+            }
+            Event::PartnerDisconnected(gone) => {
+                if let Roulette::Chatting { room_id, partner, .. } = &self.roulette
+                    && *room_id == gone.room_id
+                {
+                    let partner = partner.clone();
+                    let name = partner.display_name.clone();
+                    self.roulette =
+                        Roulette::PartnerLeft { room_id: gone.room_id.clone(), partner, reason: gone.reason };
+                    self.typing.sent_at = None;
+                    self.push(Entry::PartnerLeft {
+                        ts: now,
+                        room_id: gone.room_id,
+                        name,
+                        reason: gone.reason,
+                    });
+                }
+            }
+            Event::PartnerTyping(t) => {
+                if let Roulette::Chatting { room_id, partner, partner_typing, .. } = &mut self.roulette
+                    && *room_id == t.room_id
+                {
+                    *partner_typing = t.typing.then_some(now);
+                    let name = partner.display_name.clone();
+                    self.push(Entry::Typing { ts: now, room_id: t.room_id, name, typing: t.typing });
+                }
+            }
+            Event::MessageExpired(e) => self.push(Entry::Expired {
+                ts: now,
+                recipient_id: e.recipient_id,
+                message_id: e.message_id,
+                text: e.message,
+            }),
+        }
+        actions
+    }
+
+    /// An incoming direct message: the first sender becomes the target; messages from
+    /// anyone else count as unread until `/to` them.
+    fn note_direct(&mut self, from: &str, now: Time) -> Vec<Action> {
+        match &self.dm.target {
+            None => self.dm.target = Some(from.to_owned()),
+            Some(target) if target == from => {}
+            Some(_) => *self.dm.unread.entry(from.to_owned()).or_default() += 1,
+        }
+        self.refresh_clients_for(from, now)
+    }
+
+    /// Refreshes the client list when it does not know `client_id` yet (someone new wrote,
+    /// or we picked someone new), at most every few seconds.
+    pub(super) fn refresh_clients_for(&mut self, client_id: &str, now: Time) -> Vec<Action> {
+        let known = self.dm.clients.iter().any(|c| *c.client_id == *client_id);
+        let recent = self.dm.refreshed.is_some_and(|t| now.since(t) < CLIENTS_REFRESH_MIN);
+        if known || recent || !matches!(self.settings.mode, Mode::Dm { .. }) {
+            return Vec::new();
+        }
+        self.dm.refreshed = Some(now);
+        vec![Action::ListClients { quiet: true }]
+    }
+
+    pub(super) fn in_room(&self, room: &str) -> bool {
+        matches!(&self.roulette, Roulette::Chatting { room_id, .. } if **room_id == *room)
+    }
+
+    fn apply_status(&mut self, status: QueueStatus, now: Time) {
+        match status {
+            QueueStatus::Waiting { position, queue_length, estimated_wait_secs } => {
+                if matches!(self.roulette, Roulette::Chatting { .. }) {
+                    // A late reply must not undo a match announced by an event.
+                    return;
+                }
+                self.roulette = Roulette::Waiting { position, queue_length, estimated_wait_secs };
+                self.push(Entry::Waiting { ts: now, position, queue_length, estimated_wait_secs });
+            }
+            QueueStatus::Matched { room_id, partner, shared_interests } => {
+                if self.in_room(&room_id) {
+                    return; // announced already (reply and event both say so)
+                }
+                self.last_room = Some(room_id.clone());
+                self.typing = Typing::default();
+                self.roulette = Roulette::Chatting {
+                    room_id: room_id.clone(),
+                    partner: partner.clone(),
+                    shared_interests: shared_interests.clone(),
+                    partner_typing: None,
+                };
+                self.push(Entry::Matched { ts: now, room_id, partner, shared_interests });
+            }
+        }
+    }
+
+    /// After a resume: take the server's word for where we stand.
+    fn apply_identity(&mut self, identity: IdentityReply, now: Time) {
+        if let (Some(user_id), Some(display_name)) = (identity.user_id, identity.display_name) {
+            self.me = Some(PartnerInfo { user_id, display_name });
+        }
+        if matches!(self.settings.mode, Mode::Dm { .. }) {
+            return;
+        }
+        match identity.activity {
+            ActivityState::Idle => {
+                let note = match &self.roulette {
+                    Roulette::Chatting { partner, .. } => Some(format!(
+                        "your chat with {} ended while you were away; /next to meet someone new",
+                        partner.display_name
+                    )),
+                    Roulette::Waiting { .. } => {
+                        Some("you are no longer in the queue; /next to join again".into())
+                    }
+                    Roulette::Idle | Roulette::PartnerLeft { .. } => None,
+                };
+                if let Some(note) = note {
+                    self.roulette = Roulette::Idle;
+                    self.info(now, &note);
+                }
+            }
+            ActivityState::Waiting { position } => {
+                let (queue_length, estimated_wait_secs) = match self.roulette {
+                    Roulette::Waiting { queue_length, estimated_wait_secs, .. } => {
+                        (queue_length.max(position), estimated_wait_secs)
+                    }
+                    _ => (position, None),
+                };
+                self.roulette = Roulette::Waiting { position, queue_length, estimated_wait_secs };
+            }
+            ActivityState::Chatting { room_id, partner } => {
+                if !self.in_room(&room_id) {
+                    self.apply_status(
+                        QueueStatus::Matched { room_id, partner, shared_interests: Vec::new() },
+                        now,
+                    );
+                }
+            }
+        }
+    }
+}

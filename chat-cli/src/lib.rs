@@ -1,0 +1,18 @@
+//! `chat-cli`: a terminal client for mcp-chat.
+//!
+//! The pieces, each usable on its own:
+//! - [`app`]: the pure state machine (keys, lines and server events in; view model and
+//!   actions out), shared by both front ends;
+//! - [`render`]: draws the app with ratatui;
+//! - [`net`]: the rmcp client task (long poll + notifications, reconnect and resume);
+//! - [`tui`] and [`plain`]: the full-screen and the line-oriented front ends;
+//! - [`cli`]: the command line.
+
+pub mod app;
+pub mod cli;
+pub mod clock;
+pub mod net;
+pub mod plain;
+pub mod render;
+pub mod signals;
+pub mod tui;

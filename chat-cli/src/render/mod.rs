@@ -1,0 +1,226 @@
+//! Draws the app with ratatui: header, scrollback (plus the client sidebar in DM mode),
+//! typing indicator, input line and status bar. Nothing here changes state except the
+//! returned scroll limit, which the caller feeds back to the app.
+
+mod wrap;
+
+#[cfg(test)]
+mod tests;
+
+use chat_core::PresenceStatus;
+use ratatui::Frame;
+use ratatui::layout::{Constraint, Layout, Rect};
+use ratatui::style::{Color, Modifier, Style};
+use ratatui::text::{Line, Span};
+use ratatui::widgets::{Block, Borders, Paragraph};
+use unicode_width::UnicodeWidthStr;
+
+use crate::app::entry::{Body, Entry, clock_time};
+use crate::app::view::{SidebarItem, Tone};
+use crate::app::{App, Mode};
+
+/// Width of the DM sidebar, border included.
+const SIDEBAR_WIDTH: u16 = 24;
+/// Width of the `12:00 ` timestamp column.
+const TIME_WIDTH: usize = 6;
+
+fn dim() -> Style {
+    Style::default().fg(Color::DarkGray)
+}
+
+/// Draws the whole screen. Returns the largest useful scroll offset (rows of scrollback
+/// above the view), so the app can clamp PgUp.
+pub fn draw(frame: &mut Frame<'_>, app: &App) -> usize {
+    let [header, body, typing, input, status] = Layout::vertical([
+        Constraint::Length(1),
+        Constraint::Min(1),
+        Constraint::Length(1),
+        Constraint::Length(1),
+        Constraint::Length(1),
+    ])
+    .areas(frame.area());
+    draw_header(frame, app, header);
+    let scrollback_area = match app.sidebar() {
+        Some(items) => {
+            let [main, side] =
+                Layout::horizontal([Constraint::Min(10), Constraint::Length(SIDEBAR_WIDTH)]).areas(body);
+            draw_sidebar(frame, &items, side);
+            main
+        }
+        None => body,
+    };
+    let max_scroll = draw_scrollback(frame, app, scrollback_area);
+    if let Some(text) = app.typing_line() {
+        let style = dim().add_modifier(Modifier::ITALIC);
+        frame.render_widget(Paragraph::new(Span::styled(text, style)), typing);
+    }
+    draw_input(frame, app, input);
+    draw_status(frame, app, status);
+    max_scroll
+}
+
+fn draw_header(frame: &mut Frame<'_>, app: &App, area: Rect) {
+    let style = Style::default().fg(Color::Black).bg(Color::Cyan);
+    let title = format!(" {}", app.header());
+    let server = format!("{} ", app.settings().server);
+    let width = usize::from(area.width);
+    let gap = width.saturating_sub(title.width() + server.width());
+    let line = if gap >= 2 {
+        Line::from(vec![Span::raw(title), Span::raw(" ".repeat(gap)), Span::raw(server)])
+    } else {
+        Line::from(title)
+    };
+    frame.render_widget(Paragraph::new(line).style(style.add_modifier(Modifier::BOLD)), area);
+}
+
+fn draw_status(frame: &mut Frame<'_>, app: &App, area: Rect) {
+    let (text, tone) = app.status();
+    let style = match tone {
+        Tone::Normal => Style::default().fg(Color::Black).bg(Color::Green),
+        Tone::Pending => Style::default().fg(Color::Black).bg(Color::Yellow),
+        Tone::Alert => Style::default().fg(Color::White).bg(Color::Red),
+    };
+    frame.render_widget(Paragraph::new(format!(" {text}")).style(style), area);
+}
+
+/// The entry's rows before wrapping: one `Vec<Span>` per logical line.
+fn entry_lines(entry: &Entry, offset_secs: i32) -> Vec<Vec<Span<'static>>> {
+    let time = Span::styled(format!("{} ", clock_time(entry.ts(), offset_secs, false)), dim());
+    let clock = |t| clock_time(t, offset_secs, false);
+    match entry.body(&clock) {
+        Body::Message { speaker, mine, text } => {
+            let colour = if mine { Color::Cyan } else { Color::Magenta };
+            let speaker = Span::styled(speaker, Style::default().fg(colour).add_modifier(Modifier::BOLD));
+            vec![vec![time, speaker, Span::raw(": "), Span::raw(text)]]
+        }
+        Body::System(lines) => {
+            let style = Style::default().fg(Color::Yellow);
+            lines
+                .into_iter()
+                .enumerate()
+                .map(|(i, line)| {
+                    if i == 0 {
+                        vec![time.clone(), Span::styled(format!("* {line}"), style)]
+                    } else {
+                        vec![Span::raw(" ".repeat(TIME_WIDTH + 2)), Span::styled(line, style)]
+                    }
+                })
+                .collect()
+        }
+        Body::Error(message) => {
+            vec![vec![time, Span::styled(format!("! {message}"), Style::default().fg(Color::Red))]]
+        }
+        Body::Hidden => Vec::new(),
+    }
+}
+
+fn draw_scrollback(frame: &mut Frame<'_>, app: &App, area: Rect) -> usize {
+    let width = usize::from(area.width);
+    let height = usize::from(area.height);
+    let offset = app.settings().offset_secs;
+    let mut rows: Vec<Line<'static>> = Vec::new();
+    for entry in app.scrollback() {
+        for line in entry_lines(entry, offset) {
+            rows.extend(wrap::wrap(&line, width, TIME_WIDTH + 2));
+        }
+    }
+    let max_scroll = rows.len().saturating_sub(height);
+    let scroll = app.scroll().min(max_scroll);
+    let end = rows.len() - scroll;
+    let start = end.saturating_sub(height);
+    let visible: Vec<Line<'static>> = rows.drain(start..end).collect();
+    frame.render_widget(Paragraph::new(visible), area);
+    if scroll > 0 {
+        let marker = format!(" ↓ {scroll} newer rows · Esc ");
+        let w = u16::try_from(marker.width()).unwrap_or(u16::MAX).min(area.width);
+        let spot = Rect {
+            x: area.right().saturating_sub(w),
+            y: area.bottom().saturating_sub(1),
+            width: w,
+            height: 1,
+        };
+        frame.render_widget(
+            Paragraph::new(marker).style(Style::default().fg(Color::Black).bg(Color::Yellow)),
+            spot,
+        );
+    }
+    max_scroll
+}
+
+fn draw_sidebar(frame: &mut Frame<'_>, items: &[SidebarItem], area: Rect) {
+    let block = Block::default().borders(Borders::LEFT).title(" clients ").border_style(dim());
+    let inner = block.inner(area);
+    frame.render_widget(block, area);
+    let mut lines: Vec<Line<'static>> = Vec::new();
+    if items.is_empty() {
+        lines.push(Line::from(Span::styled(" nobody yet", dim())));
+    }
+    for item in items {
+        let (mark, colour) = match item.status {
+            PresenceStatus::Online => ("●", Color::Green),
+            PresenceStatus::Reconnecting => ("◐", Color::Yellow),
+            PresenceStatus::Offline => ("○", Color::DarkGray),
+        };
+        let mut name_style = Style::default();
+        if item.selected {
+            name_style = name_style.add_modifier(Modifier::REVERSED);
+        }
+        let mut spans = vec![
+            Span::raw(if item.selected { "›" } else { " " }),
+            Span::styled(mark, Style::default().fg(colour)),
+            Span::raw(" "),
+            Span::styled(item.client_id.clone(), name_style),
+        ];
+        if item.unread > 0 {
+            spans.push(Span::styled(
+                format!(" ({})", item.unread),
+                Style::default().fg(Color::Red).add_modifier(Modifier::BOLD),
+            ));
+        }
+        lines.push(Line::from(spans));
+    }
+    frame.render_widget(Paragraph::new(lines), inner);
+}
+
+fn draw_input(frame: &mut Frame<'_>, app: &App, area: Rect) {
+    let prompt = match &app.settings().mode {
+        Mode::Dm { .. } => match &app.dm().target {
+            Some(target) => format!("{target}> "),
+            None => "> ".to_owned(),
+        },
+        Mode::Roulette => "> ".to_owned(),
+    };
+    let prompt_width = prompt.width();
+    let avail = usize::from(area.width).saturating_sub(prompt_width + 1).max(1);
+    let chars: Vec<char> = app.input().text().chars().collect();
+    let cursor = app.input().cursor().min(chars.len());
+    let width_of = |cs: &[char]| {
+        cs.iter().map(|c| unicode_width::UnicodeWidthChar::width(*c).unwrap_or(0)).sum::<usize>()
+    };
+    // Scroll horizontally so the cursor stays visible.
+    let mut first = 0;
+    while width_of(&chars[first..cursor]) > avail {
+        first += 1;
+    }
+    let mut shown = String::new();
+    let mut used = 0;
+    for c in &chars[first..] {
+        let w = unicode_width::UnicodeWidthChar::width(*c).unwrap_or(0);
+        if used + w > avail {
+            break;
+        }
+        shown.push(*c);
+        used += w;
+    }
+    let mut spans = vec![Span::styled(prompt, Style::default().fg(Color::Cyan).add_modifier(Modifier::BOLD))];
+    if chars.is_empty() {
+        spans.push(Span::styled("type a message; /help lists commands", dim()));
+    } else {
+        spans.push(Span::raw(shown));
+    }
+    frame.render_widget(Paragraph::new(Line::from(spans)), area);
+    let column = prompt_width + width_of(&chars[first..cursor]);
+    let x =
+        area.x.saturating_add(u16::try_from(column).unwrap_or(u16::MAX)).min(area.right().saturating_sub(1));
+    frame.set_cursor_position((x, area.y));
+}

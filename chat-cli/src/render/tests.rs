@@ -1,0 +1,112 @@
+//! Screens rendered into ratatui's `TestBackend` and compared with reviewed snapshots
+//! (`src/render/snapshots/`). Accept changes with `INSTA_UPDATE=always`, then review.
+
+use chat_core::{ClientsReply, PresenceStatus};
+use ratatui::Terminal;
+use ratatui::backend::TestBackend;
+
+use super::draw;
+use crate::app::tests::fixtures::*;
+use crate::app::{App, Key, Mode, NetEvent};
+
+fn screen(app: &mut App, width: u16, height: u16) -> Terminal<TestBackend> {
+    let mut terminal = Terminal::new(TestBackend::new(width, height)).expect("test terminal");
+    let mut max_scroll = 0;
+    terminal.draw(|frame| max_scroll = draw(frame, app)).expect("draws");
+    app.clamp_scroll(max_scroll);
+    terminal
+}
+
+#[test]
+fn waiting_for_a_partner() {
+    let mut app = App::new(settings(Mode::Roulette));
+    app.on_net(joined(waiting(2, 3, Some(12))), at(0));
+    insta::assert_snapshot!("waiting", screen(&mut app, 64, 10).backend());
+}
+
+#[test]
+fn chatting_while_the_partner_types() {
+    let mut app = chatting();
+    app.on_net(received(2, Some("r_1"), "u_bob", "hi! what brings you here?", 5), at(5));
+    app.on_net(
+        sent("r_1", "mostly rust, and a long message that needs to wrap onto a second line", 9),
+        at(9),
+    );
+    app.on_net(typing(3, "r_1", true), at(10));
+    for c in "same here".chars() {
+        app.on_key(Key::Char(c), at(11));
+    }
+    let mut terminal = screen(&mut app, 64, 12);
+    insta::assert_snapshot!("chatting_typing", terminal.backend());
+    terminal.backend_mut().assert_cursor_position((11, 10));
+}
+
+#[test]
+fn the_partner_left() {
+    let mut app = chatting();
+    app.on_net(received(2, Some("r_1"), "u_bob", "gotta go, bye", 5), at(5));
+    app.on_net(gone(3, "r_1"), at(6));
+    insta::assert_snapshot!("partner_left", screen(&mut app, 64, 10).backend());
+}
+
+#[test]
+fn reconnecting() {
+    let mut app = chatting();
+    app.on_net(
+        NetEvent::Reconnecting { attempt: 1, reason: "Connection refused (os error 111)".into() },
+        at(7),
+    );
+    app.on_net(
+        NetEvent::Reconnecting { attempt: 3, reason: "Connection refused (os error 111)".into() },
+        at(9),
+    );
+    insta::assert_snapshot!("reconnecting", screen(&mut app, 64, 9).backend());
+}
+
+#[test]
+fn dm_inbox_with_unread_counts() {
+    let mut app = App::new(settings(Mode::Dm { client_id: "alice".into() }));
+    app.on_net(dm_joined("alice"), at(0));
+    app.on_net(
+        NetEvent::Clients {
+            reply: ClientsReply {
+                clients: vec![
+                    client("alice", PresenceStatus::Online),
+                    client("build-bot", PresenceStatus::Reconnecting),
+                    client("bob", PresenceStatus::Online),
+                    client("carol", PresenceStatus::Offline),
+                ],
+                omitted: 0,
+            },
+            quiet: true,
+        },
+        at(1),
+    );
+    app.on_net(received(1, None, "bob", "can you review my PR?", 30), at(30));
+    app.on_net(received(2, None, "carol", "lunch?", 40), at(40));
+    app.on_net(received(3, None, "carol", "at noon", 41), at(41));
+    insta::assert_snapshot!("dm_inbox", screen(&mut app, 72, 12).backend());
+}
+
+#[test]
+fn scrolled_back_shows_a_marker() {
+    let mut app = chatting();
+    for i in 0..12 {
+        app.on_net(received(i + 2, Some("r_1"), "u_bob", &format!("line {i}"), 10 + i), at(10 + i));
+    }
+    app.on_key(Key::PageUp, at(30));
+    insta::assert_snapshot!("scrolled_back", screen(&mut app, 50, 9).backend());
+}
+
+#[test]
+fn the_input_scrolls_to_keep_the_cursor_visible() {
+    let mut app = chatting();
+    for c in "a fairly long line typed into a narrow terminal window".chars() {
+        app.on_key(Key::Char(c), at(2));
+    }
+    let mut terminal = screen(&mut app, 30, 6);
+    let input_row: String =
+        (0..30).map(|x| terminal.backend().buffer()[(x, 4)].symbol().to_owned()).collect();
+    assert_eq!(input_row, "> to a narrow terminal window ");
+    terminal.backend_mut().assert_cursor_position((29, 4));
+}
