@@ -121,6 +121,19 @@ pub(crate) struct Outbox {
 }
 
 impl Outbox {
+    /// Queues already-stored envelopes for push again (unread mail for a session that just
+    /// bound the identity). Their seqs are unchanged, so clients dedupe them.
+    pub(crate) fn repush<'a>(
+        &mut self,
+        session: SessionId,
+        user_id: &Arc<str>,
+        envelopes: impl Iterator<Item = &'a Arc<Envelope>>,
+    ) {
+        for envelope in envelopes {
+            self.queue.push_back(Outbound { session, user_id: user_id.clone(), envelope: envelope.clone() });
+        }
+    }
+
     /// Stores `event` in `p`'s inbox and, if `p` is online, queues it for push.
     pub(crate) fn deliver(
         &mut self,
@@ -315,6 +328,13 @@ impl Chat {
     /// Unacknowledged events of the participant bound to `session` (0 if none).
     pub fn pending_events(&self, session: SessionId) -> usize {
         self.session_participant(session).map_or(0, |p| p.inbox.len())
+    }
+
+    /// Up to `limit` unacknowledged events of the participant bound to `session`, oldest
+    /// first, without acknowledging anything or touching the eviction count (unlike
+    /// `Command::Events`). For read-only views such as an inbox resource.
+    pub fn peek_events(&self, session: SessionId, limit: usize) -> Vec<Arc<Envelope>> {
+        self.session_participant(session).map_or_else(Vec::new, |p| p.inbox.after(0, limit))
     }
 
     /// Seq of the newest event of the participant bound to `session` (0 if none): the

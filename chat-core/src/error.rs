@@ -137,3 +137,31 @@ pub enum ChatError {
         last_seq: u64,
     },
 }
+
+impl ChatError {
+    /// A stable machine-readable code for the error (`"unknown_room"`, …), for
+    /// `structuredContent` and for clients that branch on the kind of failure. Part of the
+    /// wire contract: codes are never renamed.
+    pub fn code(&self) -> &'static str {
+        match self {
+            ChatError::UnknownSession => "unknown_session",
+            ChatError::NotIdentified => "not_identified",
+            ChatError::AlreadyIdentified { .. } => "already_identified",
+            ChatError::IdentityTaken { .. } => "identity_taken",
+            ChatError::BadResumeToken { .. } => "bad_resume_token",
+            ChatError::InvalidId { .. } => "invalid_id",
+            ChatError::InvalidText { .. } => "invalid_text",
+            ChatError::EmptyMessage => "empty_message",
+            ChatError::MessageTooLarge { .. } => "message_too_large",
+            ChatError::UnknownRoom { .. } => "unknown_room",
+            ChatError::RoomEnded { .. } => "room_ended",
+            ChatError::AlreadyInRoom { .. } => "already_in_room",
+            ChatError::QueueFull { .. } => "queue_full",
+            ChatError::ServerFull { .. } => "server_full",
+            ChatError::RateLimited { .. } => "rate_limited",
+            ChatError::MailboxFull { .. } => "mailbox_full",
+            ChatError::SelfMessage => "self_message",
+            ChatError::CursorAhead { .. } => "cursor_ahead",
+        }
+    }
+}

@@ -98,7 +98,8 @@ impl Chat {
         }
     }
 
-    /// Makes `session` the live session of participant `key`, detaching any previous one.
+    /// Makes `session` the live session of participant `key`, detaching any previous one,
+    /// and pushes the unread direct messages that waited while it was away.
     fn attach(&mut self, session: SessionId, key: u64) {
         if let Some(old) = self.participants.get(&key).and_then(Participant::session)
             && old != session
@@ -108,6 +109,9 @@ impl Chat {
         }
         self.set_presence(key, Presence::Online(session));
         self.sessions.insert(session, Some(key));
+        if let Some(p) = self.participants.get(&key) {
+            self.outbox.repush(session, &p.id, p.inbox.direct_envelopes());
+        }
     }
 
     /// `Resume`: re-attaches an identity to this session if the token matches. A live

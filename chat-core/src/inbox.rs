@@ -96,6 +96,11 @@ impl Inbox {
         self.evicted_total
     }
 
+    /// Pending direct-message envelopes, oldest first (to push them again on re-binding).
+    pub(crate) fn direct_envelopes(&self) -> impl Iterator<Item = &Arc<Envelope>> {
+        self.events.iter().filter(|s| s.direct_from.is_some()).map(|s| &s.envelope)
+    }
+
     /// Pending direct messages, oldest first, without removing them.
     pub(crate) fn peek_direct(&self, limit: usize) -> Vec<DirectMessage> {
         self.events.iter().filter_map(as_direct).take(limit).collect()

@@ -62,6 +62,10 @@ fn every_error_message() {
         ChatError::SelfMessage,
         ChatError::CursorAhead { after_seq: 9, last_seq: 3 },
     ];
-    let text: Vec<String> = errors.iter().map(|e| format!("{e:?}\n  => {e}")).collect();
+    let text: Vec<String> = errors.iter().map(|e| format!("{}: {e:?}\n  => {e}", e.code())).collect();
+    let mut codes: Vec<_> = errors.iter().map(ChatError::code).collect();
+    codes.sort_unstable();
+    codes.dedup();
+    assert_eq!(codes.len(), errors.len(), "every error has its own code");
     insta::assert_snapshot!("errors", text.join("\n"));
 }

@@ -51,6 +51,9 @@ fn offline_mailbox_is_delivered_on_checkin_exactly_once() {
     d.open("b");
     let checked = d.ok("b", checkin("b"));
     assert_eq!(checked["pending_messages"], 1);
+    let pushed = d.pushed_to("b");
+    assert_eq!(pushed.len(), 1, "waiting mail is pushed when the identity is bound");
+    assert_eq!(pushed[0]["message"], "hello b");
     let got = d.ok("b", Command::GetMessages { limit: None });
     assert_eq!(got["messages"][0]["message"], "hello b");
     assert_eq!(got["messages"][0]["from"], "a");
