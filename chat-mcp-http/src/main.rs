@@ -1,4 +1,41 @@
-fn main() {
-    eprintln!("not yet: this binary is being built; see README.md");
-    std::process::exit(2);
+//! `chat-mcp-http`: the mcp-chat server over Streamable HTTP. See `--help`.
+
+use std::process::ExitCode;
+
+use chat_mcp_http::cli::Cli;
+use clap::Parser;
+use tracing_subscriber::EnvFilter;
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    // RUST_LOG wins when set; otherwise --log-level / LOG_LEVEL. A plain level keeps rmcp
+    // itself at `warn`: at `info` it logs every client notification with its contents.
+    let level = cli.log_level.trim().to_ascii_lowercase();
+    let directive = if level.contains(['=', ',']) { level } else { format!("{level},rmcp=warn") };
+    let filter = EnvFilter::try_from_default_env()
+        .or_else(|_| EnvFilter::try_new(&directive))
+        .unwrap_or_else(|_| EnvFilter::new("info,rmcp=warn"));
+    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
+
+    let config = match cli.into_config() {
+        Ok(config) => config,
+        Err(message) => {
+            eprintln!("error: {message}");
+            return ExitCode::from(2);
+        }
+    };
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            eprintln!("error: cannot start the async runtime: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(chat_mcp_http::serve(config)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("error: {error}");
+            ExitCode::FAILURE
+        }
+    }
 }

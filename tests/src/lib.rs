@@ -1,1 +1,491 @@
-//! End-to-end test support for mcp-chat (filled in with the adapters).
+//! End-to-end test support for mcp-chat: start the real `chat-mcp-http` binary on a free
+//! loopback port, connect rmcp clients to it over real HTTP, and record what they are
+//! pushed. Everything that waits is bounded by a timeout, so a broken server fails a test
+//! instead of hanging it.
+
+use std::collections::VecDeque;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::Stdio;
+use std::sync::OnceLock;
+use std::time::Duration;
+
+use rmcp::model::{
+    CallToolRequestParams, CallToolResult, ClientCapabilities, ClientConfig, CustomNotification,
+    Implementation, ProgressNotificationParam, ProtocolVersion, RequestMetaObject,
+    ResourceUpdatedNotificationParam,
+};
+use rmcp::service::{NotificationContext, RunningService};
+use rmcp::transport::StreamableHttpClientTransport;
+use rmcp::transport::streamable_http_client::StreamableHttpClientTransportConfig;
+use rmcp::{ClientHandler, RoleClient, ServiceExt};
+use serde_json::{Value, json};
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::process::{Child, Command};
+use tokio::sync::{Mutex, mpsc};
+
+/// Default bound for a single step of a test (a tool call, a notification).
+pub const STEP: Duration = Duration::from_secs(10);
+
+/// Runs `future`, failing the test with `what` if it takes longer than `limit`.
+pub async fn within<T>(limit: Duration, what: &str, future: impl Future<Output = T>) -> T {
+    match tokio::time::timeout(limit, future).await {
+        Ok(value) => value,
+        Err(_) => panic!("timed out after {limit:?}: {what}"),
+    }
+}
+
+// ----- the server binary -----
+
+/// The workspace root (the parent of this crate).
+pub fn workspace_root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).parent().map(PathBuf::from).unwrap_or_default()
+}
+
+/// The newest modification time of the sources a binary is built from.
+fn newest_source(package: &str) -> Option<std::time::SystemTime> {
+    fn walk(dir: &std::path::Path, newest: &mut Option<std::time::SystemTime>) {
+        let Ok(entries) = std::fs::read_dir(dir) else { return };
+        for entry in entries.flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                walk(&path, newest);
+            } else if let Ok(modified) = entry.metadata().and_then(|m| m.modified()) {
+                *newest = (*newest).max(Some(modified));
+            }
+        }
+    }
+    let root = workspace_root();
+    let mut newest = None;
+    for dir in [root.join(package).join("src"), root.join("chat-core").join("src")] {
+        walk(&dir, &mut newest);
+    }
+    newest
+}
+
+/// Path of a workspace binary next to the running test executable
+/// (`target/<profile>/deps/<test>` -> `target/<profile>/<name>`), built once per test
+/// process if it is missing or older than its sources.
+///
+/// `cargo test --workspace` builds a package's binaries only for that package's own
+/// integration tests (chat-mcp-http has one, `tests/cli.rs`), so a plain
+/// `cargo test -p tests` may need this build (and would otherwise test a stale binary).
+pub fn binary(name: &str) -> PathBuf {
+    static BUILT: OnceLock<std::sync::Mutex<Vec<String>>> = OnceLock::new();
+    let exe = std::env::current_exe().expect("test executable path");
+    let dir = exe.parent().and_then(|deps| deps.parent()).expect("target/<profile> directory").to_path_buf();
+    let path = dir.join(format!("{name}{}", std::env::consts::EXE_SUFFIX));
+    let lock = BUILT.get_or_init(|| std::sync::Mutex::new(Vec::new()));
+    let mut built = lock.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    let stale = || {
+        let built_at = std::fs::metadata(&path).and_then(|m| m.modified()).ok();
+        built_at.is_none() || newest_source(name) > built_at
+    };
+    if !built.iter().any(|b| b == name) && stale() {
+        let status = std::process::Command::new(env!("CARGO"))
+            .args(["build", "-p", name, "--bin", name])
+            .current_dir(workspace_root())
+            .status()
+            .expect("run cargo build");
+        assert!(status.success(), "cargo build -p {name} failed");
+        built.push(name.to_owned());
+    }
+    assert!(path.exists(), "{} not found", path.display());
+    path
+}
+
+/// The real `chat-mcp-http` process, killed when dropped.
+pub struct ServerProcess {
+    child: Child,
+    /// The bound address.
+    pub addr: SocketAddr,
+    /// `http://addr`.
+    pub base: String,
+    /// `http://addr/mcp`.
+    pub url: String,
+    /// The bearer token the server was started with, if any.
+    pub token: Option<String>,
+}
+
+impl ServerProcess {
+    /// Starts the server on a free loopback port with extra `args`, and waits until
+    /// `/healthz` answers. Test-friendly defaults (short stream grace) can be overridden
+    /// by passing the flag again. Set `MCP_CHAT_TEST_LOGS=1` to see the server's logs.
+    pub async fn start(args: &[&str]) -> ServerProcess {
+        let token = args.windows(2).find(|w| w[0] == "--auth-token").map(|w| w[1].to_owned());
+        let mut command =
+            Command::new(tokio::task::spawn_blocking(|| binary("chat-mcp-http")).await.expect("build"));
+        command
+            .args(["--host", "127.0.0.1", "--port", "0", "--stream-grace", "500ms", "--shutdown-flush", "1s"])
+            .args(args)
+            .env_remove("RUST_LOG")
+            .env("LOG_LEVEL", std::env::var("MCP_CHAT_TEST_LOG_LEVEL").unwrap_or_else(|_| "info".into()))
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(if std::env::var_os("MCP_CHAT_TEST_LOGS").is_some() {
+                Stdio::inherit()
+            } else {
+                Stdio::null()
+            })
+            .kill_on_drop(true);
+        let mut child = command.spawn().expect("spawn chat-mcp-http");
+        let stdout = child.stdout.take().expect("piped stdout");
+        let mut lines = BufReader::new(stdout).lines();
+        let url = within(STEP, "server prints its address", async {
+            loop {
+                let line =
+                    lines.next_line().await.expect("read stdout").expect("server exited before listening");
+                if let Some(url) = line.strip_prefix("mcp-chat listening on ") {
+                    break url.trim().to_owned();
+                }
+            }
+        })
+        .await;
+        // Keep draining stdout so the server never blocks on a full pipe.
+        tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+        let base = url.trim_end_matches("/mcp").to_owned();
+        let addr: SocketAddr = base.trim_start_matches("http://").parse().expect("socket address");
+        let server = ServerProcess { child, addr, base, url, token };
+        within(STEP, "healthz answers", async {
+            loop {
+                if let Ok(r) = server.get("/healthz").await
+                    && r.status().is_success()
+                {
+                    break;
+                }
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        })
+        .await;
+        server
+    }
+
+    /// `GET base + path` with the server's token, if any.
+    pub async fn get(&self, path: &str) -> reqwest::Result<reqwest::Response> {
+        let mut request = http().get(format!("{}{path}", self.base));
+        if let Some(token) = &self.token {
+            request = request.bearer_auth(token);
+        }
+        request.send().await
+    }
+
+    /// A connected rmcp client (with the server's token).
+    pub async fn client(&self) -> TestClient {
+        TestClient::connect(&self.url, self.token.as_deref()).await
+    }
+
+    /// The process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id().unwrap_or(0)
+    }
+
+    /// Sends SIGTERM and waits for the exit status.
+    pub async fn terminate(&mut self, limit: Duration) -> std::process::ExitStatus {
+        let pid = self.pid().to_string();
+        let status = std::process::Command::new("kill").args(["-TERM", &pid]).status().expect("run kill");
+        assert!(status.success(), "kill -TERM {pid} failed");
+        within(limit, "server exits after SIGTERM", self.child.wait()).await.expect("wait for server")
+    }
+}
+
+// ----- HTTP -----
+
+/// One pooled HTTP client for every test connection (rmcp's `from_uri` would open a new
+/// TCP connection per request).
+pub fn http() -> reqwest::Client {
+    static CLIENT: OnceLock<reqwest::Client> = OnceLock::new();
+    CLIENT
+        .get_or_init(|| {
+            reqwest::Client::builder().pool_max_idle_per_host(64).build().expect("reqwest client")
+        })
+        .clone()
+}
+
+/// The `data:` payloads of an SSE body that carry JSON.
+pub fn sse_json(body: &str) -> Vec<Value> {
+    body.lines()
+        .filter_map(|l| l.strip_prefix("data:"))
+        .filter_map(|d| serde_json::from_str(d.trim()).ok())
+        .collect()
+}
+
+/// A hand-driven MCP session over raw HTTP, for what rmcp's client will not do:
+/// malformed bodies, foreign origins, vanishing without DELETE.
+pub struct RawSession {
+    /// The MCP endpoint.
+    pub url: String,
+    /// `Mcp-Session-Id`.
+    pub id: String,
+    token: Option<String>,
+    next_id: u64,
+}
+
+impl RawSession {
+    /// `initialize` + `notifications/initialized`.
+    pub async fn open(url: &str, token: Option<&str>) -> RawSession {
+        let body = json!({"jsonrpc": "2.0", "id": 0, "method": "initialize", "params": {
+            "protocolVersion": "2025-11-25", "capabilities": {},
+            "clientInfo": {"name": "raw-test", "version": "1"}}});
+        let response = within(STEP, "initialize", raw_post(url, token, None, &body.to_string())).await;
+        assert!(response.status().is_success(), "initialize: {}", response.status());
+        let id = response
+            .headers()
+            .get("mcp-session-id")
+            .and_then(|v| v.to_str().ok())
+            .expect("mcp-session-id header")
+            .to_owned();
+        let _ = response.text().await;
+        let mut session = RawSession { url: url.to_owned(), id, token: token.map(str::to_owned), next_id: 1 };
+        let initialized = json!({"jsonrpc": "2.0", "method": "notifications/initialized"});
+        let response = session.post_raw(&initialized.to_string()).await;
+        assert_eq!(response.status().as_u16(), 202);
+        session.next_id = 1;
+        session
+    }
+
+    /// POSTs `body` as is in this session.
+    pub async fn post_raw(&self, body: &str) -> reqwest::Response {
+        within(STEP, "raw POST", raw_post(&self.url, self.token.as_deref(), Some(&self.id), body)).await
+    }
+
+    /// Calls a tool; returns the JSON-RPC response message.
+    pub async fn call(&mut self, tool: &str, arguments: Value) -> Value {
+        self.next_id += 1;
+        let body = json!({"jsonrpc": "2.0", "id": self.next_id, "method": "tools/call",
+            "params": {"name": tool, "arguments": arguments}});
+        let text = self.post_raw(&body.to_string()).await.text().await.expect("body");
+        sse_json(&text).into_iter().find(|m| m.get("id").is_some()).expect("a JSON-RPC response")
+    }
+
+    /// Opens the session's GET (SSE) stream; the connection closes when it is dropped.
+    pub async fn open_stream(&self) -> reqwest::Response {
+        // A dedicated client so dropping the stream really closes its TCP connection.
+        let client = reqwest::Client::builder().pool_max_idle_per_host(0).build().expect("client");
+        let mut request = client
+            .get(&self.url)
+            .header("accept", "text/event-stream")
+            .header("mcp-session-id", &self.id)
+            .header("mcp-protocol-version", "2025-11-25");
+        if let Some(token) = &self.token {
+            request = request.bearer_auth(token);
+        }
+        let response = within(STEP, "open GET stream", request.send()).await.expect("GET stream");
+        assert!(response.status().is_success(), "GET stream: {}", response.status());
+        response
+    }
+}
+
+/// POSTs a JSON-RPC body to `url` with the headers MCP requires.
+pub async fn raw_post(
+    url: &str,
+    token: Option<&str>,
+    session: Option<&str>,
+    body: &str,
+) -> reqwest::Response {
+    let mut request = http()
+        .post(url)
+        .header("content-type", "application/json")
+        .header("accept", "application/json, text/event-stream")
+        .body(body.to_owned());
+    if let Some(token) = token {
+        request = request.bearer_auth(token);
+    }
+    if let Some(session) = session {
+        request = request.header("mcp-session-id", session).header("mcp-protocol-version", "2025-11-25");
+    }
+    request.send().await.expect("POST")
+}
+
+// ----- rmcp client -----
+
+/// Something the server pushed to a client.
+#[derive(Clone, Debug)]
+pub struct Notice {
+    /// The notification method (`message.received`, `notifications/progress`, ...).
+    pub method: String,
+    /// Its params.
+    pub params: Value,
+}
+
+/// A [`ClientHandler`] that records custom notifications, resource updates and progress.
+#[derive(Clone)]
+pub struct Recorder {
+    tx: mpsc::UnboundedSender<Notice>,
+}
+
+impl Recorder {
+    fn record(&self, method: &str, params: Value) {
+        let _ = self.tx.send(Notice { method: method.to_owned(), params });
+    }
+}
+
+impl ClientHandler for Recorder {
+    fn get_info(&self) -> ClientConfig {
+        ClientConfig::new(ClientCapabilities::default(), Implementation::new("mcp-chat-tests", "0.1.0"))
+            .with_protocol_version(ProtocolVersion::LATEST_WITH_INITIALIZE)
+    }
+
+    async fn on_custom_notification(&self, n: CustomNotification, _: NotificationContext<RoleClient>) {
+        self.record(&n.method, n.params.unwrap_or(Value::Null));
+    }
+
+    async fn on_resource_updated(
+        &self,
+        p: ResourceUpdatedNotificationParam,
+        _: NotificationContext<RoleClient>,
+    ) {
+        self.record("notifications/resources/updated", json!({ "uri": p.uri }));
+    }
+
+    async fn on_progress(&self, p: ProgressNotificationParam, _: NotificationContext<RoleClient>) {
+        self.record("notifications/progress", serde_json::to_value(&p).unwrap_or(Value::Null));
+    }
+}
+
+/// An rmcp client over real HTTP that remembers what it was pushed.
+pub struct TestClient {
+    service: RunningService<RoleClient, Recorder>,
+    rx: Mutex<mpsc::UnboundedReceiver<Notice>>,
+    seen: Mutex<VecDeque<Notice>>,
+}
+
+/// How a tool call came back.
+#[derive(Clone, Debug)]
+pub struct ToolOutcome {
+    /// `isError`.
+    pub is_error: bool,
+    /// The text content, joined.
+    pub text: String,
+    /// `structuredContent` (or `null`).
+    pub data: Value,
+}
+
+impl TestClient {
+    /// Connects (initialize handshake, GET stream) with the shared pooled HTTP client,
+    /// pinned to the newest protocol version that has sessions.
+    pub async fn connect(url: &str, token: Option<&str>) -> TestClient {
+        Self::try_connect(url, token).await.expect("connect to chat-mcp-http")
+    }
+
+    /// Like [`TestClient::connect`], returning the error instead of panicking.
+    pub async fn try_connect(url: &str, token: Option<&str>) -> Result<TestClient, String> {
+        let mut config = StreamableHttpClientTransportConfig::with_uri(url).reinit_on_expired_session(false);
+        if let Some(token) = token {
+            config = config.auth_header(token);
+        }
+        let transport = StreamableHttpClientTransport::with_client(http(), config);
+        let (tx, rx) = mpsc::unbounded_channel();
+        let service = within(STEP, "MCP initialize", Recorder { tx }.serve(transport))
+            .await
+            .map_err(|e| e.to_string())?;
+        Ok(TestClient { service, rx: Mutex::new(rx), seen: Mutex::new(VecDeque::new()) })
+    }
+
+    /// The underlying rmcp client, for requests this helper does not wrap.
+    pub fn peer(&self) -> &RunningService<RoleClient, Recorder> {
+        &self.service
+    }
+
+    /// Calls a tool, with `arguments` as a JSON object. Panics on a JSON-RPC error.
+    pub async fn call(&self, tool: &str, arguments: Value) -> ToolOutcome {
+        self.call_with_meta(tool, arguments, None).await
+    }
+
+    /// Calls a tool with request `_meta` (e.g. a progress token). Allows 70 s for
+    /// waiting tools.
+    pub async fn call_with_meta(
+        &self,
+        tool: &str,
+        arguments: Value,
+        meta: Option<RequestMetaObject>,
+    ) -> ToolOutcome {
+        let Value::Object(arguments) = arguments else { panic!("tool arguments must be an object") };
+        let mut params = CallToolRequestParams::new(tool.to_owned()).with_arguments(arguments);
+        if let Some(meta) = meta {
+            params.meta = Some(meta);
+        }
+        let result =
+            within(Duration::from_secs(70), &format!("tools/call {tool}"), self.service.call_tool(params))
+                .await
+                .unwrap_or_else(|e| panic!("tools/call {tool} failed: {e}"));
+        outcome(result)
+    }
+
+    /// Calls a tool that must succeed; returns its `structuredContent`.
+    pub async fn ok(&self, tool: &str, arguments: Value) -> Value {
+        let outcome = self.call(tool, arguments).await;
+        assert!(!outcome.is_error, "{tool} failed: {}", outcome.text);
+        outcome.data
+    }
+
+    /// Calls a tool that must fail; returns its `structuredContent` (`error`, `message`).
+    pub async fn err(&self, tool: &str, arguments: Value) -> Value {
+        let outcome = self.call(tool, arguments).await;
+        assert!(outcome.is_error, "{tool} should have failed but returned: {}", outcome.text);
+        outcome.data
+    }
+
+    /// Waits for the next notification with `method` (others are kept for later calls).
+    pub async fn next(&self, method: &str, limit: Duration) -> Value {
+        within(limit, &format!("notification {method}"), async {
+            loop {
+                {
+                    let mut seen = self.seen.lock().await;
+                    if let Some(i) = seen.iter().position(|n| n.method == method) {
+                        return seen.remove(i).map(|n| n.params).unwrap_or_default();
+                    }
+                }
+                let notice = self.rx.lock().await.recv().await.expect("client closed");
+                self.seen.lock().await.push_back(notice);
+            }
+        })
+        .await
+    }
+
+    /// Asserts that no notification with `method` arrives within `window`.
+    pub async fn none(&self, method: &str, window: Duration) {
+        let got = tokio::time::timeout(window, self.next(method, window + Duration::from_secs(1))).await;
+        if let Ok(params) = got {
+            panic!("unexpected {method}: {params}");
+        }
+    }
+
+    /// Everything pushed so far that has not been consumed by [`TestClient::next`].
+    pub async fn drain(&self) -> Vec<Notice> {
+        let mut rx = self.rx.lock().await;
+        let mut seen = self.seen.lock().await;
+        while let Ok(n) = rx.try_recv() {
+            seen.push_back(n);
+        }
+        seen.drain(..).collect()
+    }
+
+    /// Ends the session politely (HTTP DELETE).
+    pub async fn close(self) {
+        let _ = within(STEP, "client cancel", self.service.cancel()).await;
+    }
+}
+
+fn outcome(result: CallToolResult) -> ToolOutcome {
+    let text = result
+        .content
+        .iter()
+        .filter_map(|c| c.as_text().map(|t| t.text.clone()))
+        .collect::<Vec<_>>()
+        .join("\n");
+    ToolOutcome {
+        is_error: result.is_error == Some(true),
+        text,
+        data: result.structured_content.unwrap_or(Value::Null),
+    }
+}
+
+/// Starts a server and returns it with `n` connected clients.
+pub async fn server_with_clients(args: &[&str], n: usize) -> (ServerProcess, Vec<TestClient>) {
+    let server = ServerProcess::start(args).await;
+    let mut clients = Vec::with_capacity(n);
+    for _ in 0..n {
+        clients.push(server.client().await);
+    }
+    (server, clients)
+}

@@ -1,0 +1,199 @@
+//! Wiring: the axum app around rmcp's `StreamableHttpService`, the background tasks, and
+//! graceful shutdown.
+
+use std::io;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use axum::middleware::from_fn_with_state;
+use axum::routing::get;
+use axum::serve::ListenerExt;
+use rmcp::transport::streamable_http_server::session::local::LocalSessionManager;
+use rmcp::transport::{StreamableHttpServerConfig, StreamableHttpService};
+use tokio::net::TcpListener;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+use crate::auth::{AuthState, require_bearer};
+use crate::config::ServerConfig;
+use crate::handler::ChatServer;
+use crate::jsonrpc::{BodyLimit, validate_post};
+use crate::metrics::Metrics;
+use crate::origin::{OriginGuard, check_origin, origins_for_rmcp};
+use crate::routes;
+use crate::session::{TrackingSessionManager, admit_new_sessions, mark_client_close};
+use crate::state::hub::Hub;
+
+/// How long shutdown waits for open connections after closing every session.
+const DRAIN_LIMIT: Duration = Duration::from_secs(5);
+
+/// A running server.
+pub struct Server {
+    addr: SocketAddr,
+    hub: Arc<Hub>,
+    /// Cancelling it closes every rmcp session and SSE stream.
+    sessions: CancellationToken,
+    /// Cancelling it stops accepting connections.
+    stop_accepting: CancellationToken,
+    task: JoinHandle<io::Result<()>>,
+}
+
+/// Builds the axum app: `/mcp`, `/healthz`, `/metrics`, behind the Host/Origin check and
+/// (when configured) the bearer token.
+fn build_router(hub: &Arc<Hub>, sessions: &CancellationToken) -> Router {
+    let config = &hub.config;
+    let mut local = LocalSessionManager::default();
+    local.session_config.keep_alive = Some(config.session_idle_timeout);
+    let manager = TrackingSessionManager::new(local, hub.clone());
+
+    let mut mcp_config = StreamableHttpServerConfig::default()
+        .with_sse_keep_alive(Some(config.sse_keep_alive))
+        .with_max_request_body_bytes(config.max_request_bytes)
+        .with_cancellation_token(sessions.clone());
+    mcp_config = if config.allowed_hosts.is_empty() {
+        mcp_config.disable_allowed_hosts()
+    } else {
+        mcp_config.with_allowed_hosts(config.allowed_hosts.clone())
+    };
+    mcp_config = mcp_config.with_allowed_origins(origins_for_rmcp(&config.allowed_origins));
+
+    let tools = ChatServer::router();
+    let factory_hub = hub.clone();
+    let service = StreamableHttpService::new(
+        move || {
+            let slot = factory_hub.open_session().map_err(|e| {
+                tracing::warn!(error = %e, "refusing a new session");
+                io::Error::other(e.to_string())
+            })?;
+            Ok(ChatServer::new(factory_hub.clone(), slot, tools.clone()))
+        },
+        manager,
+        mcp_config,
+    );
+
+    let mcp = Router::new()
+        .nest_service("/mcp", service)
+        .layer(from_fn_with_state(BodyLimit(config.max_request_bytes), validate_post))
+        .layer(from_fn_with_state(hub.clone(), admit_new_sessions))
+        .layer(from_fn_with_state(hub.clone(), mark_client_close));
+    let mut app = Router::new()
+        .route("/healthz", get(routes::healthz))
+        .route("/metrics", get(routes::metrics))
+        .with_state(hub.clone())
+        .merge(mcp);
+    if let Some(token) = &config.auth_token {
+        app = app.layer(from_fn_with_state(AuthState::new(token, hub.metrics.clone()), require_bearer));
+    }
+    let guard = OriginGuard::new(&config.allowed_hosts, &config.allowed_origins, hub.metrics.clone());
+    app.layer(from_fn_with_state(guard, check_origin))
+}
+
+impl Server {
+    /// Binds `config.listen` and starts serving in the background.
+    pub async fn start(config: ServerConfig) -> io::Result<Server> {
+        let listener = TcpListener::bind(config.listen).await?;
+        Self::start_on(listener, config)
+    }
+
+    /// Starts serving on an already bound listener.
+    pub fn start_on(listener: TcpListener, config: ServerConfig) -> io::Result<Server> {
+        routes::mark_started();
+        let addr = listener.local_addr()?;
+        let metrics = Arc::new(Metrics::default());
+        let hub = Hub::new(Arc::new(config), metrics, CancellationToken::new()).map_err(io::Error::other)?;
+        let sessions = CancellationToken::new();
+        let stop_accepting = CancellationToken::new();
+        let app = build_router(&hub, &sessions);
+        tokio::spawn(hub.clone().run_timer());
+        let stop = stop_accepting.clone();
+        // TCP_NODELAY: an SSE response is written in several small frames; with Nagle's
+        // algorithm each tool call would wait ~40 ms for the client's delayed ACK.
+        let listener = listener.tap_io(|stream| {
+            if let Err(error) = stream.set_nodelay(true) {
+                tracing::debug!(%error, "cannot set TCP_NODELAY");
+            }
+        });
+        let task = tokio::spawn(async move {
+            axum::serve(listener, app).with_graceful_shutdown(stop.cancelled_owned()).await
+        });
+        tracing::info!(%addr, "mcp-chat listening");
+        Ok(Server { addr, hub, sessions, stop_accepting, task })
+    }
+
+    /// The bound address (useful with port 0).
+    pub fn local_addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// The shared state, for in-process inspection.
+    pub fn hub(&self) -> &Arc<Hub> {
+        &self.hub
+    }
+
+    /// Graceful stop: stop accepting, end every room (partners are told `shutdown`),
+    /// give queued notifications time to reach clients, close every session, then wait
+    /// for connections to drain.
+    pub async fn shutdown(self) -> io::Result<()> {
+        tracing::info!("shutting down: notifying connected participants");
+        self.stop_accepting.cancel();
+        self.hub.begin_shutdown();
+        self.hub.flush(self.hub.config.shutdown_flush).await;
+        // Flushed means handed to rmcp; give its session workers a moment to write the
+        // last frames to the sockets before the streams are closed.
+        tokio::time::sleep(Duration::from_millis(100).min(self.hub.config.shutdown_flush)).await;
+        self.sessions.cancel();
+        let mut task = self.task;
+        match tokio::time::timeout(DRAIN_LIMIT, &mut task).await {
+            Ok(Ok(result)) => result,
+            Ok(Err(join)) => Err(io::Error::other(join)),
+            Err(_) => {
+                tracing::warn!("connections did not drain in time; closing them");
+                task.abort();
+                Ok(())
+            }
+        }
+    }
+
+    /// Serves until SIGINT or SIGTERM, then shuts down gracefully.
+    pub async fn run_until_signal(mut self) -> io::Result<()> {
+        let ended = tokio::select! {
+            () = shutdown_signal() => None,
+            result = &mut self.task => Some(result),
+        };
+        match ended {
+            None => self.shutdown().await,
+            Some(Ok(result)) => result,
+            Some(Err(join)) => Err(io::Error::other(join)),
+        }
+    }
+}
+
+/// Completes on SIGINT (Ctrl-C) or SIGTERM.
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        if let Err(error) = tokio::signal::ctrl_c().await {
+            tracing::error!(%error, "cannot listen for Ctrl-C");
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(error) => {
+                tracing::error!(%error, "cannot listen for SIGTERM");
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => tracing::info!("SIGINT received"),
+        () = term => tracing::info!("SIGTERM received"),
+    }
+}

@@ -1,0 +1,395 @@
+//! Command-line interface: every setting is a flag and an environment variable.
+//!
+//! Defaults for the core's limits are read from [`chat_core::Limits::default`], so `--help`
+//! always shows what the core actually uses.
+
+use std::fmt;
+use std::net::{IpAddr, SocketAddr, ToSocketAddrs};
+use std::str::FromStr;
+use std::time::Duration;
+
+use chat_core::Limits;
+use clap::Parser;
+
+use crate::config::ServerConfig;
+
+/// A duration written as `500ms`, `30s`, `5m`, `2h` or a bare number of seconds (`1.5`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct HumanDuration(pub Duration);
+
+impl FromStr for HumanDuration {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        let text = text.trim();
+        let split = text.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(text.len());
+        let (number, unit) = text.split_at(split);
+        let value: f64 = number
+            .parse()
+            .map_err(|_| format!("'{text}' is not a duration; use e.g. 500ms, 30s, 5m or 2h"))?;
+        let scale = match unit.trim() {
+            "ms" => 0.001,
+            "" | "s" => 1.0,
+            "m" | "min" => 60.0,
+            "h" => 3600.0,
+            other => return Err(format!("unknown unit '{other}' in '{text}'; use ms, s, m or h")),
+        };
+        let secs = value * scale;
+        if !secs.is_finite() || !(0.0..=10.0 * 365.0 * 86_400.0).contains(&secs) {
+            return Err(format!("'{text}' is out of range"));
+        }
+        Ok(HumanDuration(Duration::from_secs_f64(secs)))
+    }
+}
+
+impl fmt::Display for HumanDuration {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let ms = self.0.as_millis();
+        if ms.is_multiple_of(3_600_000) && ms > 0 {
+            write!(f, "{}h", ms / 3_600_000)
+        } else if ms.is_multiple_of(60_000) && ms > 0 {
+            write!(f, "{}m", ms / 60_000)
+        } else if ms.is_multiple_of(1000) {
+            write!(f, "{}s", ms / 1000)
+        } else {
+            write!(f, "{ms}ms")
+        }
+    }
+}
+
+fn limits() -> Limits {
+    Limits::default()
+}
+
+fn defaults() -> ServerConfig {
+    ServerConfig::default()
+}
+
+/// mcp-chat over Streamable HTTP: random 1-on-1 chat and agent-to-agent messaging for MCP
+/// clients, with server-pushed notifications on the session's SSE stream.
+///
+/// Connect an MCP client to http://HOST:PORT/mcp. `GET /healthz` and `GET /metrics` serve
+/// health and Prometheus metrics. Durations accept 500ms, 30s, 5m, 2h or plain seconds.
+#[derive(Debug, Parser)]
+#[command(name = "chat-mcp-http", version, about, long_about, args_override_self = true)]
+pub struct Cli {
+    /// Address to listen on. Use 0.0.0.0 to accept remote clients (then also set
+    /// --allowed-host and --auth-token).
+    #[arg(long, env = "MCP_SERVER_HOST", default_value = "127.0.0.1", help_heading = "Network")]
+    pub host: String,
+
+    /// TCP port; 0 picks a free one (the address is printed on stdout).
+    #[arg(long, env = "MCP_SERVER_PORT", default_value_t = 8123, help_heading = "Network")]
+    pub port: u16,
+
+    /// Require `Authorization: Bearer <TOKEN>` on every request (401 otherwise).
+    #[arg(long, env = "MCP_CHAT_AUTH_TOKEN", hide_env_values = true, help_heading = "Security")]
+    pub auth_token: Option<String>,
+
+    /// Accepted Host header (`name` or `name:port`; repeat or comma-separate). Default:
+    /// localhost, 127.0.0.1, ::1 (DNS-rebinding protection). `*` accepts any host.
+    #[arg(
+        long = "allowed-host",
+        env = "MCP_CHAT_ALLOWED_HOSTS",
+        value_delimiter = ',',
+        help_heading = "Security"
+    )]
+    pub allowed_hosts: Vec<String>,
+
+    /// Accepted Origin header (`scheme://host[:port]`, `:*` for any port, or `null`;
+    /// repeat or comma-separate). Default: http(s) pages on localhost, 127.0.0.1 and [::1].
+    /// Requests without Origin (non-browser clients) are always accepted. `*` accepts any.
+    #[arg(
+        long = "allowed-origin",
+        env = "MCP_CHAT_ALLOWED_ORIGINS",
+        value_delimiter = ',',
+        help_heading = "Security"
+    )]
+    pub allowed_origins: Vec<String>,
+
+    /// Log filter (error, warn, info, debug, trace or a tracing directive). RUST_LOG wins
+    /// when set. Message bodies are never logged at info.
+    #[arg(long, env = "LOG_LEVEL", default_value = "info", help_heading = "Logging")]
+    pub log_level: String,
+
+    /// Close an MCP session after this long without client requests or server messages.
+    /// An open GET stream alone does not count; see --keepalive-ping.
+    #[arg(long, env = "MCP_CHAT_SESSION_IDLE_TIMEOUT", default_value_t = HumanDuration(defaults().session_idle_timeout), help_heading = "Sessions")]
+    pub session_idle_timeout: HumanDuration,
+
+    /// Ping clients that hold a GET stream open this often, keeping listening sessions alive.
+    #[arg(long, env = "MCP_CHAT_KEEPALIVE_PING", default_value_t = HumanDuration(defaults().keepalive_ping), help_heading = "Sessions")]
+    pub keepalive_ping: HumanDuration,
+
+    /// How long a dropped GET stream may take to reconnect before the session is closed
+    /// as lost (the reconnect grace then starts).
+    #[arg(long, env = "MCP_CHAT_STREAM_GRACE", default_value_t = HumanDuration(defaults().stream_grace), help_heading = "Sessions")]
+    pub stream_grace: HumanDuration,
+
+    /// SSE keep-alive comment interval.
+    #[arg(long, env = "MCP_CHAT_SSE_KEEP_ALIVE", default_value_t = HumanDuration(defaults().sse_keep_alive), help_heading = "Sessions")]
+    pub sse_keep_alive: HumanDuration,
+
+    /// Most MCP sessions open at once.
+    #[arg(long, env = "MCP_CHAT_MAX_SESSIONS", default_value_t = defaults().max_sessions, help_heading = "Sessions")]
+    pub max_sessions: usize,
+
+    /// Largest accepted request body in bytes.
+    #[arg(long, env = "MCP_CHAT_MAX_REQUEST_BYTES", default_value_t = defaults().max_request_bytes, help_heading = "Sessions")]
+    pub max_request_bytes: usize,
+
+    /// How long a lost participant keeps its room before the partner is told `timeout`.
+    #[arg(long, env = "MCP_CHAT_RECONNECT_GRACE", default_value_t = HumanDuration(limits().reconnect_grace), help_heading = "Chat")]
+    pub reconnect_grace: HumanDuration,
+
+    /// How long an unread direct message waits before it expires (the sender is told).
+    #[arg(long, env = "MCP_CHAT_MESSAGE_TTL", default_value_t = HumanDuration(limits().message_ttl), help_heading = "Chat")]
+    pub message_ttl: HumanDuration,
+
+    /// How long a queued participant with interests waits for a shared one before
+    /// accepting anyone.
+    #[arg(long, env = "MCP_CHAT_INTEREST_TIMEOUT", default_value_t = HumanDuration(limits().interest_timeout), help_heading = "Chat")]
+    pub interest_timeout: HumanDuration,
+
+    /// How long two participants who just parted are kept from being paired again.
+    #[arg(long, env = "MCP_CHAT_REMATCH_COOLDOWN", default_value_t = HumanDuration(limits().rematch_cooldown), help_heading = "Chat")]
+    pub rematch_cooldown: HumanDuration,
+
+    /// A typing indicator clears itself after this long without a refresh.
+    #[arg(long, env = "MCP_CHAT_TYPING_TIMEOUT", default_value_t = HumanDuration(limits().typing_timeout), help_heading = "Chat")]
+    pub typing_timeout: HumanDuration,
+
+    /// How long an ended room's history stays readable by its participants.
+    #[arg(long, env = "MCP_CHAT_HISTORY_RETENTION", default_value_t = HumanDuration(limits().history_retention), help_heading = "Chat")]
+    pub history_retention: HumanDuration,
+
+    /// An offline participant with no unread messages is forgotten after this long.
+    #[arg(long, env = "MCP_CHAT_OFFLINE_RETENTION", default_value_t = HumanDuration(limits().offline_retention), help_heading = "Chat")]
+    pub offline_retention: HumanDuration,
+
+    /// Window of recent matches used for the queue's wait estimate.
+    #[arg(long, env = "MCP_CHAT_MATCH_RATE_WINDOW", default_value_t = HumanDuration(limits().match_rate_window), help_heading = "Chat")]
+    pub match_rate_window: HumanDuration,
+
+    /// Messages a participant may send per --rate-window.
+    #[arg(long, env = "MCP_CHAT_RATE_MESSAGES", default_value_t = limits().rate_messages, help_heading = "Limits")]
+    pub rate_messages: u32,
+
+    /// Window of the message rate limit.
+    #[arg(long, env = "MCP_CHAT_RATE_WINDOW", default_value_t = HumanDuration(limits().rate_window), help_heading = "Limits")]
+    pub rate_window: HumanDuration,
+
+    /// Largest message in bytes (UTF-8).
+    #[arg(long, env = "MCP_CHAT_MAX_MESSAGE_BYTES", default_value_t = limits().max_message_bytes, help_heading = "Limits")]
+    pub max_message_bytes: usize,
+
+    /// Longest display name or client name, in characters.
+    #[arg(long, env = "MCP_CHAT_MAX_DISPLAY_NAME_CHARS", default_value_t = limits().max_display_name_chars, help_heading = "Limits")]
+    pub max_display_name_chars: usize,
+
+    /// Longest user id / client id, in characters.
+    #[arg(long, env = "MCP_CHAT_MAX_ID_CHARS", default_value_t = limits().max_id_chars, help_heading = "Limits")]
+    pub max_id_chars: usize,
+
+    /// Most interests per participant.
+    #[arg(long, env = "MCP_CHAT_MAX_INTERESTS", default_value_t = limits().max_interests, help_heading = "Limits")]
+    pub max_interests: usize,
+
+    /// Longest interest, in characters.
+    #[arg(long, env = "MCP_CHAT_MAX_INTEREST_CHARS", default_value_t = limits().max_interest_chars, help_heading = "Limits")]
+    pub max_interest_chars: usize,
+
+    /// Most capabilities a client may declare at check-in.
+    #[arg(long, env = "MCP_CHAT_MAX_CAPABILITIES", default_value_t = limits().max_capabilities, help_heading = "Limits")]
+    pub max_capabilities: usize,
+
+    /// Longest capability, in characters.
+    #[arg(long, env = "MCP_CHAT_MAX_CAPABILITY_CHARS", default_value_t = limits().max_capability_chars, help_heading = "Limits")]
+    pub max_capability_chars: usize,
+
+    /// Longest block/report reason, in characters.
+    #[arg(long, env = "MCP_CHAT_MAX_REASON_CHARS", default_value_t = limits().max_reason_chars, help_heading = "Limits")]
+    pub max_reason_chars: usize,
+
+    /// Unread direct messages a mailbox holds before senders get an error.
+    #[arg(long, env = "MCP_CHAT_MAILBOX_CAPACITY", default_value_t = limits().mailbox_capacity, help_heading = "Limits")]
+    pub mailbox_capacity: usize,
+
+    /// Unacknowledged events kept per participant (oldest dropped beyond it).
+    #[arg(long, env = "MCP_CHAT_EVENT_BUFFER", default_value_t = limits().event_buffer, help_heading = "Limits")]
+    pub event_buffer: usize,
+
+    /// Participants waiting in the queue at once.
+    #[arg(long, env = "MCP_CHAT_QUEUE_CAPACITY", default_value_t = limits().queue_capacity, help_heading = "Limits")]
+    pub queue_capacity: usize,
+
+    /// Participants known at once (online or offline).
+    #[arg(long, env = "MCP_CHAT_MAX_PARTICIPANTS", default_value_t = limits().max_participants, help_heading = "Limits")]
+    pub max_participants: usize,
+
+    /// Messages kept per room for get_history.
+    #[arg(long, env = "MCP_CHAT_HISTORY_PER_ROOM", default_value_t = limits().history_per_room, help_heading = "Limits")]
+    pub history_per_room: usize,
+
+    /// Most events or messages returned by one fetch.
+    #[arg(long, env = "MCP_CHAT_MAX_FETCH", default_value_t = limits().max_fetch, help_heading = "Limits")]
+    pub max_fetch: usize,
+
+    /// Most clients listed by list_clients.
+    #[arg(long, env = "MCP_CHAT_MAX_LISTED_CLIENTS", default_value_t = limits().max_listed_clients, help_heading = "Limits")]
+    pub max_listed_clients: usize,
+
+    /// Abuse reports kept (oldest dropped first).
+    #[arg(long, env = "MCP_CHAT_MAX_REPORTS", default_value_t = limits().max_reports, help_heading = "Limits")]
+    pub max_reports: usize,
+
+    /// wait_for_events timeout when the caller gives none.
+    #[arg(long, env = "MCP_CHAT_WAIT_DEFAULT", default_value_t = HumanDuration(defaults().wait_default), help_heading = "Waiting tools")]
+    pub wait_default: HumanDuration,
+
+    /// Largest wait_for_events timeout (keep it below clients' ~60 s request timeout).
+    #[arg(long, env = "MCP_CHAT_WAIT_MAX", default_value_t = HumanDuration(defaults().wait_max), help_heading = "Waiting tools")]
+    pub wait_max: HumanDuration,
+
+    /// send_message_and_wait timeout when the caller gives none.
+    #[arg(long, env = "MCP_CHAT_SEND_WAIT_DEFAULT", default_value_t = HumanDuration(defaults().send_wait_default), help_heading = "Waiting tools")]
+    pub send_wait_default: HumanDuration,
+
+    /// Largest send_message_and_wait timeout.
+    #[arg(long, env = "MCP_CHAT_SEND_WAIT_MAX", default_value_t = HumanDuration(defaults().send_wait_max), help_heading = "Waiting tools")]
+    pub send_wait_max: HumanDuration,
+
+    /// Interval of progress notifications while a tool waits (needs a progress token).
+    #[arg(long, env = "MCP_CHAT_PROGRESS_INTERVAL", default_value_t = HumanDuration(defaults().progress_interval), help_heading = "Waiting tools")]
+    pub progress_interval: HumanDuration,
+
+    /// How long shutdown waits for queued notifications to flush.
+    #[arg(long, env = "MCP_CHAT_SHUTDOWN_FLUSH", default_value_t = HumanDuration(defaults().shutdown_flush), help_heading = "Sessions")]
+    pub shutdown_flush: HumanDuration,
+}
+
+impl Cli {
+    /// Resolves the listen address (the host may be a name such as `localhost`).
+    pub fn listen_addr(&self) -> Result<SocketAddr, String> {
+        if let Ok(ip) = self.host.parse::<IpAddr>() {
+            return Ok(SocketAddr::new(ip, self.port));
+        }
+        (self.host.as_str(), self.port)
+            .to_socket_addrs()
+            .map_err(|e| format!("cannot resolve --host '{}': {e}", self.host))?
+            .next()
+            .ok_or_else(|| format!("--host '{}' resolves to no address", self.host))
+    }
+
+    /// Builds the server configuration, checking values that clap cannot.
+    pub fn into_config(self) -> Result<ServerConfig, String> {
+        let listen = self.listen_addr()?;
+        let defaults = ServerConfig::default();
+        let allowed_hosts = match self.allowed_hosts.as_slice() {
+            [] => defaults.allowed_hosts,
+            list if list.iter().any(|h| h.trim() == "*") => Vec::new(),
+            list => clean_list(list),
+        };
+        let allowed_origins = match self.allowed_origins.as_slice() {
+            [] => defaults.allowed_origins,
+            list if list.iter().any(|o| o.trim() == "*") => Vec::new(),
+            list => clean_list(list),
+        };
+        let auth_token = self.auth_token.map(|t| t.trim().to_owned()).filter(|t| !t.is_empty());
+        if self.wait_max.0.is_zero() || self.send_wait_max.0.is_zero() {
+            return Err("--wait-max and --send-wait-max must be greater than zero".into());
+        }
+        if self.progress_interval.0 < Duration::from_millis(100) {
+            return Err("--progress-interval must be at least 100ms".into());
+        }
+        if self.keepalive_ping.0 < Duration::from_millis(100) {
+            return Err("--keepalive-ping must be at least 100ms".into());
+        }
+        let limits = Limits {
+            max_message_bytes: self.max_message_bytes,
+            max_display_name_chars: self.max_display_name_chars,
+            max_id_chars: self.max_id_chars,
+            max_interests: self.max_interests,
+            max_interest_chars: self.max_interest_chars,
+            max_capabilities: self.max_capabilities,
+            max_capability_chars: self.max_capability_chars,
+            max_reason_chars: self.max_reason_chars,
+            mailbox_capacity: self.mailbox_capacity,
+            event_buffer: self.event_buffer,
+            queue_capacity: self.queue_capacity,
+            max_participants: self.max_participants,
+            rate_messages: self.rate_messages,
+            rate_window: self.rate_window.0,
+            history_per_room: self.history_per_room,
+            max_fetch: self.max_fetch,
+            max_listed_clients: self.max_listed_clients,
+            max_reports: self.max_reports,
+            reconnect_grace: self.reconnect_grace.0,
+            message_ttl: self.message_ttl.0,
+            interest_timeout: self.interest_timeout.0,
+            rematch_cooldown: self.rematch_cooldown.0,
+            typing_timeout: self.typing_timeout.0,
+            history_retention: self.history_retention.0,
+            offline_retention: self.offline_retention.0,
+            match_rate_window: self.match_rate_window.0,
+        };
+        Ok(ServerConfig {
+            listen,
+            auth_token,
+            allowed_hosts,
+            allowed_origins,
+            limits,
+            session_idle_timeout: self.session_idle_timeout.0,
+            keepalive_ping: self.keepalive_ping.0,
+            stream_grace: self.stream_grace.0,
+            sse_keep_alive: self.sse_keep_alive.0,
+            wait_default: self.wait_default.0.min(self.wait_max.0),
+            wait_max: self.wait_max.0,
+            send_wait_default: self.send_wait_default.0.min(self.send_wait_max.0),
+            send_wait_max: self.send_wait_max.0,
+            progress_interval: self.progress_interval.0,
+            max_request_bytes: self.max_request_bytes.max(1024),
+            max_sessions: self.max_sessions.max(1),
+            shutdown_flush: self.shutdown_flush.0,
+        })
+    }
+}
+
+fn clean_list(list: &[String]) -> Vec<String> {
+    list.iter().map(|s| s.trim().to_owned()).filter(|s| !s.is_empty()).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_durations() {
+        let d = |s: &str| s.parse::<HumanDuration>().map(|d| d.0);
+        assert_eq!(d("500ms"), Ok(Duration::from_millis(500)));
+        assert_eq!(d("30s"), Ok(Duration::from_secs(30)));
+        assert_eq!(d("30"), Ok(Duration::from_secs(30)));
+        assert_eq!(d("1.5"), Ok(Duration::from_millis(1500)));
+        assert_eq!(d("5m"), Ok(Duration::from_secs(300)));
+        assert_eq!(d("2h"), Ok(Duration::from_secs(7200)));
+        assert!(d("").is_err() && d("5x").is_err() && d("-1s").is_err() && d("1e400").is_err());
+        assert_eq!(HumanDuration(Duration::from_secs(300)).to_string(), "5m");
+        assert_eq!(HumanDuration(Duration::from_millis(1500)).to_string(), "1500ms");
+        assert_eq!(HumanDuration(Duration::ZERO).to_string(), "0s");
+    }
+
+    #[test]
+    fn builds_config_with_defaults_and_overrides() {
+        let cli = Cli::try_parse_from(["chat-mcp-http", "--port", "0", "--reconnect-grace", "2s"])
+            .expect("valid flags");
+        let config = cli.into_config().expect("valid config");
+        assert_eq!(config.listen.port(), 0);
+        assert_eq!(config.limits.reconnect_grace, Duration::from_secs(2));
+        assert_eq!(config.allowed_hosts.len(), 3);
+        let cli = Cli::try_parse_from(["chat-mcp-http", "--allowed-host", "*", "--auth-token", " "])
+            .expect("valid flags");
+        let config = cli.into_config().expect("valid config");
+        assert!(config.allowed_hosts.is_empty());
+        assert!(config.auth_token.is_none());
+    }
+}

@@ -1,0 +1,213 @@
+//! The per-session MCP handler: `initialize`, tool dispatch with metrics, and resources.
+//!
+//! rmcp's factory builds one [`ChatServer`] per MCP session. It owns the session's
+//! [`Slot`] and a guard whose `Drop` tells the core the session ended: rmcp has no close
+//! callback, but it always drops the handler when a session ends, whatever the cause.
+#![allow(deprecated)] // resources/subscribe is "legacy-only" in rmcp 3.9 but current for 2025-11-25 clients.
+
+use std::borrow::Cow;
+use std::sync::Arc;
+use std::time::Instant;
+
+use rmcp::handler::server::router::tool::ToolRouter;
+use rmcp::handler::server::tool::ToolCallContext;
+use rmcp::model::{
+    CallToolRequestParams, CallToolResponse, CustomRequest, CustomResult, ErrorCode, Implementation,
+    InitializeRequestParams, InitializeResult, ListResourceTemplatesResult, ListResourcesResult,
+    PaginatedRequestParams, ProtocolVersion, ReadResourceRequestParams, ReadResourceResponse,
+    ServerCapabilities, ServerInfo, SubscribeRequestParams, UnsubscribeRequestParams,
+};
+use rmcp::service::RequestContext;
+use rmcp::{ErrorData, RoleServer, ServerHandler, tool_handler};
+
+use crate::jsonrpc;
+use crate::resources;
+use crate::session::McpSessionId;
+use crate::state::hub::Hub;
+use crate::state::slot::Slot;
+use crate::tools;
+
+/// The protocol version this server prefers: the newest that still has the `initialize`
+/// handshake and therefore sessions, a GET stream and server-pushed notifications.
+pub const PROTOCOL_VERSION: ProtocolVersion = ProtocolVersion::V_2025_11_25;
+
+/// Versions a client may negotiate. 2026-07-28 is left out on purpose: it has no
+/// sessions, so a client asking for it is offered 2025-11-25 instead.
+pub const SUPPORTED_VERSIONS: [ProtocolVersion; 3] =
+    [ProtocolVersion::V_2025_03_26, ProtocolVersion::V_2025_06_18, ProtocolVersion::V_2025_11_25];
+
+/// The `instructions` of the initialize result: how a model uses this server.
+pub const INSTRUCTIONS: &str = "\
+mcp-chat connects you with people or other agents.
+- Random 1-on-1 chat: call enter_queue (optional display_name, interests). When matched you get a chatroom.found event with a room_id; talk with send_message {room_id, message}; leave_chat ends it (requeue: true finds the next partner).
+- Agent messaging: call checkin_client {client_id}; send_message {recipient_id, message} leaves a message (kept while they are offline), send_message_and_wait blocks until they reply, get_messages reads your mailbox, list_clients shows who is known.
+- Events (matches, messages, partner leaving, typing) are pushed as notifications, but your client may not show them: call wait_for_events (blocks up to 25 s) and pass after_seq = the newest seq you handled next time. Every result says how many events are pending.
+- Keep the resume_token you are given: after a disconnect, resume_session {user_id, resume_token} restores your identity and room.";
+
+/// One MCP session's handler.
+pub struct ChatServer {
+    pub(crate) hub: Arc<Hub>,
+    pub(crate) slot: Arc<Slot>,
+    pub(crate) tool_router: ToolRouter<ChatServer>,
+    _guard: SessionGuard,
+}
+
+/// Tells the core the session ended when rmcp drops the handler.
+struct SessionGuard {
+    hub: Arc<Hub>,
+    slot: Arc<Slot>,
+}
+
+impl Drop for SessionGuard {
+    fn drop(&mut self) {
+        self.hub.session_ended(&self.slot);
+    }
+}
+
+impl ChatServer {
+    /// A handler for a freshly opened session. `router` is built once and cloned.
+    pub fn new(hub: Arc<Hub>, slot: Arc<Slot>, router: ToolRouter<ChatServer>) -> Self {
+        let guard = SessionGuard { hub: hub.clone(), slot: slot.clone() };
+        ChatServer { hub, slot, tool_router: router, _guard: guard }
+    }
+
+    /// The router with every tool; build once per server.
+    pub fn router() -> ToolRouter<ChatServer> {
+        Self::tool_router()
+    }
+}
+
+/// The capabilities, identity and instructions announced at `initialize`.
+pub fn server_info() -> ServerInfo {
+    let capabilities =
+        ServerCapabilities::builder().enable_tools().enable_resources().enable_resources_subscribe().build();
+    ServerInfo::new(capabilities)
+        .with_protocol_version(PROTOCOL_VERSION)
+        .with_server_info(Implementation::new("mcp-chat", env!("CARGO_PKG_VERSION")).with_title("mcp-chat"))
+        .with_instructions(INSTRUCTIONS)
+}
+
+#[tool_handler(router = self.tool_router)]
+impl ServerHandler for ChatServer {
+    fn get_info(&self) -> ServerInfo {
+        server_info()
+    }
+
+    fn supported_protocol_versions(&self) -> Cow<'static, [ProtocolVersion]> {
+        Cow::Borrowed(&SUPPORTED_VERSIONS)
+    }
+
+    async fn initialize(
+        &self,
+        request: InitializeRequestParams,
+        context: RequestContext<RoleServer>,
+    ) -> Result<InitializeResult, ErrorData> {
+        context.peer.set_peer_info(request.clone());
+        let mcp_id = context.extensions.get::<McpSessionId>().map(|m| m.0.clone());
+        tracing::info!(
+            session = %self.slot.id,
+            mcp_session = mcp_id.as_deref().unwrap_or("-"),
+            client = %request.client_info.name,
+            client_version = %request.client_info.version,
+            protocol = %request.protocol_version,
+            "session initialized"
+        );
+        self.hub.attach(&self.slot, mcp_id, context.peer.clone());
+        self.negotiate_initialize(&request)
+    }
+
+    async fn call_tool(
+        &self,
+        request: CallToolRequestParams,
+        context: RequestContext<RoleServer>,
+    ) -> Result<CallToolResponse, ErrorData> {
+        let started = Instant::now();
+        let tool = tools::static_name(&request.name);
+        let mut result = self.tool_router.call(ToolCallContext::new(self, request, context)).await;
+        if let Ok(CallToolResponse::Complete(r)) = &mut result
+            && r.is_error == Some(true)
+            && r.structured_content.is_none()
+        {
+            // rmcp's own message for arguments that do not fit the schema: make it
+            // actionable and give it the same shape as every other error.
+            let required = self.tool_router.get(tool).and_then(|t| t.input_schema.get("required").cloned());
+            tools::explain_argument_error(r, tool, required, self.hub.pending_events(self.slot.id));
+        }
+        let is_error = match &result {
+            Ok(CallToolResponse::Complete(r)) => r.is_error == Some(true),
+            Ok(_) => false,
+            Err(_) => true,
+        };
+        let elapsed = started.elapsed();
+        self.hub.metrics.observe_tool(tool, elapsed, is_error);
+        tracing::info!(
+            session = %self.slot.id,
+            tool,
+            is_error,
+            elapsed_ms = u64::try_from(elapsed.as_millis()).unwrap_or(u64::MAX),
+            "tool call"
+        );
+        result
+    }
+
+    /// rmcp hands a standard request whose params do not parse to this method as a
+    /// "custom" request; answer it with `-32602 Invalid params` and the reason instead of
+    /// `-32601 Method not found`.
+    async fn on_custom_request(
+        &self,
+        request: CustomRequest,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<CustomResult, ErrorData> {
+        let params = request.params.unwrap_or(serde_json::Value::Null);
+        match jsonrpc::standard_params_error(&request.method, &params) {
+            Some(problem) => Err(ErrorData::invalid_params(
+                format!("Invalid params for {}: {problem}", request.method),
+                None,
+            )),
+            None => Err(ErrorData::new(ErrorCode::METHOD_NOT_FOUND, request.method, None)),
+        }
+    }
+
+    async fn list_resources(
+        &self,
+        _request: Option<PaginatedRequestParams>,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<ListResourcesResult, ErrorData> {
+        Ok(resources::list(&self.hub, self.slot.id))
+    }
+
+    async fn list_resource_templates(
+        &self,
+        _request: Option<PaginatedRequestParams>,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<ListResourceTemplatesResult, ErrorData> {
+        Ok(resources::templates())
+    }
+
+    async fn read_resource(
+        &self,
+        request: ReadResourceRequestParams,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<ReadResourceResponse, ErrorData> {
+        resources::read(&self.hub, self.slot.id, &request.uri).map(Into::into)
+    }
+
+    async fn subscribe(
+        &self,
+        request: SubscribeRequestParams,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<(), ErrorData> {
+        resources::parse(&request.uri)?;
+        self.slot.subscriptions().add(&request.uri);
+        Ok(())
+    }
+
+    async fn unsubscribe(
+        &self,
+        request: UnsubscribeRequestParams,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<(), ErrorData> {
+        self.slot.subscriptions().remove(&request.uri);
+        Ok(())
+    }
+}

@@ -1,0 +1,45 @@
+//! # chat-mcp-http
+//!
+//! The mcp-chat server over MCP Streamable HTTP: a thin adapter that feeds MCP tool calls
+//! to [`chat_core::Chat`] and pushes its events to clients as notifications on their
+//! session's SSE stream.
+//!
+//! Layout, one job per module:
+//! - [`cli`] / [`config`]: flags, environment variables and their defaults.
+//! - [`app`]: the axum app, background tasks and graceful shutdown.
+//! - [`auth`], [`origin`], [`jsonrpc`]: bearer token, Host/Origin checks and JSON-RPC
+//!   errors for malformed bodies, as axum middleware.
+//! - [`session`]: session-end detection (DELETE, lost SSE stream) and keep-alive pings.
+//! - [`handler`]: the per-session MCP handler (initialize, tool dispatch, resources).
+//! - [`tools`], [`params`], [`render`], [`resources`]: the MCP surface.
+//! - [`state`]: the core's owner ([`state::hub::Hub`]), per-session slots, the pushers.
+//! - [`metrics`], [`routes`]: `/metrics` and `/healthz`.
+//!
+//! Run [`serve`] (what the binary does) or [`app::Server::start`] to embed it.
+
+pub mod app;
+pub mod auth;
+pub mod cli;
+pub mod config;
+pub mod handler;
+pub mod jsonrpc;
+pub mod metrics;
+pub mod origin;
+pub mod params;
+pub mod render;
+pub mod resources;
+pub mod routes;
+pub mod session;
+pub mod state;
+pub mod tools;
+
+pub use app::Server;
+pub use config::ServerConfig;
+
+/// Serves `config` until SIGINT/SIGTERM, then shuts down gracefully. Prints the MCP URL
+/// on stdout once listening (scripts and tests read it, notably with `--port 0`).
+pub async fn serve(config: ServerConfig) -> std::io::Result<()> {
+    let server = Server::start(config).await?;
+    println!("mcp-chat listening on http://{}/mcp", server.local_addr());
+    server.run_until_signal().await
+}

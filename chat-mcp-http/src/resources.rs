@@ -1,0 +1,139 @@
+//! MCP resources: the caller's inbox and room transcripts, with subscriptions.
+//!
+//! Some hosts surface `notifications/resources/updated` where they ignore custom
+//! notifications, so every event also marks the resources it changes as updated for
+//! sessions that subscribed (see `state/notify.rs`).
+//!
+//! - `chat://inbox`: the caller's unacknowledged events (read-only: reading acknowledges
+//!   nothing; `wait_for_events` with a cursor does).
+//! - `chat://rooms/{room_id}`: a room's transcript, for its two participants.
+
+use chat_core::{ChatError, Command, EventsReply, Reply, SessionId};
+use rmcp::ErrorData;
+use rmcp::model::{
+    ListResourceTemplatesResult, ListResourcesResult, ReadResourceResult, Resource, ResourceContents,
+    ResourceTemplate,
+};
+
+use crate::render;
+use crate::state::hub::Hub;
+
+/// The caller's inbox.
+pub const INBOX_URI: &str = "chat://inbox";
+const ROOM_PREFIX: &str = "chat://rooms/";
+
+/// The URI of a room's transcript.
+pub fn room_uri(room_id: &str) -> String {
+    format!("{ROOM_PREFIX}{room_id}")
+}
+
+/// A resource this server serves.
+#[derive(Debug, PartialEq, Eq)]
+pub enum ChatResource {
+    /// `chat://inbox`.
+    Inbox,
+    /// `chat://rooms/{room_id}`.
+    Room(String),
+}
+
+/// Parses a URI, or explains which URIs exist.
+pub fn parse(uri: &str) -> Result<ChatResource, ErrorData> {
+    if uri == INBOX_URI {
+        return Ok(ChatResource::Inbox);
+    }
+    if let Some(room) = uri.strip_prefix(ROOM_PREFIX)
+        && !room.is_empty()
+        && !room.contains('/')
+    {
+        return Ok(ChatResource::Room(room.to_owned()));
+    }
+    Err(ErrorData::resource_not_found(
+        format!("unknown resource '{uri}'; this server has {INBOX_URI} and {ROOM_PREFIX}{{room_id}}"),
+        None,
+    ))
+}
+
+/// The inbox, plus the caller's current room when chatting.
+pub fn list(hub: &Hub, session: SessionId) -> ListResourcesResult {
+    let mut resources = vec![
+        Resource::new(INBOX_URI, "inbox")
+            .with_title("Your inbox")
+            .with_description(
+                "Events for you that are not acknowledged yet (messages, matches, partner status).",
+            )
+            .with_mime_type("text/markdown"),
+    ];
+    if let (Ok(Reply::Identity(identity)), _) = hub.call(session, Command::Identity)
+        && let chat_core::ActivityState::Chatting { room_id, partner } = identity.activity
+    {
+        resources.push(
+            Resource::new(room_uri(&room_id), format!("room {room_id}"))
+                .with_title(format!("Chat with {}", partner.display_name))
+                .with_description("Transcript of your current chat room.")
+                .with_mime_type("text/markdown"),
+        );
+    }
+    ListResourcesResult::with_all_items(resources)
+}
+
+/// The room transcript template.
+pub fn templates() -> ListResourceTemplatesResult {
+    ListResourceTemplatesResult::with_all_items(vec![
+        ResourceTemplate::new(format!("{ROOM_PREFIX}{{room_id}}"), "room")
+            .with_title("Chat room transcript")
+            .with_description("Recent messages of a room you are or were in.")
+            .with_mime_type("text/markdown"),
+    ])
+}
+
+/// Reads a resource as markdown plus the same data as JSON.
+pub fn read(hub: &Hub, session: SessionId, uri: &str) -> Result<ReadResourceResult, ErrorData> {
+    let result = match parse(uri)? {
+        // A read-only view: peek, so reading it neither acknowledges events nor resets the
+        // eviction count that the next wait_for_events reports.
+        ChatResource::Inbox => Ok(hub.with_core(|chat, _| {
+            Reply::Events(EventsReply {
+                events: chat.peek_events(session, chat.limits().max_fetch),
+                last_seq: chat.event_cursor(session),
+                pending: chat.pending_events(session),
+                evicted: 0,
+            })
+        })),
+        ChatResource::Room(room_id) => hub.call(session, Command::History { room_id }).0,
+    };
+    let reply = result.map_err(|e| match e {
+        ChatError::UnknownRoom { .. } => ErrorData::resource_not_found(e.to_string(), None),
+        other => ErrorData::invalid_request(other.to_string(), None),
+    })?;
+    let now = crate::state::clock::now();
+    let text = render::reply(&reply, now);
+    let json = serde_json::to_string_pretty(&reply)
+        .map_err(|e| ErrorData::internal_error(format!("cannot serialize resource: {e}"), None))?;
+    Ok(ReadResourceResult::new(vec![
+        with_mime(ResourceContents::text(text, uri), "text/markdown"),
+        with_mime(ResourceContents::text(json, uri), "application/json"),
+    ]))
+}
+
+fn with_mime(contents: ResourceContents, mime: &str) -> ResourceContents {
+    match contents {
+        ResourceContents::TextResourceContents { uri, text, meta, .. } => {
+            ResourceContents::TextResourceContents { uri, mime_type: Some(mime.to_owned()), text, meta }
+        }
+        other => other,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_known_uris_only() {
+        assert_eq!(parse("chat://inbox").ok(), Some(ChatResource::Inbox));
+        assert_eq!(parse("chat://rooms/r_1").ok(), Some(ChatResource::Room("r_1".into())));
+        assert!(parse("chat://rooms/").is_err());
+        assert!(parse("chat://rooms/a/b").is_err());
+        assert!(parse("file:///etc/passwd").is_err());
+    }
+}

@@ -1,0 +1,6 @@
+//! The adapter's state: the core's single owner and everything per session.
+
+pub mod clock;
+pub mod hub;
+pub mod notify;
+pub mod slot;

@@ -1,0 +1,623 @@
+//! The MCP tools: thin translations between tool arguments and core commands.
+//!
+//! Every result carries markdown text for a model and the same data as
+//! `structuredContent`, plus `pending_events`, the caller's unacknowledged event count.
+//! Core refusals become `isError` results whose text is the core's actionable message.
+
+use std::time::{Duration, Instant};
+
+use chat_core::{Chat, ChatError, Command, Reply, SessionId, Time};
+use rmcp::handler::server::wrapper::Parameters;
+use rmcp::model::{CallToolResult, ContentBlock, ProgressNotificationParam, ProgressToken};
+use rmcp::service::RequestContext;
+use rmcp::{RoleServer, tool, tool_router};
+use serde_json::{Value, json};
+
+use crate::handler::ChatServer;
+use crate::params::{
+    BlockPartnerArgs, CheckinArgs, EnterQueueArgs, GetHistoryArgs, GetMessagesArgs, LeaveChatArgs,
+    ResumeArgs, SendAndWaitArgs, SendMessageArgs, SetTypingArgs, WaitForEventsArgs,
+};
+use crate::render;
+use crate::resources;
+use crate::state::clock;
+
+/// Every tool name, for metric labels (`&'static str` keeps the metrics map cheap).
+pub const TOOL_NAMES: [&str; 14] = [
+    "enter_queue",
+    "leave_queue",
+    "send_message",
+    "leave_chat",
+    "set_typing",
+    "block_partner",
+    "get_history",
+    "checkin_client",
+    "list_clients",
+    "get_messages",
+    "send_message_and_wait",
+    "get_my_identity",
+    "resume_session",
+    "wait_for_events",
+];
+
+/// The static name of a tool, or `"unknown"`.
+pub fn static_name(name: &str) -> &'static str {
+    TOOL_NAMES.iter().find(|n| **n == name).copied().unwrap_or("unknown")
+}
+
+/// A tool failure: a machine-readable code and the message shown to the model.
+struct Failure {
+    code: String,
+    message: String,
+}
+
+impl From<ChatError> for Failure {
+    fn from(error: ChatError) -> Self {
+        Failure { code: error.code().into(), message: error.to_string() }
+    }
+}
+
+impl Failure {
+    fn invalid(message: impl Into<String>) -> Self {
+        Failure { code: "invalid_arguments".into(), message: message.into() }
+    }
+}
+
+/// A successful result: `text` (plus the pending footer) and `data` (plus `pending_events`).
+fn success(text: String, mut data: Value, pending: usize) -> CallToolResult {
+    if let Value::Object(map) = &mut data {
+        map.insert("pending_events".into(), json!(pending));
+    }
+    let mut result =
+        CallToolResult::success(vec![ContentBlock::text(text + &render::pending_footer(pending))]);
+    result.structured_content = Some(data);
+    result
+}
+
+/// An `isError` result with the actionable message and `{error, message, pending_events}`.
+fn failure(failure: Failure, pending: usize) -> CallToolResult {
+    let mut result = CallToolResult::error(vec![ContentBlock::text(format!(
+        "Error: {}{}",
+        failure.message,
+        render::pending_footer(pending)
+    ))]);
+    result.structured_content = Some(json!({
+        "error": failure.code,
+        "message": failure.message,
+        "pending_events": pending,
+    }));
+    result
+}
+
+/// Rewrites rmcp's "failed to deserialize parameters" result into the standard error
+/// shape, naming the required arguments.
+pub fn explain_argument_error(
+    result: &mut CallToolResult,
+    tool: &str,
+    required: Option<Value>,
+    pending: usize,
+) {
+    let detail = result.content.iter().find_map(|c| c.as_text().map(|t| t.text.clone())).unwrap_or_default();
+    let detail = detail.trim_start_matches("failed to deserialize parameters:").trim();
+    let required = match required {
+        Some(Value::Array(names)) if !names.is_empty() => {
+            let names: Vec<_> = names.iter().filter_map(Value::as_str).map(|n| format!("`{n}`")).collect();
+            format!(" Required: {}.", names.join(", "))
+        }
+        _ => String::new(),
+    };
+    let message = format!("invalid arguments for {tool}: {detail}.{required} See the tool's input schema.");
+    *result = failure(Failure::invalid(message), pending);
+}
+
+fn to_json<T: serde::Serialize>(value: &T) -> Value {
+    serde_json::to_value(value).unwrap_or_else(|e| json!({ "serialization_error": e.to_string() }))
+}
+
+/// Treats `""` (which models often send for "no value") like an absent argument.
+fn present(value: Option<String>) -> Option<String> {
+    value.filter(|v| !v.trim().is_empty())
+}
+
+/// A wait timeout in seconds from the caller, defaulted and capped.
+fn wait_timeout(given: Option<f64>, default: Duration, max: Duration) -> Result<Duration, Failure> {
+    match given {
+        None => Ok(default.min(max)),
+        Some(secs) if secs.is_finite() && secs >= 0.0 => {
+            Ok(Duration::from_secs_f64(secs.min(max.as_secs_f64())))
+        }
+        Some(secs) => Err(Failure::invalid(format!(
+            "timeout must be a number of seconds from 0 to {}, got {secs}",
+            max.as_secs()
+        ))),
+    }
+}
+
+/// Makes the session act as `claimed` (seed compatibility for `sender_id` / `client_id`):
+/// fine if it already does, checks in as `claimed` if it has no identity, refuses otherwise.
+fn act_as(
+    chat: &mut Chat,
+    now: Time,
+    session: SessionId,
+    claimed: &str,
+    field: &str,
+) -> Result<Option<Reply>, Failure> {
+    match chat.session_user(session) {
+        Some(current) if **current == *claimed => Ok(None),
+        Some(current) => Err(Failure {
+            code: "identity_mismatch".into(),
+            message: format!(
+                "{field} '{claimed}' is not this session's identity ('{current}'); omit {field} or pass '{current}'. To act as another client, open a new session."
+            ),
+        }),
+        None => {
+            let checkin =
+                Command::Checkin { client_id: claimed.to_owned(), name: None, capabilities: Vec::new() };
+            Ok(Some(chat.handle(now, session, checkin)?))
+        }
+    }
+}
+
+/// Copies the resume token of an implicit check-in into a result, so it is not lost.
+fn merge_checkin(data: &mut Value, checkin: Option<Reply>) {
+    if let (Value::Object(map), Some(Reply::CheckedIn(c))) = (data, checkin) {
+        map.insert("checked_in".into(), to_json(&c));
+    }
+}
+
+/// Sends `notifications/progress` for a waiting tool when the caller asked for progress.
+struct Progress {
+    token: Option<ProgressToken>,
+    started: Instant,
+    total: Duration,
+}
+
+impl Progress {
+    fn new(context: &RequestContext<RoleServer>, total: Duration) -> Self {
+        Progress { token: context.meta.get_progress_token(), started: Instant::now(), total }
+    }
+
+    async fn tick(&self, server: &ChatServer, context: &RequestContext<RoleServer>, what: &str) {
+        let Some(token) = self.token.clone() else { return };
+        let elapsed = self.started.elapsed().as_secs_f64().floor();
+        let param = ProgressNotificationParam::new(token, elapsed)
+            .with_total(self.total.as_secs_f64().ceil())
+            .with_message(format!("{what} ({elapsed:.0}s of {:.0}s)", self.total.as_secs_f64()));
+        if context.peer.notify_progress(param).await.is_ok() {
+            server.hub.metrics.progress_sent();
+        }
+    }
+}
+
+/// Why a wait ended.
+enum Woken {
+    /// Something may have arrived: check again.
+    Event,
+    /// The time is up.
+    Timeout,
+    /// The request was cancelled or the server is stopping.
+    Cancelled,
+}
+
+impl ChatServer {
+    fn session(&self) -> SessionId {
+        self.slot.id
+    }
+
+    /// Runs one command and renders the result the standard way.
+    fn run(&self, command: Command) -> CallToolResult {
+        let (result, pending) = self.hub.call(self.session(), command);
+        self.finish(result.map_err(Failure::from), pending)
+    }
+
+    fn finish(&self, result: Result<Reply, Failure>, pending: usize) -> CallToolResult {
+        match result {
+            Ok(reply) => success(render::reply(&reply, clock::now()), to_json(&reply), pending),
+            Err(f) => failure(f, pending),
+        }
+    }
+
+    /// Waits until the session gets an event, `deadline` passes, the progress interval
+    /// elapses (then sends progress) or the call is cancelled.
+    async fn wait(
+        &self,
+        watch: &mut tokio::sync::watch::Receiver<u64>,
+        deadline: tokio::time::Instant,
+        progress: &Progress,
+        context: &RequestContext<RoleServer>,
+        what: &str,
+    ) -> Woken {
+        let interval = self.hub.config.progress_interval;
+        loop {
+            let next_progress = tokio::time::Instant::now() + interval;
+            tokio::select! {
+                changed = watch.changed() => {
+                    return if changed.is_ok() { Woken::Event } else { Woken::Cancelled };
+                }
+                () = tokio::time::sleep_until(deadline) => return Woken::Timeout,
+                () = tokio::time::sleep_until(next_progress), if next_progress < deadline => {
+                    progress.tick(self, context, what).await;
+                }
+                () = context.ct.cancelled() => return Woken::Cancelled,
+                () = self.slot.ending().cancelled() => return Woken::Cancelled,
+                () = self.hub.shutdown_token().cancelled() => return Woken::Cancelled,
+            }
+        }
+    }
+}
+
+#[tool_router(vis = "pub(crate)")]
+impl ChatServer {
+    #[tool(
+        name = "enter_queue",
+        description = "Join the chat-roulette queue to be paired with a random partner for a 1-on-1 text chat. \
+Returns your user_id, a resume_token (keep it) and either your queue position or, if someone was waiting, \
+the new room. When a match is made you get a `chatroom.found` event with the room_id (also via wait_for_events). \
+Optional: display_name shown to your partner, interests to be matched on, user_id to pick your id."
+    )]
+    async fn enter_queue(&self, Parameters(args): Parameters<EnterQueueArgs>) -> CallToolResult {
+        self.run(Command::EnterQueue {
+            user_id: present(args.user_id),
+            display_name: present(args.display_name),
+            interests: args.interests.unwrap_or_default(),
+        })
+    }
+
+    #[tool(name = "leave_queue", description = "Stop waiting for a chat partner (leave the roulette queue).")]
+    async fn leave_queue(&self) -> CallToolResult {
+        self.run(Command::LeaveQueue)
+    }
+
+    #[tool(
+        name = "send_message",
+        description = "Send a message. With room_id: to your chat-roulette partner in that room (they get a \
+`message.received` event). With recipient_id: a direct message to another client (agent messaging); it waits in \
+their mailbox if they are offline and expires unread after a few minutes (you then get `message.expired`). \
+Give exactly one of room_id or recipient_id."
+    )]
+    async fn send_message(&self, Parameters(args): Parameters<SendMessageArgs>) -> CallToolResult {
+        let session = self.session();
+        let target = match (present(args.room_id), present(args.recipient_id)) {
+            (Some(room_id), None) => Ok((Some(room_id), None)),
+            (None, Some(recipient_id)) => Ok((None, Some(recipient_id))),
+            (Some(_), Some(_)) => Err(Failure::invalid(
+                "give either room_id (message your chat partner) or recipient_id (direct message to a client), not both",
+            )),
+            (None, None) => Err(Failure::invalid(
+                "give room_id (to message your chat partner) or recipient_id (to message a client directly)",
+            )),
+        };
+        let sender = present(args.sender_id);
+        let message = args.message;
+        let (result, checkin, pending) = self.hub.with_core(|chat, now| {
+            let outcome = (|| {
+                let (room_id, recipient_id) = target?;
+                let checkin = match &sender {
+                    Some(sender) => act_as(chat, now, session, sender, "sender_id")?,
+                    None => None,
+                };
+                let command = match (room_id, recipient_id) {
+                    (Some(room_id), _) => Command::SendRoom { room_id, message },
+                    (None, Some(recipient_id)) => Command::SendDirect { recipient_id, message },
+                    (None, None) => return Err(Failure::invalid("give room_id or recipient_id")),
+                };
+                Ok((chat.handle(now, session, command)?, checkin))
+            })();
+            let pending = chat.pending_events(session);
+            match outcome {
+                Ok((reply, checkin)) => (Ok(reply), checkin, pending),
+                Err(f) => (Err(f), None, pending),
+            }
+        });
+        match result {
+            Ok(reply) => {
+                self.hub.metrics.message_relayed();
+                if let Reply::SentRoom(sent) = &reply {
+                    self.hub.touch_resource(session, resources::room_uri(&sent.room_id));
+                }
+                let mut data = to_json(&reply);
+                merge_checkin(&mut data, checkin);
+                success(render::reply(&reply, clock::now()), data, pending)
+            }
+            Err(f) => failure(f, pending),
+        }
+    }
+
+    #[tool(
+        name = "leave_chat",
+        description = "End the chat in a room; your partner gets `partner.disconnected` with reason \"left\". \
+Set requeue: true to go straight back into the queue for a new partner."
+    )]
+    async fn leave_chat(&self, Parameters(args): Parameters<LeaveChatArgs>) -> CallToolResult {
+        self.run(Command::LeaveChat { room_id: args.room_id, requeue: args.requeue.unwrap_or(false) })
+    }
+
+    #[tool(
+        name = "set_typing",
+        description = "Show (typing: true, the default) or clear (typing: false) a typing indicator to your chat \
+partner; they get a `partner.typing` event. It clears itself after a few seconds."
+    )]
+    async fn set_typing(&self, Parameters(args): Parameters<SetTypingArgs>) -> CallToolResult {
+        self.run(Command::SetTyping { room_id: args.room_id, typing: args.typing.unwrap_or(true) })
+    }
+
+    #[tool(
+        name = "block_partner",
+        description = "End the chat, report your partner for moderation and never be matched with them again. \
+Use for abuse or spam; for a normal goodbye use leave_chat."
+    )]
+    async fn block_partner(&self, Parameters(args): Parameters<BlockPartnerArgs>) -> CallToolResult {
+        self.run(Command::BlockPartner { room_id: args.room_id, reason: present(args.reason) })
+    }
+
+    #[tool(
+        name = "get_history",
+        description = "Read the recent messages of a chat room you are in (or were in, for a while after it ended), \
+oldest first."
+    )]
+    async fn get_history(&self, Parameters(args): Parameters<GetHistoryArgs>) -> CallToolResult {
+        self.run(Command::History { room_id: args.room_id })
+    }
+
+    #[tool(
+        name = "checkin_client",
+        description = "Check in as a named client for agent-to-agent messaging (e.g. client_id \"frontend-ide\"). \
+Others can then message you by that id; messages sent while you were away are waiting (get_messages). Returns a \
+resume_token; keep it."
+    )]
+    async fn checkin_client(&self, Parameters(args): Parameters<CheckinArgs>) -> CallToolResult {
+        // The core pushes mail that waited while the client was away when the identity binds.
+        self.run(Command::Checkin {
+            client_id: args.client_id,
+            name: present(args.name),
+            capabilities: args.capabilities.unwrap_or_default(),
+        })
+    }
+
+    #[tool(
+        name = "list_clients",
+        description = "List the clients that have checked in (online, reconnecting or offline), with names and \
+capabilities, to find whom to message."
+    )]
+    async fn list_clients(&self) -> CallToolResult {
+        self.run(Command::ListClients)
+    }
+
+    #[tool(
+        name = "get_messages",
+        description = "Read and remove the direct messages waiting in your mailbox, oldest first (peek: true to \
+leave them there). Reply with send_message {recipient_id: <their id>}."
+    )]
+    async fn get_messages(&self, Parameters(args): Parameters<GetMessagesArgs>) -> CallToolResult {
+        let session = self.session();
+        let claimed = present(args.client_id);
+        let command = if args.peek.unwrap_or(false) {
+            Command::PeekMessages
+        } else {
+            Command::GetMessages { limit: args.limit }
+        };
+        let (result, checkin, pending) = self.hub.with_core(|chat, now| {
+            let outcome = (|| {
+                let checkin = match &claimed {
+                    Some(id) => act_as(chat, now, session, id, "client_id")?,
+                    None => None,
+                };
+                Ok((chat.handle(now, session, command)?, checkin))
+            })();
+            let pending = chat.pending_events(session);
+            match outcome {
+                Ok((reply, checkin)) => (Ok(reply), checkin, pending),
+                Err(f) => (Err(f), None, pending),
+            }
+        });
+        match result {
+            Ok(reply) => {
+                let mut data = to_json(&reply);
+                merge_checkin(&mut data, checkin);
+                success(render::reply(&reply, clock::now()), data, pending)
+            }
+            Err(f) => failure(f, pending),
+        }
+    }
+
+    #[tool(
+        name = "send_message_and_wait",
+        description = "Send a direct message to a client and wait for their reply (a conversation turn). Returns \
+their first message sent after yours, or reports a timeout after `timeout` seconds (default 60); your message then \
+stays in their mailbox and a later reply arrives as an event or via get_messages. Sends progress notifications \
+while waiting if you pass a progressToken."
+    )]
+    async fn send_message_and_wait(
+        &self,
+        Parameters(args): Parameters<SendAndWaitArgs>,
+        context: RequestContext<RoleServer>,
+    ) -> CallToolResult {
+        let session = self.session();
+        let config = &self.hub.config;
+        let timeout = match wait_timeout(args.timeout, config.send_wait_default, config.send_wait_max) {
+            Ok(t) => t,
+            Err(f) => return failure(f, self.hub.pending_events(session)),
+        };
+        let sender = present(args.sender_id);
+        let recipient = args.recipient_id;
+        // Subscribe before sending so a reply racing the send still wakes us.
+        let mut watch = self.slot.watch();
+        let (sent, cursor, pending) = self.hub.with_core(|chat, now| {
+            let outcome = (|| {
+                if let Some(sender) = &sender {
+                    act_as(chat, now, session, sender, "sender_id")?;
+                }
+                let cursor = chat.event_cursor(session);
+                let command = Command::SendDirect { recipient_id: recipient.clone(), message: args.message };
+                Ok((chat.handle(now, session, command)?, cursor))
+            })();
+            let pending = chat.pending_events(session);
+            match outcome {
+                Ok((reply, cursor)) => (Ok(reply), cursor, pending),
+                Err(f) => (Err(f), 0, pending),
+            }
+        });
+        let sent = match sent {
+            Ok(Reply::SentDirect(sent)) => sent,
+            Ok(other) => return self.finish(Ok(other), pending),
+            Err(f) => return failure(f, pending),
+        };
+        self.hub.metrics.message_relayed();
+        let started = Instant::now();
+        let deadline = tokio::time::Instant::now() + timeout;
+        let progress = Progress::new(&context, timeout);
+        let what = format!("waiting for a reply from {recipient}");
+        loop {
+            let take = Command::TakeReply { from: recipient.clone(), after_seq: cursor };
+            let (result, pending) = self.hub.call(session, take);
+            let reply = match result {
+                Ok(Reply::TakenReply(taken)) => taken.message,
+                Ok(_) => None,
+                Err(e) => return failure(e.into(), pending),
+            };
+            let waited = started.elapsed();
+            let now = clock::now();
+            if let Some(message) = reply {
+                let text = format!(
+                    "{}\n\n**Reply from {}** (`{}`, after {:.1}s):\n{}",
+                    render::sent_direct(&sent, now),
+                    message.from_name,
+                    message.from,
+                    waited.as_secs_f64(),
+                    message.message.lines().map(|l| format!("> {l}")).collect::<Vec<_>>().join("\n")
+                );
+                let data = json!({
+                    "status": "replied",
+                    "sent": sent,
+                    "reply": message,
+                    "waited_ms": u64::try_from(waited.as_millis()).unwrap_or(u64::MAX),
+                });
+                return success(text, data, pending);
+            }
+            match self.wait(&mut watch, deadline, &progress, &context, &what).await {
+                Woken::Event => continue,
+                Woken::Timeout | Woken::Cancelled => {
+                    // One last look: the reply may have landed just now.
+                    let take = Command::TakeReply { from: recipient.clone(), after_seq: cursor };
+                    if let (Ok(Reply::TakenReply(taken)), _) = self.hub.call(session, take)
+                        && let Some(message) = taken.message
+                    {
+                        let data = json!({ "status": "replied", "sent": sent, "reply": message });
+                        let text = format!(
+                            "**Reply from {}** (`{}`):\n> {}",
+                            message.from_name, message.from, message.message
+                        );
+                        return success(text, data, self.hub.pending_events(session));
+                    }
+                    let text = format!(
+                        "{}\n\nNo reply from `{recipient}` within {}. Your message stays in their mailbox; their reply \
+will arrive as a `message.received` event (see `wait_for_events`) or via `get_messages`.",
+                        render::sent_direct(&sent, now),
+                        render::seconds(timeout)
+                    );
+                    let data = json!({
+                        "status": "timeout",
+                        "sent": sent,
+                        "reply": null,
+                        "waited_ms": u64::try_from(waited.as_millis()).unwrap_or(u64::MAX),
+                    });
+                    return success(text, data, self.hub.pending_events(session));
+                }
+            }
+        }
+    }
+
+    #[tool(
+        name = "get_my_identity",
+        description = "Show who this session is (user/client id, display name, resume token), whether you are \
+queued or chatting (and with whom), and how many events and direct messages are waiting."
+    )]
+    async fn get_my_identity(&self) -> CallToolResult {
+        self.run(Command::Identity)
+    }
+
+    #[tool(
+        name = "resume_session",
+        description = "After a disconnect or in a new session: take back your identity (user_id or client_id) \
+with the resume_token you were given. Your room, queue place and unread events are kept if you return within \
+the reconnect grace (30 s by default). Then call wait_for_events to catch up."
+    )]
+    async fn resume_session(&self, Parameters(args): Parameters<ResumeArgs>) -> CallToolResult {
+        self.run(Command::Resume { user_id: args.user_id, resume_token: args.resume_token })
+    }
+
+    #[tool(
+        name = "wait_for_events",
+        description = "Fetch your events (chatroom.found, message.received, partner.disconnected, partner.typing, \
+message.expired), waiting up to `timeout` seconds (default 25, max 50) until at least one exists. Pass after_seq = \
+the seq of the newest event you have handled: events up to it are acknowledged and only newer ones returned. Without \
+after_seq every unacknowledged event is returned. Use this in a loop when your client does not show notifications."
+    )]
+    async fn wait_for_events(
+        &self,
+        Parameters(args): Parameters<WaitForEventsArgs>,
+        context: RequestContext<RoleServer>,
+    ) -> CallToolResult {
+        let session = self.session();
+        let config = &self.hub.config;
+        let timeout = match wait_timeout(args.timeout, config.wait_default, config.wait_max) {
+            Ok(t) => t,
+            Err(f) => return failure(f, self.hub.pending_events(session)),
+        };
+        let mut watch = self.slot.watch();
+        let deadline = tokio::time::Instant::now() + timeout;
+        let progress = Progress::new(&context, timeout);
+        let mut evicted = 0;
+        loop {
+            let command = Command::Events { after_seq: args.after_seq, limit: args.limit };
+            let (result, pending) = self.hub.call(session, command);
+            let mut reply = match result {
+                Ok(Reply::Events(reply)) => reply,
+                Ok(other) => return self.finish(Ok(other), pending),
+                Err(e) => return failure(e.into(), pending),
+            };
+            evicted += reply.evicted;
+            reply.evicted = evicted;
+            let expired = tokio::time::Instant::now() >= deadline;
+            if !reply.events.is_empty() || expired {
+                let timed_out = (reply.events.is_empty() && !timeout.is_zero()).then_some(timeout);
+                let mut data = to_json(&reply);
+                if let Value::Object(map) = &mut data {
+                    map.insert("timed_out".into(), json!(reply.events.is_empty()));
+                }
+                return success(render::events(&reply, timed_out, clock::now()), data, pending);
+            }
+            match self.wait(&mut watch, deadline, &progress, &context, "waiting for events").await {
+                Woken::Event | Woken::Timeout => continue,
+                Woken::Cancelled => {
+                    let data = json!({ "events": [], "last_seq": reply.last_seq, "pending": pending, "timed_out": true });
+                    return success("Stopped waiting (cancelled or server stopping).".into(), data, pending);
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn wait_timeouts_are_defaulted_capped_and_validated() {
+        let (d, m) = (Duration::from_secs(25), Duration::from_secs(50));
+        assert_eq!(wait_timeout(None, d, m).ok(), Some(d));
+        assert_eq!(wait_timeout(Some(500.0), d, m).ok(), Some(m));
+        assert_eq!(wait_timeout(Some(0.5), d, m).ok(), Some(Duration::from_millis(500)));
+        assert!(wait_timeout(Some(-1.0), d, m).is_err());
+    }
+
+    #[test]
+    fn tool_names_match_the_router() {
+        let router = ChatServer::router();
+        let mut listed: Vec<_> = router.list_all().into_iter().map(|t| t.name.to_string()).collect();
+        listed.sort();
+        let mut expected: Vec<_> = TOOL_NAMES.iter().map(|s| s.to_string()).collect();
+        expected.sort();
+        assert_eq!(listed, expected);
+    }
+}

@@ -1,0 +1,350 @@
+//! `chat-cli` end to end: the real server binary and real `chat-cli --plain --json`
+//! child processes, driven through their stdin and read from their stdout, one JSON
+//! object per line. Every wait is bounded, so a broken client fails instead of hanging.
+
+use std::net::SocketAddr;
+use std::process::{ExitStatus, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use serde_json::Value;
+use tests::{STEP, ServerProcess, binary, within};
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::process::{Child, ChildStdin, Command};
+use tokio::sync::mpsc;
+use tokio::task::AbortHandle;
+
+/// A running `chat-cli --plain --json`.
+struct Cli {
+    name: String,
+    child: Child,
+    stdin: Option<ChildStdin>,
+    lines: mpsc::UnboundedReceiver<Value>,
+    /// Everything read so far, for failure messages.
+    seen: Vec<Value>,
+    stderr: Arc<Mutex<String>>,
+}
+
+impl Cli {
+    /// Starts `chat-cli --plain --json --server <url> <args>`.
+    async fn start(name: &str, url: &str, args: &[&str]) -> Cli {
+        let path = tokio::task::spawn_blocking(|| binary("chat-cli")).await.expect("find chat-cli");
+        let mut child = Command::new(path)
+            .args(["--plain", "--json", "--server", url])
+            .args(args)
+            .env_remove("MCP_CHAT_URL")
+            .env_remove("MCP_CHAT_AUTH_TOKEN")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("spawn chat-cli");
+        let stdout = child.stdout.take().expect("stdout");
+        let (tx, lines) = mpsc::unbounded_channel();
+        tokio::spawn(async move {
+            let mut reader = BufReader::new(stdout).lines();
+            while let Ok(Some(line)) = reader.next_line().await {
+                let value = serde_json::from_str(&line).unwrap_or(Value::String(line));
+                if tx.send(value).is_err() {
+                    break;
+                }
+            }
+        });
+        let stderr = Arc::new(Mutex::new(String::new()));
+        let mut err_pipe = child.stderr.take().expect("stderr");
+        let sink = stderr.clone();
+        tokio::spawn(async move {
+            let mut text = String::new();
+            let _ = err_pipe.read_to_string(&mut text).await;
+            sink.lock().unwrap_or_else(std::sync::PoisonError::into_inner).push_str(&text);
+        });
+        let stdin = child.stdin.take();
+        Cli { name: name.to_owned(), child, stdin, lines, seen: Vec::new(), stderr }
+    }
+
+    /// Types one line.
+    async fn say(&mut self, line: &str) {
+        let stdin = self.stdin.as_mut().expect("stdin still open");
+        within(STEP, "write to chat-cli", async {
+            stdin.write_all(format!("{line}\n").as_bytes()).await.expect("write line");
+            stdin.flush().await.expect("flush");
+        })
+        .await;
+    }
+
+    /// Closes stdin: plain mode quits at the end of its input.
+    fn end_input(&mut self) {
+        self.stdin = None;
+    }
+
+    /// The next line of type `kind` that satisfies `pred`; earlier lines are skipped.
+    async fn expect_where(&mut self, kind: &str, limit: Duration, pred: impl Fn(&Value) -> bool) -> Value {
+        let deadline = tokio::time::Instant::now() + limit;
+        loop {
+            match tokio::time::timeout_at(deadline, self.lines.recv()).await {
+                Ok(Some(line)) => {
+                    self.seen.push(line.clone());
+                    if line["type"] == kind && pred(&line) {
+                        return line;
+                    }
+                }
+                Ok(None) => {
+                    panic!("{}: output ended while waiting for {kind}; seen:\n{}", self.name, self.log())
+                }
+                Err(_) => panic!("{}: no {kind} within {limit:?}; seen:\n{}", self.name, self.log()),
+            }
+        }
+    }
+
+    async fn expect(&mut self, kind: &str) -> Value {
+        self.expect_where(kind, STEP, |_| true).await
+    }
+
+    /// Fails if a line of type `kind` arrives within `window`.
+    async fn expect_none(&mut self, kind: &str, window: Duration) {
+        let deadline = tokio::time::Instant::now() + window;
+        while let Ok(Some(line)) = tokio::time::timeout_at(deadline, self.lines.recv()).await {
+            self.seen.push(line.clone());
+            assert_ne!(line["type"], kind, "{}: unexpected {kind}; seen:\n{}", self.name, self.log());
+        }
+    }
+
+    async fn exit(&mut self, limit: Duration) -> ExitStatus {
+        within(limit, &format!("{} exits", self.name), self.child.wait()).await.expect("wait for chat-cli")
+    }
+
+    fn log(&self) -> String {
+        let mut log: Vec<String> = self.seen.iter().map(Value::to_string).collect();
+        log.push(format!(
+            "stderr: {}",
+            self.stderr.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+        ));
+        log.join("\n")
+    }
+}
+
+/// Two clients, Ann then Bob, paired in one room. Returns them after both saw `matched`.
+async fn pair(server: &ServerProcess) -> (Cli, Cli) {
+    pair_at(&server.url, &server.url).await
+}
+
+async fn pair_at(ann_url: &str, bob_url: &str) -> (Cli, Cli) {
+    let mut ann = Cli::start("ann", ann_url, &["--name", "Ann", "--interests", "rust,music"]).await;
+    let connected = ann.expect("connected").await;
+    assert_eq!(connected["display_name"], "Ann");
+    let waiting = ann.expect("waiting").await;
+    assert_eq!(waiting["position"], 1);
+    let mut bob = Cli::start("bob", bob_url, &["--name", "Bob", "--interests", "rust"]).await;
+    let bob_matched = bob.expect("matched").await;
+    let ann_matched = ann.expect("matched").await;
+    assert_eq!(ann_matched["room_id"], bob_matched["room_id"]);
+    assert_eq!(ann_matched["partner"]["display_name"], "Bob");
+    assert_eq!(bob_matched["partner"]["display_name"], "Ann");
+    assert_eq!(bob_matched["shared_interests"], serde_json::json!(["rust"]));
+    (ann, bob)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_clis_chat_both_ways_and_next_tells_the_partner() {
+    let server = ServerProcess::start(&[]).await;
+    let (mut ann, mut bob) = pair(&server).await;
+
+    ann.say("hello from Ann").await;
+    let got = bob.expect("message").await;
+    assert_eq!(
+        (got["from_name"].as_str(), got["text"].as_str(), got["mine"].as_bool()),
+        (Some("Ann"), Some("hello from Ann"), Some(false))
+    );
+    let echo = ann.expect("message").await;
+    assert_eq!((echo["text"].as_str(), echo["mine"].as_bool()), (Some("hello from Ann"), Some(true)));
+
+    bob.say("hi Ann, Bob here").await;
+    let got = ann.expect_where("message", STEP, |m| m["mine"] == false).await;
+    assert_eq!((got["from_name"].as_str(), got["text"].as_str()), (Some("Bob"), Some("hi Ann, Bob here")));
+
+    ann.say("/next").await;
+    let left = bob.expect("partner_left").await;
+    assert_eq!((left["name"].as_str(), left["reason"].as_str()), (Some("Ann"), Some("left")));
+    let ann_left = ann.expect("left").await;
+    assert_eq!(ann_left["requeued"], true);
+    ann.expect("waiting").await;
+
+    bob.say("anyone?").await;
+    let error = bob.expect("error").await;
+    assert!(error["message"].as_str().is_some_and(|m| m.contains("chat has ended")), "{error}");
+
+    bob.say("/quit").await;
+    bob.expect("closed").await;
+    assert!(bob.exit(STEP).await.success());
+    ann.end_input();
+    ann.expect("closed").await;
+    assert!(ann.exit(STEP).await.success());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_oversized_message_shows_the_server_error_and_the_chat_goes_on() {
+    let server = ServerProcess::start(&["--max-message-bytes", "1000"]).await;
+    let (mut ann, mut bob) = pair(&server).await;
+
+    ann.say(&"x".repeat(1500)).await;
+    let error = ann.expect("error").await;
+    let message = error["message"].as_str().unwrap_or_default();
+    assert!(message.starts_with("not sent: ") && message.contains("1000 bytes"), "{message}");
+
+    ann.say("a normal one").await;
+    let got = bob.expect_where("message", STEP, |m| m["mine"] == false).await;
+    assert_eq!(got["text"], "a normal one", "the oversized message never arrived: {got}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn quitting_tells_the_partner_at_once() {
+    let server = ServerProcess::start(&[]).await;
+    let (mut ann, mut bob) = pair(&server).await;
+    ann.end_input();
+    // "left" (not "timeout"): the session was closed on purpose (HTTP DELETE), so the
+    // server did not wait for the reconnect grace.
+    let left = bob.expect_where("partner_left", Duration::from_secs(3), |_| true).await;
+    assert_eq!(left["reason"], "left");
+    assert!(ann.exit(STEP).await.success());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_interrupted_client_still_says_goodbye() {
+    let server = ServerProcess::start(&[]).await;
+    let (mut ann, mut bob) = pair(&server).await;
+    let pid = ann.child.id().expect("ann is running").to_string();
+    let status = std::process::Command::new("kill").args(["-INT", &pid]).status().expect("run kill");
+    assert!(status.success());
+    let left = bob.expect_where("partner_left", Duration::from_secs(3), |_| true).await;
+    assert_eq!(left["reason"], "left");
+    ann.expect("closed").await;
+    assert!(ann.exit(STEP).await.success());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn direct_messages_between_named_clients() {
+    let server = ServerProcess::start(&[]).await;
+    let mut alice = Cli::start("alice", &server.url, &["dm", "--as", "alice", "--name", "Alice"]).await;
+    alice.expect("connected").await;
+    let mut bob = Cli::start("bob", &server.url, &["dm", "--as", "bob"]).await;
+    bob.expect("connected").await;
+
+    alice.say("/who").await;
+    let clients = alice.expect("clients").await;
+    let ids: Vec<&str> =
+        clients["clients"].as_array().into_iter().flatten().filter_map(|c| c["client_id"].as_str()).collect();
+    assert_eq!(ids, ["alice", "bob"]);
+
+    alice.say("/to bob are you free?").await;
+    let got = bob.expect("message").await;
+    assert_eq!((got["from"].as_str(), got["text"].as_str()), (Some("alice"), Some("are you free?")));
+    assert!(got.get("room_id").is_none(), "a direct message has no room: {got}");
+    let echo = alice.expect_where("message", STEP, |m| m["mine"] == true).await;
+    assert_eq!(echo["to"], "bob");
+
+    // Bob answers without /to: the first sender became his recipient.
+    bob.say("yes, go ahead").await;
+    let got = alice.expect_where("message", STEP, |m| m["mine"] == false).await;
+    assert_eq!((got["from"].as_str(), got["text"].as_str()), (Some("bob"), Some("yes, go ahead")));
+
+    // A message to someone offline waits in their mailbox and is delivered on check-in.
+    alice.say("/to carol see you tomorrow").await;
+    let info =
+        alice.expect_where("info", STEP, |i| i["text"].as_str().is_some_and(|t| t.contains("offline"))).await;
+    assert!(info["text"].as_str().is_some_and(|t| t.contains("carol")));
+    let mut carol = Cli::start("carol", &server.url, &["dm", "--as", "carol"]).await;
+    let got = carol.expect("message").await;
+    assert_eq!((got["from"].as_str(), got["text"].as_str()), (Some("alice"), Some("see you tomorrow")));
+}
+
+/// A TCP proxy that can drop every connection and refuse new ones, like a network cut.
+struct Proxy {
+    addr: SocketAddr,
+    up: Arc<AtomicBool>,
+    connections: Arc<Mutex<Vec<AbortHandle>>>,
+}
+
+impl Proxy {
+    async fn start(target: SocketAddr) -> Proxy {
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind proxy");
+        let addr = listener.local_addr().expect("proxy address");
+        let up = Arc::new(AtomicBool::new(true));
+        let connections = Arc::new(Mutex::new(Vec::new()));
+        let (up2, connections2) = (up.clone(), connections.clone());
+        tokio::spawn(async move {
+            while let Ok((mut inbound, _)) = listener.accept().await {
+                if !up2.load(Ordering::SeqCst) {
+                    continue; // dropped: the client sees the connection close
+                }
+                let task = tokio::spawn(async move {
+                    if let Ok(mut outbound) = TcpStream::connect(target).await {
+                        let _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await;
+                    }
+                });
+                connections2
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner)
+                    .push(task.abort_handle());
+            }
+        });
+        Proxy { addr, up, connections }
+    }
+
+    fn url(&self) -> String {
+        format!("http://{}/mcp", self.addr)
+    }
+
+    /// Drops every open connection and refuses new ones.
+    fn cut(&self) {
+        self.up.store(false, Ordering::SeqCst);
+        for connection in self.connections.lock().unwrap_or_else(std::sync::PoisonError::into_inner).drain(..)
+        {
+            connection.abort();
+        }
+    }
+
+    fn restore(&self) {
+        self.up.store(true, Ordering::SeqCst);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_network_drop_is_survived_by_resuming_the_session() {
+    let server = ServerProcess::start(&[]).await;
+    let proxy = Proxy::start(server.addr).await;
+    let (mut ann, mut bob) = pair_at(&proxy.url(), &server.url).await;
+
+    proxy.cut();
+    let lost = ann.expect_where("reconnecting", STEP, |_| true).await;
+    assert_eq!(lost["attempt"], 1);
+    // Bob writes while Ann is away; it waits in her inbox.
+    bob.say("did you drop?").await;
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    proxy.restore();
+
+    let back = ann.expect_where("reconnected", Duration::from_secs(20), |_| true).await;
+    assert_eq!(back["resumed"], true, "same identity and room: {back}");
+    let got = ann.expect_where("message", STEP, |m| m["mine"] == false).await;
+    assert_eq!(got["text"], "did you drop?");
+
+    ann.say("back again").await;
+    let got = bob.expect_where("message", STEP, |m| m["mine"] == false).await;
+    assert_eq!(got["text"], "back again");
+    bob.expect_none("partner_left", Duration::from_millis(500)).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_missing_token_is_a_clear_error() {
+    let server = ServerProcess::start(&["--auth-token", "s3cret"]).await;
+    let mut anonymous = Cli::start("anonymous", &server.url, &[]).await;
+    let status = anonymous.exit(STEP).await;
+    assert_eq!(status.code(), Some(1));
+    let error = anonymous.expect("error").await;
+    assert!(error["message"].as_str().is_some_and(|m| m.contains("--auth-token")), "{error}");
+
+    let mut member = Cli::start("member", &server.url, &["--auth-token", "s3cret"]).await;
+    member.expect("waiting").await;
+}
