@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
-use crate::ids::SessionId;
+use crate::ids::{MessageId, SessionId};
 use crate::time::Time;
 
 /// Who someone is, as shown to the other side.
@@ -39,13 +39,13 @@ pub struct MessageReceived {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub room_id: Option<Arc<str>>,
     /// Unique id of the message.
-    pub message_id: Arc<str>,
+    pub message_id: MessageId,
     /// Sender's user id / client id.
     pub from: Arc<str>,
     /// Sender's display name.
     pub from_name: Arc<str>,
     /// The text.
-    pub message: Arc<str>,
+    pub message: String,
     /// When the server accepted it.
     pub timestamp: Time,
 }
@@ -84,11 +84,11 @@ pub struct PartnerTyping {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct MessageExpired {
     /// The message's id, as returned when you sent it.
-    pub message_id: Arc<str>,
+    pub message_id: MessageId,
     /// Who did not read it.
     pub recipient_id: Arc<str>,
     /// The text, so it can be sent again.
-    pub message: Arc<str>,
+    pub message: String,
     /// When it was sent.
     pub sent_at: Time,
     /// When it expired.

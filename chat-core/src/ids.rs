@@ -23,6 +23,44 @@ impl fmt::Display for SessionId {
     }
 }
 
+/// A message id: a random 64-bit number, written `m_` + 16 lowercase hex digits.
+///
+/// Kept as the number and formatted only when serialized, so making one on every message
+/// costs no allocation.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct MessageId(pub u64);
+
+impl fmt::Display for MessageId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "m_{:016x}", self.0)
+    }
+}
+
+impl std::str::FromStr for MessageId {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        text.strip_prefix("m_")
+            .filter(|hex| hex.len() == 16)
+            .and_then(|hex| u64::from_str_radix(hex, 16).ok())
+            .map(MessageId)
+            .ok_or_else(|| format!("not a message id: {text}"))
+    }
+}
+
+impl Serialize for MessageId {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+impl<'de> Deserialize<'de> for MessageId {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let text = std::borrow::Cow::<str>::deserialize(d)?;
+        text.parse().map_err(serde::de::Error::custom)
+    }
+}
+
 /// The core's only source of randomness: ChaCha20 seeded from the config.
 pub(crate) struct Ids {
     rng: ChaCha20Rng,
@@ -35,6 +73,10 @@ impl Ids {
 
     pub(crate) fn next_u64(&mut self) -> u64 {
         self.rng.next_u64()
+    }
+
+    pub(crate) fn message_id(&mut self) -> MessageId {
+        MessageId(self.next_u64())
     }
 
     /// `prefix` (at most 4 bytes) + 16 lowercase hex digits of a fresh random number.
@@ -182,6 +224,15 @@ mod tests {
         ] {
             assert_eq!(parse_room_id(bad), None, "{bad}");
         }
+    }
+
+    #[test]
+    fn message_ids_round_trip_as_text() {
+        let id = Ids::new([3; 32]).message_id();
+        let text = serde_json::to_string(&id).unwrap();
+        assert_eq!(text.len(), 2 + 18);
+        assert_eq!(serde_json::from_str::<MessageId>(&text).unwrap(), id);
+        assert!("m_12".parse::<MessageId>().is_err());
     }
 
     #[test]

@@ -144,7 +144,7 @@ fn as_direct(s: &Stored) -> Option<DirectMessage> {
     match (&s.envelope.event, s.direct_from) {
         (Event::MessageReceived(m), Some(_)) => Some(DirectMessage {
             seq: s.envelope.seq,
-            message_id: m.message_id.clone(),
+            message_id: m.message_id,
             from: m.from.clone(),
             from_name: m.from_name.clone(),
             message: m.message.clone(),
@@ -167,7 +167,7 @@ mod tests {
     fn dm(text: &str) -> Event {
         Event::MessageReceived(MessageReceived {
             room_id: None,
-            message_id: format!("m_{text}").into(),
+            message_id: crate::ids::MessageId(text.len() as u64),
             from: "a".into(),
             from_name: "A".into(),
             message: text.into(),

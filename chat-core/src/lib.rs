@@ -54,7 +54,7 @@ pub use event::{
     ChatroomFound, DisconnectReason, Envelope, Event, MessageExpired, MessageReceived, Outbound,
     PartnerDisconnected, PartnerInfo, PartnerTyping,
 };
-pub use ids::SessionId;
+pub use ids::{MessageId, SessionId};
 pub use reply::{
     ActivityState, BlockedReply, CheckedInReply, ClientSummary, ClientsReply, DirectMessage, EnterQueueReply,
     EventsReply, HistoryEntry, HistoryReply, IdentityReply, LeaveQueueReply, LeftChatReply, MessagesReply,

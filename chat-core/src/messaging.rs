@@ -118,15 +118,8 @@ impl Chat {
         } else {
             recipient
         };
-        let (_, message_id) = self.ids.tagged("m_");
-        let event = MessageReceived {
-            room_id: None,
-            message_id: message_id.clone(),
-            from,
-            from_name,
-            message: message.into(),
-            timestamp: now,
-        };
+        let message_id = self.ids.message_id();
+        let event = MessageReceived { room_id: None, message_id, from, from_name, message, timestamp: now };
         let seq = self.emit(recipient, Event::MessageReceived(event), Some(key));
         let expires_at = now.plus(self.limits.message_ttl);
         self.timers.set(expires_at, Timer::DirectExpiry { participant: recipient, seq });
@@ -151,7 +144,7 @@ impl Chat {
             return;
         };
         let notice = MessageExpired {
-            message_id: m.message_id.clone(),
+            message_id: m.message_id,
             recipient_id,
             message: m.message.clone(),
             sent_at: m.timestamp,

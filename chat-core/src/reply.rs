@@ -6,6 +6,7 @@ use std::sync::Arc;
 use serde::{Deserialize, Serialize};
 
 use crate::event::{DisconnectReason, Envelope, PartnerInfo};
+use crate::ids::MessageId;
 use crate::time::Time;
 
 /// The successful result of a [`crate::Command`], one variant per command.
@@ -98,7 +99,7 @@ pub struct SentRoomReply {
     /// The room.
     pub room_id: Arc<str>,
     /// The new message's id.
-    pub message_id: Arc<str>,
+    pub message_id: MessageId,
     /// Position of the message in the room, from 1.
     pub seq: u64,
     /// When the server accepted it.
@@ -111,7 +112,7 @@ pub struct SentDirectReply {
     /// The recipient.
     pub recipient_id: Arc<str>,
     /// The new message's id.
-    pub message_id: Arc<str>,
+    pub message_id: MessageId,
     /// When the server accepted it.
     pub timestamp: Time,
     /// When it expires if unread.
@@ -158,13 +159,13 @@ pub struct HistoryEntry {
     /// Position in the room, from 1.
     pub seq: u64,
     /// Message id.
-    pub message_id: Arc<str>,
+    pub message_id: MessageId,
     /// Sender's id.
     pub from: Arc<str>,
     /// Sender's display name.
     pub from_name: Arc<str>,
     /// The text.
-    pub message: Arc<str>,
+    pub message: String,
     /// When it was sent.
     pub timestamp: Time,
 }
@@ -245,13 +246,13 @@ pub struct DirectMessage {
     /// The event seq it arrived with.
     pub seq: u64,
     /// Message id.
-    pub message_id: Arc<str>,
+    pub message_id: MessageId,
     /// Sender's client id.
     pub from: Arc<str>,
     /// Sender's name.
     pub from_name: Arc<str>,
     /// The text.
-    pub message: Arc<str>,
+    pub message: String,
     /// When it was sent.
     pub timestamp: Time,
 }

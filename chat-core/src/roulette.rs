@@ -255,17 +255,17 @@ impl Chat {
         let sender = self.participants.get_mut(&key).ok_or(ChatError::NotIdentified)?;
         rate_check(sender, now, &self.limits)?;
         let (from, from_name) = (sender.id.clone(), sender.name.clone());
-        let (_, message_id) = self.ids.tagged("m_");
+        let message_id = self.ids.message_id();
         r.sent += 1;
         r.typing[index] = None;
         let seq = r.sent;
         let room_name = r.id.clone();
         let received = MessageReceived {
             room_id: Some(room_name.clone()),
-            message_id: message_id.clone(),
+            message_id,
             from,
             from_name,
-            message: message.into(),
+            message,
             timestamp: now,
         };
         let partner = self.participants.get_mut(&r.members[1 - index]).ok_or(ChatError::NotIdentified)?;
@@ -435,7 +435,7 @@ fn history_entry(seq: u64, envelope: &Envelope) -> Option<HistoryEntry> {
     match &envelope.event {
         Event::MessageReceived(m) => Some(HistoryEntry {
             seq,
-            message_id: m.message_id.clone(),
+            message_id: m.message_id,
             from: m.from.clone(),
             from_name: m.from_name.clone(),
             message: m.message.clone(),

@@ -11,7 +11,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
 use std::time::Duration;
 
-use chat_core::{Chat, Command, Config, Event, Limits, Reply, SessionEnd, SessionId, Time};
+use chat_core::{Chat, Command, Config, Event, Limits, MessageId, Reply, SessionEnd, SessionId, Time};
 use proptest::prelude::*;
 
 const USERS: [&str; 5] = ["ann", "bob", "cat", "dan", "eve"];
@@ -95,14 +95,14 @@ struct Model {
     blocked: BTreeSet<(Arc<str>, Arc<str>)>,
     last_seq: HashMap<Arc<str>, u64>,
     /// direct message id -> (sender, state)
-    dms: HashMap<Arc<str>, (Arc<str>, DmState)>,
+    dms: HashMap<MessageId, (Arc<str>, DmState)>,
     /// per user: DM events returned by Events (seq -> message id), for acks.
-    seen_dm_events: HashMap<Arc<str>, BTreeMap<u64, Arc<str>>>,
+    seen_dm_events: HashMap<Arc<str>, BTreeMap<u64, MessageId>>,
     /// per (session, identity): the max seq returned by the last Events call. Keyed by
     /// both because a session can take another identity after its first one left.
     cursor: HashMap<(SessionId, Arc<str>), u64>,
     /// room message id -> its expected recipient; must be logged exactly once.
-    expect_room_msg: Vec<(Arc<str>, Arc<str>)>,
+    expect_room_msg: Vec<(MessageId, Arc<str>)>,
     transcript: Vec<String>,
 }
 
@@ -285,7 +285,7 @@ impl Run {
                 {
                     if let Some(c) = after {
                         let seen = self.m.seen_dm_events.entry(me.clone()).or_default();
-                        let acked: Vec<Arc<str>> = seen.range(..=c).map(|(_, id)| id.clone()).collect();
+                        let acked: Vec<MessageId> = seen.range(..=c).map(|(_, id)| *id).collect();
                         seen.retain(|&seq, _| seq > c);
                         for id in acked {
                             if self.m.dms.get(&id).is_some_and(|(_, st)| *st == DmState::Pending) {
@@ -303,11 +303,7 @@ impl Run {
                                 Some(DmState::Pending),
                                 "returned a direct message that is gone"
                             );
-                            self.m
-                                .seen_dm_events
-                                .entry(me.clone())
-                                .or_default()
-                                .insert(e.seq, mr.message_id.clone());
+                            self.m.seen_dm_events.entry(me.clone()).or_default().insert(e.seq, mr.message_id);
                         }
                     }
                     if let Some(last) = r.events.last() {
@@ -330,7 +326,7 @@ impl Run {
         self.observe()
     }
 
-    fn fetched(&mut self, id: &Arc<str>) -> Result<(), TestCaseError> {
+    fn fetched(&mut self, id: &MessageId) -> Result<(), TestCaseError> {
         let entry = self.m.dms.get_mut(id);
         prop_assert!(
             entry.as_ref().is_some_and(|(_, st)| *st == DmState::Pending),

@@ -98,7 +98,7 @@ impl App {
                 self.push(Entry::Message {
                     ts: reply.timestamp,
                     room_id: Some(reply.room_id),
-                    message_id: reply.message_id,
+                    message_id: reply.message_id.to_string().into(),
                     from: me.user_id,
                     from_name: me.display_name,
                     to: None,
@@ -113,7 +113,7 @@ impl App {
                 self.push(Entry::Message {
                     ts: reply.timestamp,
                     room_id: None,
-                    message_id: reply.message_id,
+                    message_id: reply.message_id.to_string().into(),
                     from: me.user_id,
                     from_name: me.display_name,
                     to: Some(reply.recipient_id),
@@ -242,11 +242,11 @@ impl App {
                 self.push(Entry::Message {
                     ts: m.timestamp,
                     room_id: m.room_id,
-                    message_id: m.message_id,
+                    message_id: m.message_id.to_string().into(),
                     from: m.from,
                     from_name: m.from_name,
                     to: None,
-                    text: m.message,
+                    text: m.message.into(),
                     mine: false,
                 });
             }
@@ -279,8 +279,8 @@ impl App {
             Event::MessageExpired(e) => self.push(Entry::Expired {
                 ts: now,
                 recipient_id: e.recipient_id,
-                message_id: e.message_id,
-                text: e.message,
+                message_id: e.message_id.to_string().into(),
+                text: e.message.into(),
             }),
         }
         actions

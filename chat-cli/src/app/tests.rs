@@ -62,7 +62,7 @@ pub(crate) mod fixtures {
             seq,
             Event::MessageReceived(MessageReceived {
                 room_id: room.map(Into::into),
-                message_id: format!("m_{seq}").into(),
+                message_id: chat_core::MessageId(seq),
                 from: from.into(),
                 from_name: if from == "u_bob" { "Bob".into() } else { from.into() },
                 message: text.into(),
@@ -90,7 +90,7 @@ pub(crate) mod fixtures {
             text: text.into(),
             reply: SentRoomReply {
                 room_id: room.into(),
-                message_id: "m_mine".into(),
+                message_id: chat_core::MessageId(0xfeed),
                 seq: 1,
                 timestamp: at(secs),
             },
@@ -471,7 +471,7 @@ fn direct_messages_track_target_and_unread() {
             text: "hi".into(),
             reply: SentDirectReply {
                 recipient_id: "carol".into(),
-                message_id: "m_9".into(),
+                message_id: chat_core::MessageId(9),
                 timestamp: at(6),
                 expires_at: at(600),
                 recipient_online: false,
