@@ -148,23 +148,7 @@ pub async fn run(endpoint: &Endpoint, pid: Option<u32>, plan: &Plan, run: &RunAr
     let rss_kib = pid.and_then(procfs::rss_kib);
     let _ = stop_tx.send(true);
 
-    let mut all = Received::default();
-    let mut ended_early = 0;
-    for handle in receivers {
-        match tokio::time::timeout(JOIN_LIMIT, handle).await {
-            Ok(Ok(seen)) => {
-                all.latency.merge(&seen.latency);
-                all.measured += seen.measured;
-                all.misrouted += seen.misrouted;
-                all.foreign += seen.foreign;
-                all.tracker.duplicates += seen.tracker.duplicates;
-                all.tracker.reordered += seen.tracker.reordered;
-                all.tracker.unique += seen.tracker.unique;
-                ended_early += u64::from(seen.ended_early);
-            }
-            _ => ended_early += 1,
-        }
-    }
+    let (all, ended_early) = gather(receivers).await;
     pairing::close_all(sessions, run.setup_concurrency, Duration::from_secs(10)).await;
 
     let accepted = Counters::get(&counters.accepted);
@@ -201,6 +185,29 @@ pub async fn run(endpoint: &Endpoint, pid: Option<u32>, plan: &Plan, run: &RunAr
         errors,
         ..Report::default()
     })
+}
+
+/// Collects every receiver's findings; a receiver that does not hand them in within
+/// [`JOIN_LIMIT`] counts as a stream that ended early.
+async fn gather(receivers: Vec<tokio::task::JoinHandle<Received>>) -> (Received, u64) {
+    let mut all = Received::default();
+    let mut ended_early = 0;
+    for handle in receivers {
+        match tokio::time::timeout(JOIN_LIMIT, handle).await {
+            Ok(Ok(seen)) => {
+                all.latency.merge(&seen.latency);
+                all.measured += seen.measured;
+                all.misrouted += seen.misrouted;
+                all.foreign += seen.foreign;
+                all.tracker.duplicates += seen.tracker.duplicates;
+                all.tracker.reordered += seen.tracker.reordered;
+                all.tracker.unique += seen.tracker.unique;
+                ended_early += u64::from(seen.ended_early);
+            }
+            _ => ended_early += 1,
+        }
+    }
+    (all, ended_early)
 }
 
 /// The stream id of side `side` (0 or 1) of pair `pair`.

@@ -252,6 +252,16 @@ impl Summary {
         }
     }
 
+    /// What rounds are ranked and compared by (see [`Report::headline`]).
+    fn headline_name(&self) -> &'static str {
+        match self.runs.first() {
+            Some(r) if r.offered_per_s.is_some() => "p99 latency",
+            Some(r) if r.throughput().is_some() => "throughput",
+            Some(r) if r.rss_per_session_kib.is_some() => "memory per session",
+            _ => "headline figure",
+        }
+    }
+
     /// The human-readable table.
     pub fn table(&self) -> String {
         let mut out = String::new();
@@ -275,13 +285,18 @@ impl Summary {
             lateness(&self.wakeup_lateness_after_ms)
         );
         if !self.rounds.is_empty() {
-            let per_round: Vec<String> = self.ratio_by_round.iter().map(|r| format!("{r:.2}x")).collect();
-            let _ = writeln!(
-                out,
-                "median of {} rounds per target; server/floor by round: {}",
-                self.rounds.iter().map(|r| r.round).max().unwrap_or(1),
-                per_round.join(", ")
-            );
+            let rounds = self.rounds.iter().map(|r| r.round).max().unwrap_or(1);
+            let _ = write!(out, "median of {rounds} rounds per target");
+            if !self.ratio_by_round.is_empty() {
+                let per_round: Vec<String> = self.ratio_by_round.iter().map(|r| format!("{r:.2}x")).collect();
+                let _ = write!(
+                    out,
+                    "; server/floor by round ({}): {}",
+                    self.headline_name(),
+                    per_round.join(", ")
+                );
+            }
+            let _ = writeln!(out);
         }
         let _ = writeln!(out);
         let with_ratio = self.ratio.is_some();

@@ -1,5 +1,5 @@
-//! Runs one scenario on each target (floor first, then the server), builds the summary
-//! and prints it.
+//! Runs one scenario on each target (floor first, then the server; `--rounds` times,
+//! alternating), builds the summary and prints it.
 
 use crate::cli::{Cli, FloorMode, MessagingArgs, Scenario};
 use crate::error::{Error, Result};
@@ -56,24 +56,22 @@ pub async fn run(cli: &Cli) -> Result<bool> {
 
 /// Starts (or attaches to) one target, runs the scenario on it and stops it.
 async fn measure(cli: &Cli, kind: Kind) -> Result<Report> {
-    {
-        let target = match kind {
-            Kind::Floor => Target::spawn_floor().await?,
-            Kind::Server => match (&cli.target.url, &cli.target.spawn_server) {
-                (Some(url), _) => Target::external(url, cli.target.server_pid),
-                (None, Some(path)) => Target::spawn_server(path, &cli.target.server_args).await?,
-                (None, None) => return Err(Error::new("no server to measure")),
-            },
-        };
-        eprintln!("chat-load {}: measuring the {} at {} ...", cli.scenario.name(), kind.label(), target.url);
-        let token = if kind == Kind::Server { cli.target.auth_token.as_deref() } else { None };
-        let result = match Endpoint::new(&target.url, token, cli.run.max_connections).await {
-            Ok(endpoint) => run_on(&endpoint, target.pid, cli).await,
-            Err(e) => Err(e),
-        };
-        target.stop().await;
-        result.map_err(|e| e.context(&format!("{} run", kind.label())))
-    }
+    let target = match kind {
+        Kind::Floor => Target::spawn_floor().await?,
+        Kind::Server => match (&cli.target.url, &cli.target.spawn_server) {
+            (Some(url), _) => Target::external(url, cli.target.server_pid),
+            (None, Some(path)) => Target::spawn_server(path, &cli.target.server_args).await?,
+            (None, None) => return Err(Error::new("no server to measure")),
+        },
+    };
+    eprintln!("chat-load {}: measuring the {} at {} ...", cli.scenario.name(), kind.label(), target.url);
+    let token = if kind == Kind::Server { cli.target.auth_token.as_deref() } else { None };
+    let result = match Endpoint::new(&target.url, token, cli.run.max_connections).await {
+        Ok(endpoint) => run_on(&endpoint, target.pid, cli).await,
+        Err(e) => Err(e),
+    };
+    target.stop().await;
+    result.map_err(|e| e.context(&format!("{} run", kind.label())))
 }
 
 /// Runs the scenario against one endpoint.
