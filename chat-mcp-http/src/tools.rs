@@ -158,6 +158,13 @@ fn act_as(
     }
 }
 
+/// A successful result with an implicit check-in's data (its resume token) merged in.
+fn with_checkin(reply: &Reply, checkin: Option<Reply>, pending: usize) -> CallToolResult {
+    let mut data = to_json(reply);
+    merge_checkin(&mut data, checkin);
+    success(render::reply(reply, clock::now()), data, pending)
+}
+
 /// Copies the resume token of an implicit check-in into a result, so it is not lost.
 fn merge_checkin(data: &mut Value, checkin: Option<Reply>) {
     if let (Value::Object(map), Some(Reply::CheckedIn(c))) = (data, checkin) {
@@ -202,6 +209,33 @@ enum Woken {
 impl ChatServer {
     fn session(&self) -> SessionId {
         self.slot.id
+    }
+
+    /// Runs `command` for this session, first checking in implicitly as `claimed` (the
+    /// seed's `sender_id` / `client_id` arguments, which must match the session's identity
+    /// or bind it). Returns the reply, the implicit check-in's reply and the pending count,
+    /// all under one lock.
+    fn run_as(
+        &self,
+        claimed: Option<&str>,
+        field: &str,
+        command: Result<Command, Failure>,
+    ) -> (Result<Reply, Failure>, Option<Reply>, usize) {
+        let session = self.session();
+        self.hub.with_core(|chat, now| {
+            let outcome = command.and_then(|command| {
+                let checkin = match claimed {
+                    Some(id) => act_as(chat, now, session, id, field)?,
+                    None => None,
+                };
+                Ok((chat.handle(now, session, command)?, checkin))
+            });
+            let pending = chat.pending_events(session);
+            match outcome {
+                Ok((reply, checkin)) => (Ok(reply), checkin, pending),
+                Err(f) => (Err(f), None, pending),
+            }
+        })
     }
 
     /// Runs one command and renders the result the standard way.
@@ -287,37 +321,21 @@ Give exactly one of room_id or recipient_id."
                 "give room_id (to message your chat partner) or recipient_id (to message a client directly)",
             )),
         };
-        let sender = present(args.sender_id);
-        let message = args.message;
-        let (result, checkin, pending) = self.hub.with_core(|chat, now| {
-            let outcome = (|| {
-                let (room_id, recipient_id) = target?;
-                let checkin = match &sender {
-                    Some(sender) => act_as(chat, now, session, sender, "sender_id")?,
-                    None => None,
-                };
-                let command = match (room_id, recipient_id) {
-                    (Some(room_id), _) => Command::SendRoom { room_id, message },
-                    (None, Some(recipient_id)) => Command::SendDirect { recipient_id, message },
-                    (None, None) => return Err(Failure::invalid("give room_id or recipient_id")),
-                };
-                Ok((chat.handle(now, session, command)?, checkin))
-            })();
-            let pending = chat.pending_events(session);
-            match outcome {
-                Ok((reply, checkin)) => (Ok(reply), checkin, pending),
-                Err(f) => (Err(f), None, pending),
+        let command = target.map(|(room_id, recipient_id)| match (room_id, recipient_id) {
+            (Some(room_id), _) => Command::SendRoom { room_id, message: args.message },
+            (None, recipient) => {
+                Command::SendDirect { recipient_id: recipient.unwrap_or_default(), message: args.message }
             }
         });
+        let sender = present(args.sender_id);
+        let (result, checkin, pending) = self.run_as(sender.as_deref(), "sender_id", command);
         match result {
             Ok(reply) => {
                 self.hub.metrics.message_relayed();
                 if let Reply::SentRoom(sent) = &reply {
                     self.hub.touch_resource(session, resources::room_uri(&sent.room_id));
                 }
-                let mut data = to_json(&reply);
-                merge_checkin(&mut data, checkin);
-                success(render::reply(&reply, clock::now()), data, pending)
+                with_checkin(&reply, checkin, pending)
             }
             Err(f) => failure(f, pending),
         }
@@ -389,33 +407,15 @@ capabilities, to find whom to message."
 leave them there). Reply with send_message {recipient_id: <their id>}."
     )]
     async fn get_messages(&self, Parameters(args): Parameters<GetMessagesArgs>) -> CallToolResult {
-        let session = self.session();
         let claimed = present(args.client_id);
         let command = if args.peek.unwrap_or(false) {
             Command::PeekMessages
         } else {
             Command::GetMessages { limit: args.limit }
         };
-        let (result, checkin, pending) = self.hub.with_core(|chat, now| {
-            let outcome = (|| {
-                let checkin = match &claimed {
-                    Some(id) => act_as(chat, now, session, id, "client_id")?,
-                    None => None,
-                };
-                Ok((chat.handle(now, session, command)?, checkin))
-            })();
-            let pending = chat.pending_events(session);
-            match outcome {
-                Ok((reply, checkin)) => (Ok(reply), checkin, pending),
-                Err(f) => (Err(f), None, pending),
-            }
-        });
+        let (result, checkin, pending) = self.run_as(claimed.as_deref(), "client_id", Ok(command));
         match result {
-            Ok(reply) => {
-                let mut data = to_json(&reply);
-                merge_checkin(&mut data, checkin);
-                success(render::reply(&reply, clock::now()), data, pending)
-            }
+            Ok(reply) => with_checkin(&reply, checkin, pending),
             Err(f) => failure(f, pending),
         }
     }
