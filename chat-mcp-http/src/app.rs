@@ -18,12 +18,13 @@ use tokio_util::sync::CancellationToken;
 
 use crate::auth::{AuthState, require_bearer};
 use crate::config::ServerConfig;
+use crate::direct::Direct;
 use crate::handler::ChatServer;
-use crate::jsonrpc::{BodyLimit, validate_post};
+use crate::jsonrpc::{PostState, validate_post};
 use crate::metrics::Metrics;
 use crate::origin::{OriginGuard, check_origin, origins_for_rmcp};
 use crate::routes;
-use crate::session::{TrackingSessionManager, admit_new_sessions, mark_client_close};
+use crate::session::{TrackingSessionManager, admit_new_sessions, track_requests};
 use crate::state::hub::Hub;
 
 /// How long shutdown waits for open connections after closing every session.
@@ -45,8 +46,11 @@ pub struct Server {
 fn build_router(hub: &Arc<Hub>, sessions: &CancellationToken) -> Router {
     let config = &hub.config;
     let mut local = LocalSessionManager::default();
-    local.session_config.keep_alive = Some(config.session_idle_timeout);
+    // Idle sessions are closed by `reap_idle` instead: rmcp's timer does not see calls
+    // answered on the direct path.
+    local.session_config.keep_alive = None;
     let manager = TrackingSessionManager::new(local, hub.clone());
+    tokio::spawn(manager.clone().reap_idle());
 
     let mut mcp_config = StreamableHttpServerConfig::default()
         .with_sse_keep_alive(Some(config.sse_keep_alive))
@@ -60,6 +64,7 @@ fn build_router(hub: &Arc<Hub>, sessions: &CancellationToken) -> Router {
     mcp_config = mcp_config.with_allowed_origins(origins_for_rmcp(&config.allowed_origins));
 
     let tools = ChatServer::router();
+    let direct = Arc::new(Direct::new(hub.clone(), tools.clone()));
     let factory_hub = hub.clone();
     let service = StreamableHttpService::new(
         move || {
@@ -75,9 +80,9 @@ fn build_router(hub: &Arc<Hub>, sessions: &CancellationToken) -> Router {
 
     let mcp = Router::new()
         .nest_service("/mcp", service)
-        .layer(from_fn_with_state(BodyLimit(config.max_request_bytes), validate_post))
+        .layer(from_fn_with_state(PostState { limit: config.max_request_bytes, direct }, validate_post))
         .layer(from_fn_with_state(hub.clone(), admit_new_sessions))
-        .layer(from_fn_with_state(hub.clone(), mark_client_close));
+        .layer(from_fn_with_state(hub.clone(), track_requests));
     let mut app = Router::new()
         .route("/healthz", get(routes::healthz))
         .route("/metrics", get(routes::metrics))

@@ -112,12 +112,13 @@ pub struct Cli {
     #[arg(long, env = "LOG_LEVEL", default_value = "info", help_heading = "Logging")]
     pub log_level: String,
 
-    /// Close an MCP session after this long without client requests or server messages.
-    /// An open GET stream alone does not count; see --keepalive-ping.
+    /// Close an MCP session after this long without a client request, unless it holds an
+    /// open GET stream (a listening client).
     #[arg(long, env = "MCP_CHAT_SESSION_IDLE_TIMEOUT", default_value_t = HumanDuration(defaults().session_idle_timeout), help_heading = "Sessions")]
     pub session_idle_timeout: HumanDuration,
 
-    /// Ping clients that hold a GET stream open this often, keeping listening sessions alive.
+    /// Ping clients that hold a GET stream open this often, so a stream to a vanished
+    /// client fails and the session is noticed as lost.
     #[arg(long, env = "MCP_CHAT_KEEPALIVE_PING", default_value_t = HumanDuration(defaults().keepalive_ping), help_heading = "Sessions")]
     pub keepalive_ping: HumanDuration,
 

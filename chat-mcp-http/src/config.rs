@@ -22,12 +22,11 @@ pub struct ServerConfig {
     pub allowed_origins: Vec<String>,
     /// The core's limits (sizes, rates, grace periods, TTLs).
     pub limits: Limits,
-    /// An MCP session with no client request and no server message for this long is
-    /// closed by rmcp. An open GET stream alone does not count, so the server pings
-    /// clients that hold one (see [`ServerConfig::keepalive_ping`]).
+    /// An MCP session with no client request for this long and no open GET stream is
+    /// closed (as lost).
     pub session_idle_timeout: Duration,
     /// Interval of server-to-client `ping` requests on sessions with an open GET stream,
-    /// which keeps rmcp's idle timer from closing a quietly listening client.
+    /// so that a stream to a client that vanished fails to write and drops.
     pub keepalive_ping: Duration,
     /// How long a session's GET stream may stay dropped (client reconnecting) before the
     /// session is treated as lost and closed, which starts the core's reconnect grace.

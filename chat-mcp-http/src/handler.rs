@@ -48,8 +48,10 @@ mcp-chat connects you with people or other agents.
 pub struct ChatServer {
     pub(crate) hub: Arc<Hub>,
     pub(crate) slot: Arc<Slot>,
-    pub(crate) tool_router: ToolRouter<ChatServer>,
-    _guard: SessionGuard,
+    pub(crate) tool_router: Arc<ToolRouter<ChatServer>>,
+    /// `None` for a borrowed view used by the direct path (see `direct.rs`): only the
+    /// handler rmcp owns reports the session's end.
+    _guard: Option<SessionGuard>,
 }
 
 /// Tells the core the session ended when rmcp drops the handler.
@@ -65,15 +67,21 @@ impl Drop for SessionGuard {
 }
 
 impl ChatServer {
-    /// A handler for a freshly opened session. `router` is built once and cloned.
-    pub fn new(hub: Arc<Hub>, slot: Arc<Slot>, router: ToolRouter<ChatServer>) -> Self {
+    /// A handler for a freshly opened session. `router` is built once and shared.
+    pub fn new(hub: Arc<Hub>, slot: Arc<Slot>, router: Arc<ToolRouter<ChatServer>>) -> Self {
         let guard = SessionGuard { hub: hub.clone(), slot: slot.clone() };
-        ChatServer { hub, slot, tool_router: router, _guard: guard }
+        ChatServer { hub, slot, tool_router: router, _guard: Some(guard) }
+    }
+
+    /// A second handle on a live session, for answering a call outside rmcp. Dropping it
+    /// does not end the session.
+    pub(crate) fn view(hub: Arc<Hub>, slot: Arc<Slot>, router: Arc<ToolRouter<ChatServer>>) -> Self {
+        ChatServer { hub, slot, tool_router: router, _guard: None }
     }
 
     /// The router with every tool; build once per server.
-    pub fn router() -> ToolRouter<ChatServer> {
-        Self::tool_router()
+    pub fn router() -> Arc<ToolRouter<ChatServer>> {
+        Arc::new(Self::tool_router())
     }
 }
 
@@ -123,6 +131,11 @@ impl ServerHandler for ChatServer {
     ) -> Result<CallToolResponse, ErrorData> {
         let started = Instant::now();
         let tool = tools::static_name(&request.name);
+        if self.tool_router.get(&request.name).is_none() {
+            let message =
+                format!("unknown tool `{}`; the tools are: {}", request.name, tools::TOOL_NAMES.join(", "));
+            return Err(ErrorData::invalid_params(message, None));
+        }
         let mut result = self.tool_router.call(ToolCallContext::new(self, request, context)).await;
         if let Ok(CallToolResponse::Complete(r)) = &mut result
             && r.is_error == Some(true)

@@ -21,10 +21,19 @@ use rmcp::model::{
     SubscribeRequestParams, UnsubscribeRequestParams,
 };
 use serde_json::{Value, json};
+use std::sync::Arc;
 
-/// The body size limit (the same as rmcp's).
-#[derive(Clone, Copy)]
-pub struct BodyLimit(pub usize);
+use crate::direct::Direct;
+
+/// What [`validate_post`] needs: the body size limit (the same as rmcp's) and the
+/// direct path for calls that never wait.
+#[derive(Clone)]
+pub struct PostState {
+    /// Largest accepted body, in bytes.
+    pub limit: usize,
+    /// Answers eligible tool calls without going through rmcp.
+    pub direct: Arc<Direct>,
+}
 
 /// JSON-RPC error codes.
 const PARSE_ERROR: i64 = -32700;
@@ -110,7 +119,7 @@ pub fn classify(bytes: &[u8]) -> Option<RpcError> {
 
 /// axum middleware for `/mcp`: turns rmcp's `415` for an unparsable JSON body into a
 /// JSON-RPC error, and refuses bodies over the limit with `413`.
-pub async fn validate_post(State(limit): State<BodyLimit>, request: Request, next: Next) -> Response {
+pub async fn validate_post(State(state): State<PostState>, request: Request, next: Next) -> Response {
     let is_json =
         request.headers().get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).is_some_and(|v| {
             v.split(';').next().is_some_and(|e| e.trim().eq_ignore_ascii_case("application/json"))
@@ -119,13 +128,16 @@ pub async fn validate_post(State(limit): State<BodyLimit>, request: Request, nex
         return next.run(request).await;
     }
     let (parts, body) = request.into_parts();
-    let bytes: Bytes = match axum::body::to_bytes(body, limit.0).await {
+    let bytes: Bytes = match axum::body::to_bytes(body, state.limit).await {
         Ok(bytes) => bytes,
         Err(_) => {
-            let message = format!("Payload Too Large: request body exceeds {} bytes\n", limit.0);
+            let message = format!("Payload Too Large: request body exceeds {} bytes\n", state.limit);
             return (StatusCode::PAYLOAD_TOO_LARGE, message).into_response();
         }
     };
+    if let Some(response) = state.direct.answer(&parts, &bytes).await {
+        return response;
+    }
     let response = next.run(Request::from_parts(parts, Body::from(bytes.clone()))).await;
     if response.status() == StatusCode::UNSUPPORTED_MEDIA_TYPE
         && let Some(error) = classify(&bytes)

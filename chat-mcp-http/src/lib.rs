@@ -21,6 +21,7 @@ pub mod app;
 pub mod auth;
 pub mod cli;
 pub mod config;
+pub mod direct;
 pub mod handler;
 pub mod jsonrpc;
 pub mod metrics;

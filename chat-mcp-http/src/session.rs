@@ -1,23 +1,29 @@
-//! Learning when an MCP session ends, which rmcp does not report by itself.
+//! Learning when an MCP session ends, which rmcp does not report by itself, and ending
+//! sessions that went quiet.
 //!
 //! Three signals, combined:
 //! - **Handler drop** (see `handler.rs`): rmcp creates one handler per session and drops
 //!   it when the session ends for any reason (DELETE, idle timeout, server stop, or a
 //!   close requested here). Its guard tells the core. This is the single place where
 //!   `session_closed` is reported.
-//! - **HTTP DELETE** ([`mark_client_close`]): the client ended the session on purpose, so
+//! - **HTTP DELETE** ([`track_requests`]): the client ended the session on purpose, so
 //!   the core is told `Closed` (partner hears `left` at once) instead of `Lost`.
 //! - **GET stream watching** ([`TrackingSessionManager`]): a client killed with SIGKILL
 //!   sends no DELETE; the only trace is its SSE stream dropping. When a session's last
 //!   GET stream has been gone for `--stream-grace` without reconnecting, the session is
 //!   closed as `Lost`, which starts the core's reconnect grace.
 //!
-//! The wrapper also keeps listening sessions alive: rmcp's idle timer counts only client
-//! requests and server messages, not an open GET stream, so sessions holding one are sent
-//! a `ping` every `--keepalive-ping`.
+//! **Idle sessions.** rmcp's own idle timer is off: it sees only what passes through
+//! rmcp, and calls answered on the direct path (`direct.rs`) do not. Instead every request
+//! marks its session active ([`track_requests`]), and [`TrackingSessionManager::reap_idle`]
+//! closes (as `Lost`) a session that has had no request for `--session-idle-timeout` and
+//! holds no GET stream. A listening client therefore stays as long as its stream is open;
+//! it is also sent a `ping` every `--keepalive-ping`, so a stream to a vanished client
+//! fails to write and drops.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError, Weak};
+use std::time::Duration;
 
 use axum::extract::{Request, State};
 use axum::middleware::Next;
@@ -114,6 +120,34 @@ impl TrackingSessionManager {
         runtime.spawn(lose_after_grace(self.me.clone(), id.clone(), token));
     }
 
+    /// Closes, every so often, the sessions with no request for `--session-idle-timeout`
+    /// and no open GET stream, until shutdown. Started once by the app.
+    pub async fn reap_idle(self: Arc<Self>) {
+        let limit = self.hub.config.session_idle_timeout;
+        let every = (limit / 4).clamp(Duration::from_millis(50), Duration::from_secs(5));
+        let shutdown = self.hub.shutdown_token().clone();
+        loop {
+            tokio::select! {
+                () = tokio::time::sleep(every) => {}
+                () = shutdown.cancelled() => return,
+            }
+            for id in self.hub.quiet_sessions(limit) {
+                let listening = {
+                    let streams = self.streams.lock().unwrap_or_else(PoisonError::into_inner);
+                    streams.get(&id).is_some_and(|s| s.open > 0)
+                };
+                if listening {
+                    continue;
+                }
+                tracing::info!(mcp_session = %id, ?limit, "closing an idle session");
+                self.hub.mark_end(&id, SessionEnd::Lost);
+                if let Err(error) = self.inner.close_session(&id).await {
+                    tracing::warn!(mcp_session = %id, %error, "closing an idle session failed");
+                }
+            }
+        }
+    }
+
     /// Closes a session whose stream did not come back (if it still has none).
     async fn close_lost(&self, id: &SessionId) {
         {
@@ -160,7 +194,8 @@ async fn lose_after_grace(manager: Weak<TrackingSessionManager>, id: SessionId, 
     }
 }
 
-/// Pings the client while it holds a GET stream, so rmcp's idle timer sees activity.
+/// Pings the client while it holds a GET stream: a stream to a client that vanished
+/// without closing its connection then fails to write and drops.
 async fn keepalive(hub: Arc<Hub>, id: SessionId, token: CancellationToken) {
     let every = hub.config.keepalive_ping;
     loop {
@@ -241,14 +276,24 @@ impl SessionManager for TrackingSessionManager {
     }
 }
 
-/// axum middleware on `/mcp`: a DELETE means the client ends its session on purpose.
+/// axum middleware on `/mcp`: every request marks its session active (see
+/// [`TrackingSessionManager::reap_idle`]), and a DELETE means the client ends its
+/// session on purpose.
 ///
 /// rmcp answers a successful DELETE with `202 Accepted`; the official Python SDK expects
 /// `200` or `204` and logs a warning otherwise, so the answer becomes `204 No Content`.
-pub async fn mark_client_close(State(hub): State<Arc<Hub>>, request: Request, next: Next) -> Response {
+pub async fn track_requests(State(hub): State<Arc<Hub>>, request: Request, next: Next) -> Response {
     let is_delete = request.method() == http::Method::DELETE;
-    if is_delete && let Some(id) = request.headers().get("mcp-session-id").and_then(|v| v.to_str().ok()) {
-        hub.mark_end(id, SessionEnd::Closed);
+    if let Some(slot) = request
+        .headers()
+        .get("mcp-session-id")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|id| hub.slot_by_mcp(id))
+    {
+        slot.touch();
+        if is_delete {
+            slot.mark_end(SessionEnd::Closed);
+        }
     }
     let mut response = next.run(request).await;
     if is_delete && response.status() == http::StatusCode::ACCEPTED {

@@ -201,8 +201,12 @@ pub fn http() -> reqwest::Client {
         .clone()
 }
 
-/// The `data:` payloads of an SSE body that carry JSON.
-pub fn sse_json(body: &str) -> Vec<Value> {
+/// The JSON-RPC messages of a POST response body: the server answers with either one
+/// `application/json` message or an SSE stream whose `data:` payloads carry them.
+pub fn rpc_messages(body: &str) -> Vec<Value> {
+    if body.trim_start().starts_with('{') {
+        return serde_json::from_str(body).into_iter().collect();
+    }
     body.lines()
         .filter_map(|l| l.strip_prefix("data:"))
         .filter_map(|d| serde_json::from_str(d.trim()).ok())
@@ -254,7 +258,7 @@ impl RawSession {
         let body = json!({"jsonrpc": "2.0", "id": self.next_id, "method": "tools/call",
             "params": {"name": tool, "arguments": arguments}});
         let text = self.post_raw(&body.to_string()).await.text().await.expect("body");
-        sse_json(&text).into_iter().find(|m| m.get("id").is_some()).expect("a JSON-RPC response")
+        rpc_messages(&text).into_iter().find(|m| m.get("id").is_some()).expect("a JSON-RPC response")
     }
 
     /// Opens the session's GET (SSE) stream; the connection closes when it is dropped.

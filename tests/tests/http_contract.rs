@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use serde_json::{Value, json};
-use tests::{STEP, ServerProcess, raw_post, sse_json};
+use tests::{STEP, ServerProcess, raw_post, rpc_messages};
 
 fn init_body(version: &str) -> String {
     json!({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
@@ -42,7 +42,7 @@ async fn protocol_versions_are_negotiated() {
         let response = raw_post(&server.url, None, None, &init_body(asked)).await;
         assert_eq!(response.status(), 200, "{asked}");
         assert!(response.headers().get("mcp-session-id").is_some(), "{asked}: a session is created");
-        let messages = sse_json(&response.text().await.expect("body"));
+        let messages = rpc_messages(&response.text().await.expect("body"));
         assert_eq!(messages[0]["result"]["protocolVersion"], expected, "{asked}");
     }
 }
@@ -131,4 +131,48 @@ async fn session_limit_and_delete_answer_plainly() {
         }
     })
     .await;
+}
+
+fn content_type(response: &reqwest::Response) -> String {
+    response.headers().get("content-type").and_then(|v| v.to_str().ok()).unwrap_or_default().to_owned()
+}
+
+/// Tools that never wait are answered with one `application/json` message; the blocking
+/// ones keep an SSE stream (progress, cancellation). Both are valid Streamable HTTP.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn calls_that_never_wait_are_answered_with_json() {
+    let server = ServerProcess::start(&[]).await;
+    let ann = tests::RawSession::open(&server.url, None).await;
+    let call = |id: u64, name: &str, arguments: Value| {
+        json!({"jsonrpc": "2.0", "id": id, "method": "tools/call", "params": {"name": name, "arguments": arguments}})
+            .to_string()
+    };
+
+    let response = ann.post_raw(&call(7, "enter_queue", json!({"display_name": "Ann"}))).await;
+    assert_eq!(response.status(), 200);
+    assert_eq!(content_type(&response), "application/json");
+    let message: Value = response.json().await.expect("one JSON message");
+    assert_eq!(message["jsonrpc"], "2.0");
+    assert_eq!(message["id"], 7);
+    assert_eq!(message["result"]["structuredContent"]["status"], "waiting", "{message}");
+
+    // A refusal is a tool result with isError, on the same path.
+    let response = ann.post_raw(&call(8, "send_message", json!({"message": "to nobody"}))).await;
+    assert_eq!(content_type(&response), "application/json");
+    let message: Value = response.json().await.expect("one JSON message");
+    assert_eq!(message["id"], 8);
+    assert_eq!(message["result"]["isError"], true, "{message}");
+
+    // An unknown tool is a JSON-RPC error with the request's id.
+    let response = ann.post_raw(&call(9, "no_such_tool", json!({}))).await;
+    let message: Value = response.json().await.expect("one JSON message");
+    assert_eq!(message["id"], 9);
+    assert!(message["error"]["message"].as_str().is_some_and(|m| m.contains("no_such_tool")), "{message}");
+
+    let response = ann.post_raw(&call(10, "wait_for_events", json!({"timeout": 0}))).await;
+    assert_eq!(response.status(), 200);
+    assert_eq!(content_type(&response), "text/event-stream");
+    let messages = rpc_messages(&response.text().await.expect("body"));
+    let answer = messages.iter().find(|m| m["id"] == 10).expect("the answer on the stream");
+    assert!(answer["result"]["structuredContent"]["events"].is_array(), "{answer}");
 }

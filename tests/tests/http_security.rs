@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use futures::StreamExt;
 use serde_json::{Value, json};
-use tests::{RawSession, STEP, ServerProcess, TestClient, http, raw_post, sse_json, within};
+use tests::{RawSession, STEP, ServerProcess, TestClient, http, raw_post, rpc_messages, within};
 
 const INIT: &str = r#"{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-11-25","capabilities":{},"clientInfo":{"name":"sec","version":"1"}}}"#;
 
@@ -324,13 +324,13 @@ async fn a_thousand_malformed_bodies_do_not_hurt() {
     assert_eq!(error["error"]["code"], -32700);
     let response =
         session.post_raw(r#"{"jsonrpc":"2.0","id":"a","method":"tools/call","params":{"name":5}}"#).await;
-    let error = sse_json(&response.text().await.expect("text"));
+    let error = rpc_messages(&response.text().await.expect("text"));
     assert_eq!(error[0]["error"]["code"], -32602, "{error:?}");
     assert_eq!(error[0]["id"], "a");
     let message = error[0]["error"]["message"].as_str().unwrap_or_default();
     assert!(message.contains("tools/call"), "{message}");
     let unknown = session.post_raw(r#"{"jsonrpc":"2.0","id":9,"method":"chat/unknown","params":{}}"#).await;
-    let unknown = sse_json(&unknown.text().await.expect("text"));
+    let unknown = rpc_messages(&unknown.text().await.expect("text"));
     assert_eq!(unknown[0]["error"]["code"], -32601, "{unknown:?}");
 
     // The server still serves.

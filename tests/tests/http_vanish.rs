@@ -194,3 +194,23 @@ async fn listeners_are_kept_alive_and_silent_sessions_expire() {
     let me = bob.ok("get_my_identity", json!({})).await;
     assert_eq!(me["display_name"], "Bob");
 }
+
+/// A client without a GET stream that keeps calling tools is active, whichever path
+/// answers its calls; it is closed only once it stops.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_that_keeps_calling_is_not_idle() {
+    let server = ServerProcess::start(&["--session-idle-timeout", "1s"]).await;
+    let mut ann = RawSession::open(&server.url, None).await;
+    let joined = structured(&ann.call("enter_queue", json!({"display_name": "Ann"})).await);
+    assert_eq!(joined["status"], "waiting", "{joined}");
+    let busy_until = Instant::now() + Duration::from_secs(3);
+    while Instant::now() < busy_until {
+        let me = structured(&ann.call("get_my_identity", json!({})).await);
+        assert_eq!(me["display_name"], "Ann", "the busy session is kept: {me}");
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    // Silent from now on: gone after the idle timeout.
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    let expired = ann.post_raw(&json!({"jsonrpc": "2.0", "id": 99, "method": "ping"}).to_string()).await;
+    assert_eq!(expired.status(), 404, "the silent session is gone");
+}

@@ -228,6 +228,16 @@ impl Hub {
         self.slots.read().unwrap_or_else(PoisonError::into_inner).get(&id).cloned()
     }
 
+    /// MCP sessions whose client sent no request for at least `limit`.
+    pub fn quiet_sessions(&self, limit: std::time::Duration) -> Vec<Arc<str>> {
+        let slots = self.slots.read().unwrap_or_else(PoisonError::into_inner);
+        slots
+            .values()
+            .filter(|slot| slot.since_last_request() >= limit)
+            .filter_map(|slot| slot.mcp_id().map(Arc::from))
+            .collect()
+    }
+
     /// Records how an MCP session is about to end (DELETE = closed, lost stream = lost).
     /// The first recorded reason wins.
     pub fn mark_end(&self, mcp_id: &str, how: SessionEnd) {

@@ -1,16 +1,18 @@
 //! Per-session state of the adapter: the link between one MCP session and its core
-//! [`SessionId`], its push queue, the signal that wakes its waiting tools, and its
-//! resource subscriptions.
+//! [`SessionId`], its push queue, the signal that wakes its waiting tools, its resource
+//! subscriptions and when the client was last heard from.
 
 use std::collections::HashSet;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, PoisonError};
+use std::time::Duration;
 
 use chat_core::{SessionEnd, SessionId};
 use rmcp::{Peer, RoleServer};
 use tokio::sync::{mpsc, watch};
 use tokio_util::sync::CancellationToken;
 
+use crate::state::clock;
 use crate::state::notify::Push;
 
 /// Resource URIs one session subscribed to.
@@ -55,6 +57,8 @@ pub struct Slot {
     /// (`wait_for_events`, `send_message_and_wait`) return at once instead of holding the
     /// session open: rmcp waits for in-flight calls before it closes a session.
     ending: CancellationToken,
+    /// When the client last sent a request in this session ([`clock::monotonic_ms`]).
+    last_request: AtomicU64,
 }
 
 impl Slot {
@@ -74,6 +78,7 @@ impl Slot {
             subscriptions: Arc::default(),
             end: Mutex::new(None),
             ending: CancellationToken::new(),
+            last_request: AtomicU64::new(clock::monotonic_ms()),
         }
     }
 
@@ -144,6 +149,17 @@ impl Slot {
     /// Resolves once the session is ending (see [`Slot::mark_end`]).
     pub fn ending(&self) -> &CancellationToken {
         &self.ending
+    }
+
+    /// Records that the client sent a request in this session just now.
+    pub fn touch(&self) {
+        self.last_request.store(clock::monotonic_ms(), Ordering::Relaxed);
+    }
+
+    /// How long since the client's last request (or since the session opened).
+    pub fn since_last_request(&self) -> Duration {
+        let idle = clock::monotonic_ms().saturating_sub(self.last_request.load(Ordering::Relaxed));
+        Duration::from_millis(idle)
     }
 
     /// How the session ended: `Closed` only when the client said so (HTTP DELETE);
