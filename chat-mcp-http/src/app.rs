@@ -19,12 +19,12 @@ use tokio_util::sync::CancellationToken;
 use crate::auth::{AuthState, require_bearer};
 use crate::config::ServerConfig;
 use crate::direct::Direct;
-use crate::handler::ChatServer;
+use crate::handler::{ChatServer, Gateway};
 use crate::jsonrpc::{PostState, validate_post};
 use crate::metrics::Metrics;
 use crate::origin::{OriginGuard, check_origin, origins_for_rmcp};
 use crate::routes;
-use crate::session::{TrackingSessionManager, admit_new_sessions, track_requests};
+use crate::session::{self, Sessions, admit_new_sessions, serve_streams};
 use crate::state::hub::Hub;
 
 /// How long shutdown waits for open connections after closing every session.
@@ -45,14 +45,9 @@ pub struct Server {
 /// (when configured) the bearer token.
 fn build_router(hub: &Arc<Hub>, sessions: &CancellationToken) -> Router {
     let config = &hub.config;
-    let mut local = LocalSessionManager::default();
-    // Idle sessions are closed by `reap_idle` instead: rmcp's timer does not see calls
-    // answered on the direct path.
-    local.session_config.keep_alive = None;
-    let manager = TrackingSessionManager::new(local, hub.clone());
-    tokio::spawn(manager.clone().reap_idle());
-
+    // rmcp runs statelessly: sessions, their streams and their ends are `session.rs`'s.
     let mut mcp_config = StreamableHttpServerConfig::default()
+        .with_legacy_session_mode(false)
         .with_sse_keep_alive(Some(config.sse_keep_alive))
         .with_max_request_body_bytes(config.max_request_bytes)
         .with_cancellation_token(sessions.clone());
@@ -64,25 +59,24 @@ fn build_router(hub: &Arc<Hub>, sessions: &CancellationToken) -> Router {
     mcp_config = mcp_config.with_allowed_origins(origins_for_rmcp(&config.allowed_origins));
 
     let tools = ChatServer::router();
-    let direct = Arc::new(Direct::new(hub.clone(), tools.clone()));
-    let factory_hub = hub.clone();
+    let layer = Sessions::new(hub.clone(), Direct::new(hub.clone(), tools.clone()));
+    let gateway_hub = hub.clone();
     let service = StreamableHttpService::new(
-        move || {
-            let slot = factory_hub.open_session().map_err(|e| {
-                tracing::warn!(error = %e, "refusing a new session");
-                io::Error::other(e.to_string())
-            })?;
-            Ok(ChatServer::new(factory_hub.clone(), slot, tools.clone()))
-        },
-        manager,
+        move || Ok(Gateway::new(gateway_hub.clone(), tools.clone())),
+        Arc::new(LocalSessionManager::default()),
         mcp_config,
     );
+    tokio::spawn(session::reap_idle(hub.clone()));
+    tokio::spawn(session::keepalive(hub.clone()));
 
     let mcp = Router::new()
         .nest_service("/mcp", service)
-        .layer(from_fn_with_state(PostState { limit: config.max_request_bytes, direct }, validate_post))
-        .layer(from_fn_with_state(hub.clone(), admit_new_sessions))
-        .layer(from_fn_with_state(hub.clone(), track_requests));
+        .layer(from_fn_with_state(
+            PostState { limit: config.max_request_bytes, sessions: layer.clone() },
+            validate_post,
+        ))
+        .layer(from_fn_with_state(layer, serve_streams))
+        .layer(from_fn_with_state(hub.clone(), admit_new_sessions));
     let mut app = Router::new()
         .route("/healthz", get(routes::healthz))
         .route("/metrics", get(routes::metrics))
@@ -145,9 +139,12 @@ impl Server {
         self.stop_accepting.cancel();
         self.hub.begin_shutdown();
         self.hub.flush(self.hub.config.shutdown_flush).await;
-        // Flushed means handed to rmcp; give its session workers a moment to write the
+        // Flushed means taken by the streams; give them a moment to write the
         // last frames to the sockets before the streams are closed.
         tokio::time::sleep(Duration::from_millis(100).min(self.hub.config.shutdown_flush)).await;
+        for slot in self.hub.sessions() {
+            self.hub.end_session(&slot, chat_core::SessionEnd::Lost);
+        }
         self.sessions.cancel();
         let mut task = self.task;
         match tokio::time::timeout(DRAIN_LIMIT, &mut task).await {

@@ -1,35 +1,30 @@
 //! Direct answers to tool calls that never wait, without rmcp's per-request machinery.
 //!
-//! rmcp serves every POST of a session through that session's worker task and its
-//! service loop: it spawns a task per request, passes the message and the answer through
-//! four channels, and answers with an SSE stream that has its own keep-alive timer and
-//! cancellation token. Profiling showed that this, not the chat logic, is where a relayed
-//! message spends most of its time (see `docs/PERFORMANCE.md`).
+//! rmcp serves a request by spawning a service task for it, passing the message and the
+//! answer through channels, and answering with an SSE stream that has its own keep-alive
+//! timer and cancellation token. Profiling showed that this, not the chat logic, is where
+//! a relayed message spent most of its time (see `docs/PERFORMANCE.md`).
 //!
 //! The tools that never wait (all but `wait_for_events` and `send_message_and_wait`) have
 //! their answer as soon as the core has handled the command, so for those this module
 //! answers in the HTTP handler itself, with an `application/json` body. The Streamable
 //! HTTP transport lets a server answer any POST that way and requires clients to accept it.
-//!
-//! What stays identical: the same handler code runs (a [`ChatServer::view`] of the
-//! session), so results, metrics and logs are the same. A request is answered here only
-//! when rmcp would accept it too: the session exists and is initialized and not ending,
-//! `Accept` names both `application/json` and `text/event-stream`, and an
-//! `MCP-Protocol-Version` header, if any, is one this server speaks. Everything else (other
-//! methods, blocking tools, anything unusual) goes to rmcp unchanged.
+//! The same handler code runs ([`ChatServer::call_tool`] on the session's view), so
+//! results, metrics and logs are the same as on rmcp's path.
 
 use std::sync::Arc;
 
-use axum::body::Bytes;
 use axum::response::{IntoResponse, Response};
-use http::request::Parts;
-use http::{HeaderMap, StatusCode, header};
-use rmcp::ServerHandler;
+use http::{StatusCode, header};
 use rmcp::handler::server::router::tool::ToolRouter;
-use rmcp::model::{ClientJsonRpcMessage, ClientRequest, GetMeta, ServerJsonRpcMessage, ServerResult};
-use rmcp::service::RequestContext;
+use rmcp::model::{
+    ClientJsonRpcMessage, ClientRequest, GetMeta, JsonRpcRequest, ServerJsonRpcMessage, ServerResult,
+};
+use rmcp::service::{RequestContext, RunningService};
+use rmcp::transport::Transport;
+use rmcp::{Peer, RoleServer, ServerHandler};
 
-use crate::handler::{ChatServer, SUPPORTED_VERSIONS};
+use crate::handler::ChatServer;
 use crate::state::hub::Hub;
 use crate::state::slot::Slot;
 
@@ -41,21 +36,22 @@ const BLOCKING_TOOLS: [&str; 2] = ["wait_for_events", "send_message_and_wait"];
 pub struct Direct {
     hub: Arc<Hub>,
     tools: Arc<ToolRouter<ChatServer>>,
+    /// A peer connected to nothing. `RequestContext` requires one, but the tools served
+    /// here never use it (only the blocking tools send progress or watch cancellation).
+    detached: Peer<RoleServer>,
+    _service: RunningService<RoleServer, Detached>,
 }
 
 impl Direct {
-    /// Serves calls on `hub`'s sessions with the shared tool router.
+    /// Serves calls on `hub`'s sessions with the shared tool router. Needs a tokio
+    /// runtime (it starts the detached peer's service).
     pub fn new(hub: Arc<Hub>, tools: Arc<ToolRouter<ChatServer>>) -> Self {
-        Direct { hub, tools }
+        let service = rmcp::service::serve_directly(Detached, Unconnected, None);
+        Direct { hub, tools, detached: service.peer().clone(), _service: service }
     }
 
-    /// The answer to a POST with this head and body, or `None` to let rmcp serve it.
-    pub async fn answer(&self, parts: &Parts, body: &Bytes) -> Option<Response> {
-        let slot = self.session_of(&parts.headers)?;
-        let peer = slot.peer()?.clone();
-        let ClientJsonRpcMessage::Request(request) = serde_json::from_slice(body).ok()? else {
-            return None;
-        };
+    /// The answer to `request` in `slot`'s session, or `None` to let rmcp serve it.
+    pub async fn answer(&self, slot: Arc<Slot>, request: JsonRpcRequest<ClientRequest>) -> Option<Response> {
         // A per-request protocol version (2026 drafts) takes rmcp's negotiation path.
         if request.request.get_meta().protocol_version().is_some() {
             return None;
@@ -65,8 +61,8 @@ impl Direct {
             return None;
         }
         let id = request.id;
-        let server = ChatServer::view(self.hub.clone(), slot, self.tools.clone());
-        let context = RequestContext::new(id.clone(), peer);
+        let server = ChatServer::new(self.hub.clone(), slot, self.tools.clone());
+        let context = RequestContext::new(id.clone(), self.detached.clone());
         let message = match server.call_tool(call.params, context).await {
             Ok(response) => ServerJsonRpcMessage::response(ServerResult::from(response), id),
             Err(error) => ServerJsonRpcMessage::error(error, Some(id)),
@@ -80,28 +76,31 @@ impl Direct {
         };
         Some((StatusCode::OK, [(header::CONTENT_TYPE, "application/json")], body).into_response())
     }
-
-    /// The live, initialized session a request belongs to, if rmcp would serve the
-    /// request in it as well.
-    fn session_of(&self, headers: &HeaderMap) -> Option<Arc<Slot>> {
-        let accept = headers.get(header::ACCEPT)?.to_str().ok()?;
-        if !(contains_ignore_case(accept, "application/json")
-            && contains_ignore_case(accept, "text/event-stream"))
-        {
-            return None;
-        }
-        if let Some(version) = headers.get("mcp-protocol-version") {
-            let version = version.to_str().ok()?;
-            if !SUPPORTED_VERSIONS.iter().any(|v| v.as_str() == version) {
-                return None;
-            }
-        }
-        let id = headers.get("mcp-session-id")?.to_str().ok()?;
-        let slot = self.hub.slot_by_mcp(id)?;
-        (!slot.ending().is_cancelled()).then_some(slot)
-    }
 }
 
-fn contains_ignore_case(haystack: &str, needle: &str) -> bool {
-    haystack.as_bytes().windows(needle.len()).any(|w| w.eq_ignore_ascii_case(needle.as_bytes()))
+/// The service behind the detached peer: answers nothing, because nothing reaches it.
+pub struct Detached;
+
+impl ServerHandler for Detached {}
+
+/// A transport that never receives and discards what is sent.
+struct Unconnected;
+
+impl Transport<RoleServer> for Unconnected {
+    type Error = std::io::Error;
+
+    fn send(
+        &mut self,
+        _item: ServerJsonRpcMessage,
+    ) -> impl Future<Output = Result<(), Self::Error>> + Send + 'static {
+        std::future::ready(Ok(()))
+    }
+
+    fn receive(&mut self) -> impl Future<Output = Option<ClientJsonRpcMessage>> + Send {
+        std::future::pending()
+    }
+
+    fn close(&mut self) -> impl Future<Output = Result<(), Self::Error>> + Send {
+        std::future::ready(Ok(()))
+    }
 }

@@ -1,8 +1,10 @@
-//! The per-session MCP handler: `initialize`, tool dispatch with metrics, and resources.
+//! The MCP request handlers.
 //!
-//! rmcp's factory builds one [`ChatServer`] per MCP session. It owns the session's
-//! [`Slot`] and a guard whose `Drop` tells the core the session ended: rmcp has no close
-//! callback, but it always drops the handler when a session ends, whatever the cause.
+//! [`ChatServer`] is one session's handler: the tools (see `tools.rs`), resources, and
+//! tool dispatch with metrics. It is a cheap view (the hub, the session's slot, the shared
+//! tool router) made per request. [`Gateway`] is what rmcp runs for the requests the
+//! session layer (`session.rs`) hands it: rmcp serves those statelessly, so the gateway
+//! finds the session from the request's `Mcp-Session-Id` and delegates to its view.
 #![allow(deprecated)] // resources/subscribe is "legacy-only" in rmcp 3.9 but current for 2025-11-25 clients.
 
 use std::borrow::Cow;
@@ -22,7 +24,6 @@ use rmcp::{ErrorData, RoleServer, ServerHandler, tool_handler};
 
 use crate::jsonrpc;
 use crate::resources;
-use crate::session::McpSessionId;
 use crate::state::hub::Hub;
 use crate::state::slot::Slot;
 use crate::tools;
@@ -49,40 +50,33 @@ pub struct ChatServer {
     pub(crate) hub: Arc<Hub>,
     pub(crate) slot: Arc<Slot>,
     pub(crate) tool_router: Arc<ToolRouter<ChatServer>>,
-    /// `None` for a borrowed view used by the direct path (see `direct.rs`): only the
-    /// handler rmcp owns reports the session's end.
-    _guard: Option<SessionGuard>,
-}
-
-/// Tells the core the session ended when rmcp drops the handler.
-struct SessionGuard {
-    hub: Arc<Hub>,
-    slot: Arc<Slot>,
-}
-
-impl Drop for SessionGuard {
-    fn drop(&mut self) {
-        self.hub.session_ended(&self.slot);
-    }
 }
 
 impl ChatServer {
-    /// A handler for a freshly opened session. `router` is built once and shared.
+    /// The handler of the session in `slot`. `router` is built once and shared.
     pub fn new(hub: Arc<Hub>, slot: Arc<Slot>, router: Arc<ToolRouter<ChatServer>>) -> Self {
-        let guard = SessionGuard { hub: hub.clone(), slot: slot.clone() };
-        ChatServer { hub, slot, tool_router: router, _guard: Some(guard) }
-    }
-
-    /// A second handle on a live session, for answering a call outside rmcp. Dropping it
-    /// does not end the session.
-    pub(crate) fn view(hub: Arc<Hub>, slot: Arc<Slot>, router: Arc<ToolRouter<ChatServer>>) -> Self {
-        ChatServer { hub, slot, tool_router: router, _guard: None }
+        ChatServer { hub, slot, tool_router: router }
     }
 
     /// The router with every tool; build once per server.
     pub fn router() -> Arc<ToolRouter<ChatServer>> {
         Arc::new(Self::tool_router())
     }
+}
+
+/// The `initialize` result for `request`, with the version negotiated among
+/// [`SUPPORTED_VERSIONS`] by rmcp's rules.
+pub fn initialize_result(request: &InitializeRequestParams) -> Result<InitializeResult, ErrorData> {
+    struct Negotiator;
+    impl ServerHandler for Negotiator {
+        fn get_info(&self) -> ServerInfo {
+            server_info()
+        }
+        fn supported_protocol_versions(&self) -> Cow<'static, [ProtocolVersion]> {
+            Cow::Borrowed(&SUPPORTED_VERSIONS)
+        }
+    }
+    Negotiator.negotiate_initialize(request)
 }
 
 /// The capabilities, identity and instructions announced at `initialize`.
@@ -103,25 +97,6 @@ impl ServerHandler for ChatServer {
 
     fn supported_protocol_versions(&self) -> Cow<'static, [ProtocolVersion]> {
         Cow::Borrowed(&SUPPORTED_VERSIONS)
-    }
-
-    async fn initialize(
-        &self,
-        request: InitializeRequestParams,
-        context: RequestContext<RoleServer>,
-    ) -> Result<InitializeResult, ErrorData> {
-        context.peer.set_peer_info(request.clone());
-        let mcp_id = context.extensions.get::<McpSessionId>().map(|m| m.0.clone());
-        tracing::info!(
-            session = %self.slot.id,
-            mcp_session = mcp_id.as_deref().unwrap_or("-"),
-            client = %request.client_info.name,
-            client_version = %request.client_info.version,
-            protocol = %request.protocol_version,
-            "session initialized"
-        );
-        self.hub.attach(&self.slot, mcp_id, context.peer.clone());
-        self.negotiate_initialize(&request)
     }
 
     async fn call_tool(
@@ -222,5 +197,111 @@ impl ServerHandler for ChatServer {
     ) -> Result<(), ErrorData> {
         self.slot.subscriptions().remove(&request.uri);
         Ok(())
+    }
+}
+
+/// The handler rmcp runs for requests the session layer does not answer itself. It is
+/// stateless: each request names its session with `Mcp-Session-Id`, which rmcp passes
+/// along in the request's extensions.
+pub struct Gateway {
+    hub: Arc<Hub>,
+    tools: Arc<ToolRouter<ChatServer>>,
+}
+
+impl Gateway {
+    /// A gateway to `hub`'s sessions.
+    pub fn new(hub: Arc<Hub>, tools: Arc<ToolRouter<ChatServer>>) -> Self {
+        Gateway { hub, tools }
+    }
+
+    /// The view of the session this request belongs to.
+    fn session(&self, context: &RequestContext<RoleServer>) -> Result<ChatServer, ErrorData> {
+        let slot = context
+            .extensions
+            .get::<http::request::Parts>()
+            .and_then(|parts| parts.headers.get("mcp-session-id"))
+            .and_then(|id| id.to_str().ok())
+            .and_then(|id| self.hub.slot_by_mcp(id))
+            .ok_or_else(|| ErrorData::invalid_request("unknown session: initialize a new one", None))?;
+        Ok(ChatServer::new(self.hub.clone(), slot, self.tools.clone()))
+    }
+}
+
+#[tool_handler(router = self.tools)]
+impl ServerHandler for Gateway {
+    fn get_info(&self) -> ServerInfo {
+        server_info()
+    }
+
+    fn supported_protocol_versions(&self) -> Cow<'static, [ProtocolVersion]> {
+        Cow::Borrowed(&SUPPORTED_VERSIONS)
+    }
+
+    async fn initialize(
+        &self,
+        _request: InitializeRequestParams,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<InitializeResult, ErrorData> {
+        Err(ErrorData::invalid_request("this session is already initialized", None))
+    }
+
+    async fn call_tool(
+        &self,
+        request: CallToolRequestParams,
+        context: RequestContext<RoleServer>,
+    ) -> Result<CallToolResponse, ErrorData> {
+        let server = self.session(&context)?;
+        // Blocking tools end early on `notifications/cancelled`, which arrives as its own
+        // POST: the session layer cancels the token registered here.
+        let _in_flight = server.slot.track_request(context.id.to_string(), context.ct.clone());
+        server.call_tool(request, context).await
+    }
+
+    async fn on_custom_request(
+        &self,
+        request: CustomRequest,
+        context: RequestContext<RoleServer>,
+    ) -> Result<CustomResult, ErrorData> {
+        self.session(&context)?.on_custom_request(request, context).await
+    }
+
+    async fn list_resources(
+        &self,
+        request: Option<PaginatedRequestParams>,
+        context: RequestContext<RoleServer>,
+    ) -> Result<ListResourcesResult, ErrorData> {
+        self.session(&context)?.list_resources(request, context).await
+    }
+
+    async fn list_resource_templates(
+        &self,
+        request: Option<PaginatedRequestParams>,
+        context: RequestContext<RoleServer>,
+    ) -> Result<ListResourceTemplatesResult, ErrorData> {
+        self.session(&context)?.list_resource_templates(request, context).await
+    }
+
+    async fn read_resource(
+        &self,
+        request: ReadResourceRequestParams,
+        context: RequestContext<RoleServer>,
+    ) -> Result<ReadResourceResponse, ErrorData> {
+        self.session(&context)?.read_resource(request, context).await
+    }
+
+    async fn subscribe(
+        &self,
+        request: SubscribeRequestParams,
+        context: RequestContext<RoleServer>,
+    ) -> Result<(), ErrorData> {
+        self.session(&context)?.subscribe(request, context).await
+    }
+
+    async fn unsubscribe(
+        &self,
+        request: UnsubscribeRequestParams,
+        context: RequestContext<RoleServer>,
+    ) -> Result<(), ErrorData> {
+        self.session(&context)?.unsubscribe(request, context).await
     }
 }

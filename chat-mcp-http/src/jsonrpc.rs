@@ -23,16 +23,16 @@ use rmcp::model::{
 use serde_json::{Value, json};
 use std::sync::Arc;
 
-use crate::direct::Direct;
+use crate::session::Sessions;
 
 /// What [`validate_post`] needs: the body size limit (the same as rmcp's) and the
-/// direct path for calls that never wait.
+/// session layer, which answers what it can before rmcp.
 #[derive(Clone)]
 pub struct PostState {
     /// Largest accepted body, in bytes.
     pub limit: usize,
-    /// Answers eligible tool calls without going through rmcp.
-    pub direct: Arc<Direct>,
+    /// `initialize`, notifications, and tool calls that never wait.
+    pub sessions: Arc<Sessions>,
 }
 
 /// JSON-RPC error codes.
@@ -135,7 +135,7 @@ pub async fn validate_post(State(state): State<PostState>, request: Request, nex
             return (StatusCode::PAYLOAD_TOO_LARGE, message).into_response();
         }
     };
-    if let Some(response) = state.direct.answer(&parts, &bytes).await {
+    if let Some(response) = state.sessions.post(&parts, &bytes).await {
         return response;
     }
     let response = next.run(Request::from_parts(parts, Body::from(bytes.clone()))).await;

@@ -1,310 +1,344 @@
-//! Learning when an MCP session ends, which rmcp does not report by itself, and ending
-//! sessions that went quiet.
+//! The session half of MCP Streamable HTTP: `initialize`, the GET (SSE) stream, DELETE,
+//! client notifications, and knowing when a session is over.
 //!
-//! Three signals, combined:
-//! - **Handler drop** (see `handler.rs`): rmcp creates one handler per session and drops
-//!   it when the session ends for any reason (DELETE, idle timeout, server stop, or a
-//!   close requested here). Its guard tells the core. This is the single place where
-//!   `session_closed` is reported.
-//! - **HTTP DELETE** ([`track_requests`]): the client ended the session on purpose, so
-//!   the core is told `Closed` (partner hears `left` at once) instead of `Lost`.
-//! - **GET stream watching** ([`TrackingSessionManager`]): a client killed with SIGKILL
-//!   sends no DELETE; the only trace is its SSE stream dropping. When a session's last
-//!   GET stream has been gone for `--stream-grace` without reconnecting, the session is
-//!   closed as `Lost`, which starts the core's reconnect grace.
+//! rmcp's own session manager keeps a worker task, a service task and five channels per
+//! session. Measured, that was about 60 KiB of the server's ~85 KiB per idle session and
+//! most of the CPU per relayed message (see `docs/PERFORMANCE.md`). So this module owns
+//! sessions: a session is a [`Slot`] in the hub, its stream is the slot's
+//! [`Outlet`](crate::state::outlet::Outlet). rmcp runs statelessly behind it and still does
+//! all JSON-RPC request handling it is given: every request except `initialize` and the
+//! tool calls that never wait (see `direct.rs`), with the session found from its
+//! `Mcp-Session-Id` (see [`Gateway`](crate::handler::Gateway)).
 //!
-//! **Idle sessions.** rmcp's own idle timer is off: it sees only what passes through
-//! rmcp, and calls answered on the direct path (`direct.rs`) do not. Instead every request
-//! marks its session active ([`track_requests`]), and [`TrackingSessionManager::reap_idle`]
-//! closes (as `Lost`) a session that has had no request for `--session-idle-timeout` and
-//! holds no GET stream. A listening client therefore stays as long as its stream is open;
-//! it is also sent a `ping` every `--keepalive-ping`, so a stream to a vanished client
-//! fails to write and drops.
+//! What this layer answers itself, as rmcp's session mode did:
+//! - `initialize` without a session: a new session, its id in `Mcp-Session-Id`.
+//! - Requests for an unknown session: `404`, so clients start a new one. Without the
+//!   header: `400`.
+//! - Client notifications and responses (answers to keep-alive pings): `202`.
+//!   `notifications/cancelled` stops the named blocking request.
+//! - `GET`: the session's SSE stream. Event ids count up per session; a client that
+//!   reconnects with `Last-Event-ID` gets the messages it missed (the last
+//!   [`REPLAY_FRAMES`](crate::state::outlet::REPLAY_FRAMES)). A new stream replaces the old.
+//! - `DELETE`: the client ends the session on purpose (`204`); its partner hears `left`.
+//!
+//! How a session ends otherwise:
+//! - **Lost stream.** A client killed with SIGKILL sends no DELETE; its GET stream drops.
+//!   If no stream comes back within `--stream-grace`, the session ends as lost, which
+//!   starts the core's reconnect grace. Keep-alive pings (`--keepalive-ping`) make a stream
+//!   to a vanished client fail to write, so it drops.
+//! - **Idle.** A session with no request for `--session-idle-timeout` and no open stream
+//!   ends as lost.
+//! - **Shutdown.** Every session ends; the core has already told partners `shutdown`.
 
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex, PoisonError, Weak};
+use std::convert::Infallible;
+use std::sync::Arc;
 use std::time::Duration;
 
+use axum::body::Bytes;
 use axum::extract::{Request, State};
 use axum::middleware::Next;
+use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use chat_core::SessionEnd;
-use futures::{Stream, StreamExt};
-use rmcp::model::{ClientJsonRpcMessage, GetExtensions, PingRequest, ServerJsonRpcMessage, ServerRequest};
-use rmcp::transport::WorkerTransport;
-use rmcp::transport::streamable_http_server::session::local::{
-    LocalSessionManager, LocalSessionManagerError, LocalSessionWorker,
+use futures::Stream;
+use http::request::Parts;
+use http::{HeaderMap, Method, StatusCode, header};
+use rmcp::model::{
+    ClientJsonRpcMessage, ClientNotification, ClientRequest, ErrorData, JsonRpcRequest, ServerJsonRpcMessage,
+    ServerResult,
 };
-use rmcp::transport::streamable_http_server::session::{ServerSseMessage, SessionId, SessionManager};
-use tokio_util::sync::CancellationToken;
 
+use crate::direct::Direct;
+use crate::handler::{self, SUPPORTED_VERSIONS};
 use crate::state::hub::Hub;
+use crate::state::notify;
+use crate::state::outlet::Frame;
+use crate::state::slot::Slot;
 
-/// Inserted into the `initialize` request's extensions so the handler learns its own
-/// `Mcp-Session-Id` (the header does not exist yet on that request).
-#[derive(Clone, Debug)]
-pub struct McpSessionId(pub Arc<str>);
-
-#[derive(Default)]
-struct StreamState {
-    open: usize,
-    ping: Option<CancellationToken>,
-    grace: Option<CancellationToken>,
-}
-
-/// rmcp's [`LocalSessionManager`] plus GET-stream tracking and keep-alive pings.
-pub struct TrackingSessionManager {
-    inner: LocalSessionManager,
+/// The session layer in front of rmcp.
+pub struct Sessions {
     hub: Arc<Hub>,
-    streams: Mutex<HashMap<Arc<str>, StreamState>>,
-    me: Weak<TrackingSessionManager>,
+    direct: Direct,
 }
 
-impl TrackingSessionManager {
-    /// Wraps `inner`, reporting to `hub`.
-    pub fn new(inner: LocalSessionManager, hub: Arc<Hub>) -> Arc<Self> {
-        Arc::new_cyclic(|me| TrackingSessionManager { inner, hub, streams: Mutex::default(), me: me.clone() })
+/// What a request's headers say about its session.
+enum Lookup {
+    Found(Arc<Slot>),
+    Refused(Response),
+}
+
+impl Sessions {
+    /// The layer for `hub`, answering eligible tool calls with `direct`.
+    pub fn new(hub: Arc<Hub>, direct: Direct) -> Arc<Self> {
+        Arc::new(Sessions { hub, direct })
     }
 
-    fn track<S>(
-        &self,
-        id: &SessionId,
-        stream: S,
-    ) -> impl Stream<Item = ServerSseMessage> + Send + Sync + 'static
-    where
-        S: Stream<Item = ServerSseMessage> + Send + Sync + 'static,
-    {
-        self.stream_opened(id);
-        let guard = StreamGuard { manager: self.me.clone(), id: id.clone() };
-        stream.map(move |message| {
-            let _keep = &guard;
-            message
-        })
-    }
-
-    fn stream_opened(&self, id: &SessionId) {
-        self.hub.metrics.get_stream(1);
-        let mut streams = self.streams.lock().unwrap_or_else(PoisonError::into_inner);
-        let state = streams.entry(id.clone()).or_default();
-        state.open += 1;
-        if let Some(grace) = state.grace.take() {
-            grace.cancel();
-            tracing::debug!(mcp_session = %id, "SSE stream reconnected within the stream grace");
-        }
-        if state.ping.is_none() {
-            let token = CancellationToken::new();
-            state.ping = Some(token.clone());
-            tokio::spawn(keepalive(self.hub.clone(), id.clone(), token));
-        }
-    }
-
-    fn stream_closed(&self, id: &SessionId) {
-        self.hub.metrics.get_stream(-1);
-        let mut streams = self.streams.lock().unwrap_or_else(PoisonError::into_inner);
-        let Some(state) = streams.get_mut(id) else { return };
-        state.open = state.open.saturating_sub(1);
-        if state.open > 0 {
-            return;
-        }
-        if let Some(ping) = state.ping.take() {
-            ping.cancel();
-        }
-        if self.hub.is_shutting_down() || self.hub.slot_by_mcp(id).is_none() {
-            streams.remove(id);
-            return;
-        }
-        let token = CancellationToken::new();
-        state.grace = Some(token.clone());
-        tracing::debug!(mcp_session = %id, "SSE stream dropped; waiting for the client to reconnect");
-        let Ok(runtime) = tokio::runtime::Handle::try_current() else { return };
-        runtime.spawn(lose_after_grace(self.me.clone(), id.clone(), token));
-    }
-
-    /// Closes, every so often, the sessions with no request for `--session-idle-timeout`
-    /// and no open GET stream, until shutdown. Started once by the app.
-    pub async fn reap_idle(self: Arc<Self>) {
-        let limit = self.hub.config.session_idle_timeout;
-        let every = (limit / 4).clamp(Duration::from_millis(50), Duration::from_secs(5));
-        let shutdown = self.hub.shutdown_token().clone();
-        loop {
-            tokio::select! {
-                () = tokio::time::sleep(every) => {}
-                () = shutdown.cancelled() => return,
-            }
-            for id in self.hub.quiet_sessions(limit) {
-                let listening = {
-                    let streams = self.streams.lock().unwrap_or_else(PoisonError::into_inner);
-                    streams.get(&id).is_some_and(|s| s.open > 0)
-                };
-                if listening {
-                    continue;
-                }
-                tracing::info!(mcp_session = %id, ?limit, "closing an idle session");
-                self.hub.mark_end(&id, SessionEnd::Lost);
-                if let Err(error) = self.inner.close_session(&id).await {
-                    tracing::warn!(mcp_session = %id, %error, "closing an idle session failed");
-                }
+    /// The session a request names: `400` without `Mcp-Session-Id`, `400` for an
+    /// `MCP-Protocol-Version` this server does not speak, `404` for an unknown session.
+    fn lookup(&self, headers: &HeaderMap) -> Lookup {
+        if let Some(version) = headers.get("mcp-protocol-version") {
+            let known = version.to_str().is_ok_and(|v| SUPPORTED_VERSIONS.iter().any(|s| s.as_str() == v));
+            if !known {
+                let text = format!(
+                    "Bad Request: Unsupported MCP-Protocol-Version: {}",
+                    String::from_utf8_lossy(version.as_bytes())
+                );
+                return Lookup::Refused((StatusCode::BAD_REQUEST, text).into_response());
             }
         }
+        let Some(id) = headers.get("mcp-session-id") else {
+            return Lookup::Refused(
+                (StatusCode::BAD_REQUEST, "Bad Request: Session ID is required").into_response(),
+            );
+        };
+        match id.to_str().ok().and_then(|id| self.hub.slot_by_mcp(id)) {
+            Some(slot) => {
+                slot.touch();
+                Lookup::Found(slot)
+            }
+            None => Lookup::Refused((StatusCode::NOT_FOUND, "Not Found: Session not found").into_response()),
+        }
     }
 
-    /// Closes a session whose stream did not come back (if it still has none).
-    async fn close_lost(&self, id: &SessionId) {
+    /// Answers a POST whose JSON body is `body`, or `None` to hand it to rmcp (requests
+    /// other than `initialize` and direct tool calls, and bodies that are not JSON-RPC).
+    pub async fn post(&self, parts: &Parts, body: &Bytes) -> Option<Response> {
+        if !accepts(&parts.headers, "application/json") || !accepts(&parts.headers, "text/event-stream") {
+            return None; // rmcp answers 406.
+        }
+        let message: ClientJsonRpcMessage = serde_json::from_slice(body).ok()?;
+        if !parts.headers.contains_key("mcp-session-id") {
+            return Some(match message {
+                ClientJsonRpcMessage::Request(request)
+                    if matches!(request.request, ClientRequest::InitializeRequest(_)) =>
+                {
+                    self.initialize(&parts.headers, request)
+                }
+                _ => (StatusCode::BAD_REQUEST, "Bad Request: Session ID is required").into_response(),
+            });
+        }
+        let slot = match self.lookup(&parts.headers) {
+            Lookup::Found(slot) => slot,
+            Lookup::Refused(response) => return Some(response),
+        };
+        match message {
+            ClientJsonRpcMessage::Notification(notification) => {
+                if let ClientNotification::CancelledNotification(cancelled) = &notification.notification
+                    && let Some(id) = &cancelled.params.request_id
+                {
+                    slot.cancel_request(&id.to_string());
+                }
+                Some(StatusCode::ACCEPTED.into_response())
+            }
+            ClientJsonRpcMessage::Response(_) | ClientJsonRpcMessage::Error(_) => {
+                Some(StatusCode::ACCEPTED.into_response())
+            }
+            ClientJsonRpcMessage::Request(request) => self.direct.answer(slot, request).await,
+        }
+    }
+
+    /// `initialize`: opens a session and answers with its id in `Mcp-Session-Id`.
+    fn initialize(&self, headers: &HeaderMap, request: JsonRpcRequest<ClientRequest>) -> Response {
+        let ClientRequest::InitializeRequest(init) = request.request else {
+            return StatusCode::BAD_REQUEST.into_response();
+        };
+        let id = request.id;
+        if let Some(version) = headers.get("mcp-protocol-version")
+            && version.as_bytes() != init.params.protocol_version.as_str().as_bytes()
         {
-            let mut streams = self.streams.lock().unwrap_or_else(PoisonError::into_inner);
-            if streams.get(id).is_some_and(|s| s.open > 0) {
-                return;
+            let error = ErrorData::invalid_request(
+                "the MCP-Protocol-Version header does not match params.protocolVersion",
+                None,
+            );
+            return json_response(StatusCode::BAD_REQUEST, &ServerJsonRpcMessage::error(error, Some(id)));
+        }
+        let result = match handler::initialize_result(&init.params) {
+            Ok(result) => result,
+            Err(error) => {
+                return json_response(StatusCode::OK, &ServerJsonRpcMessage::error(error, Some(id)));
             }
-            streams.remove(id);
+        };
+        let slot = match self.hub.open_session() {
+            Ok(slot) => slot,
+            Err(refused) => {
+                tracing::warn!(reason = %refused, "refusing a new session");
+                let error = ErrorData::new(rmcp::model::ErrorCode(-32000), refused.to_string(), None);
+                let mut response = json_response(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    &ServerJsonRpcMessage::error(error, Some(id)),
+                );
+                response.headers_mut().insert(header::RETRY_AFTER, http::HeaderValue::from_static("5"));
+                return response;
+            }
+        };
+        tracing::info!(
+            session = %slot.id,
+            mcp_session = %slot.mcp_id,
+            client = %init.params.client_info.name,
+            client_version = %init.params.client_info.version,
+            protocol = %init.params.protocol_version,
+            "session initialized"
+        );
+        let message = ServerJsonRpcMessage::response(ServerResult::InitializeResult(result), id);
+        let mut response = json_response(StatusCode::OK, &message);
+        if let Ok(value) = http::HeaderValue::from_str(&slot.mcp_id) {
+            response.headers_mut().insert("mcp-session-id", value);
         }
-        if self.hub.slot_by_mcp(id).is_none() {
-            return;
+        response
+    }
+
+    /// `GET`: the session's SSE stream.
+    fn get(self: &Arc<Self>, headers: &HeaderMap) -> Response {
+        if !accepts(headers, "text/event-stream") {
+            let text = "Not Acceptable: Client must accept text/event-stream";
+            return (StatusCode::NOT_ACCEPTABLE, text).into_response();
         }
-        tracing::info!(mcp_session = %id, "SSE stream did not come back; closing the session as lost");
-        self.hub.mark_end(id, SessionEnd::Lost);
-        self.hub.metrics.session_lost();
-        if let Err(error) = self.inner.close_session(id).await {
-            tracing::warn!(mcp_session = %id, %error, "closing a lost session failed");
+        let slot = match self.lookup(headers) {
+            Lookup::Found(slot) => slot,
+            Lookup::Refused(response) => return response,
+        };
+        let after =
+            headers.get("last-event-id").and_then(|v| v.to_str().ok()).and_then(|v| v.trim().parse().ok());
+        let Some(mut frames) = slot.outlet.open(after) else {
+            return (StatusCode::NOT_FOUND, "Not Found: Session not found").into_response();
+        };
+        slot.stream_opened();
+        self.hub.metrics.get_stream(1);
+        let guard = StreamGuard { hub: self.hub.clone(), slot };
+        let events = futures::stream::poll_fn(move |cx| {
+            let _keep = &guard;
+            frames.poll_recv(cx).map(|frame| frame.map(|frame| Ok::<_, Infallible>(sse_event(frame))))
+        });
+        sse(events, self.hub.config.sse_keep_alive)
+    }
+
+    /// `DELETE`: the client ends its session.
+    fn delete(&self, headers: &HeaderMap) -> Response {
+        match self.lookup(headers) {
+            Lookup::Found(slot) => {
+                self.hub.end_session(&slot, SessionEnd::Closed);
+                StatusCode::NO_CONTENT.into_response()
+            }
+            Lookup::Refused(response) => response,
         }
     }
 }
 
-/// Reports the end of one GET stream when the HTTP response body is dropped.
+fn sse(
+    events: impl Stream<Item = Result<SseEvent, Infallible>> + Send + 'static,
+    keep_alive: Duration,
+) -> Response {
+    Sse::new(events).keep_alive(KeepAlive::new().interval(keep_alive)).into_response()
+}
+
+fn sse_event(frame: Frame) -> SseEvent {
+    let event = SseEvent::default().data(&*frame.json);
+    match frame.id {
+        Some(id) => event.id(id.to_string()),
+        None => event,
+    }
+}
+
+fn json_response(status: StatusCode, message: &ServerJsonRpcMessage) -> Response {
+    match serde_json::to_vec(message) {
+        Ok(body) => (status, [(header::CONTENT_TYPE, "application/json")], body).into_response(),
+        Err(error) => {
+            tracing::error!(%error, "cannot serialize a response");
+            StatusCode::INTERNAL_SERVER_ERROR.into_response()
+        }
+    }
+}
+
+/// Whether the `Accept` header names `media` (or `*/*`).
+pub fn accepts(headers: &HeaderMap, media: &str) -> bool {
+    headers.get_all(header::ACCEPT).iter().filter_map(|v| v.to_str().ok()).flat_map(|v| v.split(',')).any(
+        |item| {
+            let essence = item.split(';').next().unwrap_or_default().trim();
+            essence.eq_ignore_ascii_case(media) || essence == "*/*"
+        },
+    )
+}
+
+/// axum middleware on `/mcp` for GET and DELETE (POSTs go through
+/// [`crate::jsonrpc::validate_post`], which calls [`Sessions::post`]).
+pub async fn serve_streams(State(sessions): State<Arc<Sessions>>, request: Request, next: Next) -> Response {
+    match *request.method() {
+        Method::GET => sessions.get(request.headers()),
+        Method::DELETE => sessions.delete(request.headers()),
+        _ => next.run(request).await,
+    }
+}
+
+/// Reports the end of a GET stream when its response body is dropped.
 struct StreamGuard {
-    manager: Weak<TrackingSessionManager>,
-    id: SessionId,
+    hub: Arc<Hub>,
+    slot: Arc<Slot>,
 }
 
 impl Drop for StreamGuard {
     fn drop(&mut self) {
-        if let Some(manager) = self.manager.upgrade() {
-            manager.stream_closed(&self.id);
+        self.hub.metrics.get_stream(-1);
+        let Some(grace) = self.slot.stream_closed() else { return };
+        if self.hub.is_shutting_down() || self.slot.ending().is_cancelled() {
+            return;
         }
+        tracing::debug!(mcp_session = %self.slot.mcp_id, "SSE stream dropped; waiting for the client to reconnect");
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else { return };
+        let (hub, slot) = (self.hub.clone(), self.slot.clone());
+        runtime.spawn(async move {
+            tokio::select! {
+                () = tokio::time::sleep(hub.config.stream_grace) => {}
+                () = grace.cancelled() => return,
+                () = slot.ending().cancelled() => return,
+            }
+            if slot.is_listening() {
+                return;
+            }
+            tracing::info!(mcp_session = %slot.mcp_id, "SSE stream did not come back; closing the session as lost");
+            hub.metrics.session_lost();
+            hub.end_session(&slot, SessionEnd::Lost);
+        });
     }
 }
 
-async fn lose_after_grace(manager: Weak<TrackingSessionManager>, id: SessionId, token: CancellationToken) {
-    let Some(grace) = manager.upgrade().map(|m| m.hub.config.stream_grace) else { return };
-    tokio::select! {
-        () = tokio::time::sleep(grace) => {}
-        () = token.cancelled() => return,
-    }
-    if let Some(manager) = manager.upgrade() {
-        manager.close_lost(&id).await;
-    }
-}
-
-/// Pings the client while it holds a GET stream: a stream to a client that vanished
-/// without closing its connection then fails to write and drops.
-async fn keepalive(hub: Arc<Hub>, id: SessionId, token: CancellationToken) {
-    let every = hub.config.keepalive_ping;
+/// Ends, every so often, the sessions with no request for `--session-idle-timeout` and
+/// no open GET stream, until shutdown.
+pub async fn reap_idle(hub: Arc<Hub>) {
+    let limit = hub.config.session_idle_timeout;
+    let every = (limit / 4).clamp(Duration::from_millis(50), Duration::from_secs(5));
     loop {
         tokio::select! {
             () = tokio::time::sleep(every) => {}
-            () = token.cancelled() => return,
+            () = hub.shutdown_token().cancelled() => return,
         }
-        let Some(peer) = hub.slot_by_mcp(&id).and_then(|slot| slot.peer().cloned()) else { return };
-        let ping = peer.send_request(ServerRequest::PingRequest(PingRequest::default()));
+        for slot in hub.idle_sessions(limit) {
+            tracing::info!(mcp_session = %slot.mcp_id, ?limit, "closing an idle session");
+            hub.end_session(&slot, SessionEnd::Lost);
+        }
+    }
+}
+
+/// Sends a `ping` on every open GET stream every `--keepalive-ping`, until shutdown: a
+/// stream to a client that vanished without closing its connection then fails and drops.
+pub async fn keepalive(hub: Arc<Hub>) {
+    let every = hub.config.keepalive_ping;
+    let mut n = 0u64;
+    loop {
         tokio::select! {
-            result = tokio::time::timeout(every, ping) => {
-                if let Ok(Err(error)) = result {
-                    tracing::debug!(mcp_session = %id, %error, "keep-alive ping failed");
-                }
+            () = tokio::time::sleep(every) => {}
+            () = hub.shutdown_token().cancelled() => return,
+        }
+        for slot in hub.sessions().into_iter().filter(|slot| slot.is_listening()) {
+            n += 1;
+            if let Some(ping) = notify::ping(n) {
+                let _ = slot.outlet.send_once(ping);
             }
-            () = token.cancelled() => return,
         }
     }
-}
-
-impl SessionManager for TrackingSessionManager {
-    type Error = LocalSessionManagerError;
-    type Transport = WorkerTransport<LocalSessionWorker>;
-
-    async fn create_session(&self) -> Result<(SessionId, Self::Transport), Self::Error> {
-        self.inner.create_session().await
-    }
-
-    async fn initialize_session(
-        &self,
-        id: &SessionId,
-        mut message: ClientJsonRpcMessage,
-    ) -> Result<ServerJsonRpcMessage, Self::Error> {
-        if let ClientJsonRpcMessage::Request(request) = &mut message {
-            request.request.extensions_mut().insert(McpSessionId(id.clone()));
-        }
-        self.inner.initialize_session(id, message).await
-    }
-
-    async fn has_session(&self, id: &SessionId) -> Result<bool, Self::Error> {
-        self.inner.has_session(id).await
-    }
-
-    async fn close_session(&self, id: &SessionId) -> Result<(), Self::Error> {
-        // Runs for DELETE and again after the session's worker exits: idempotent.
-        self.inner.close_session(id).await
-    }
-
-    async fn create_stream(
-        &self,
-        id: &SessionId,
-        message: ClientJsonRpcMessage,
-    ) -> Result<impl Stream<Item = ServerSseMessage> + Send + Sync + 'static, Self::Error> {
-        self.inner.create_stream(id, message).await
-    }
-
-    async fn accept_message(&self, id: &SessionId, message: ClientJsonRpcMessage) -> Result<(), Self::Error> {
-        self.inner.accept_message(id, message).await
-    }
-
-    async fn create_standalone_stream(
-        &self,
-        id: &SessionId,
-    ) -> Result<impl Stream<Item = ServerSseMessage> + Send + Sync + 'static, Self::Error> {
-        let stream = self.inner.create_standalone_stream(id).await?;
-        Ok(self.track(id, stream))
-    }
-
-    async fn resume(
-        &self,
-        id: &SessionId,
-        last_event_id: String,
-    ) -> Result<impl Stream<Item = ServerSseMessage> + Send + Sync + 'static, Self::Error> {
-        // Event ids of the GET stream are plain numbers; POST streams use `<n>/<request>`.
-        let standalone = !last_event_id.contains('/');
-        let stream = self.inner.resume(id, last_event_id).await?;
-        Ok(if standalone { self.track(id, stream).left_stream() } else { stream.right_stream() })
-    }
-}
-
-/// axum middleware on `/mcp`: every request marks its session active (see
-/// [`TrackingSessionManager::reap_idle`]), and a DELETE means the client ends its
-/// session on purpose.
-///
-/// rmcp answers a successful DELETE with `202 Accepted`; the official Python SDK expects
-/// `200` or `204` and logs a warning otherwise, so the answer becomes `204 No Content`.
-pub async fn track_requests(State(hub): State<Arc<Hub>>, request: Request, next: Next) -> Response {
-    let is_delete = request.method() == http::Method::DELETE;
-    if let Some(slot) = request
-        .headers()
-        .get("mcp-session-id")
-        .and_then(|v| v.to_str().ok())
-        .and_then(|id| hub.slot_by_mcp(id))
-    {
-        slot.touch();
-        if is_delete {
-            slot.mark_end(SessionEnd::Closed);
-        }
-    }
-    let mut response = next.run(request).await;
-    if is_delete && response.status() == http::StatusCode::ACCEPTED {
-        *response.status_mut() = http::StatusCode::NO_CONTENT;
-    }
-    response
 }
 
 /// axum middleware on `/mcp`: refuses a new session (a POST without `Mcp-Session-Id`)
-/// with `503` and a JSON-RPC error while the server is at `--max-sessions` or stopping,
-/// instead of the `500` rmcp would send when the handler factory declines.
+/// with `503` and a JSON-RPC error while the server is at `--max-sessions` or stopping.
 pub async fn admit_new_sessions(State(hub): State<Arc<Hub>>, request: Request, next: Next) -> Response {
     let opens_session =
         request.method() == http::Method::POST && !request.headers().contains_key("mcp-session-id");

@@ -2,10 +2,10 @@
 //!
 //! The core sits behind a `std::sync::Mutex` that is held only for synchronous core calls
 //! (microseconds) and never across an `.await`. Events produced by a call are drained
-//! into a `Vec` while the lock is held and dispatched after it is released: each goes to
-//! its session's push queue, which never blocks the sender (drained by that session's
-//! own pusher task, see `notify.rs`), and wakes that session's waiting tools. A slow or stalled client therefore
-//! only ever delays its own notifications.
+//! into a `Vec` while the lock is held and dispatched after it is released: each is
+//! serialized once and queued on its session's [`Outlet`](crate::state::outlet::Outlet),
+//! which never blocks the sender, and wakes that session's waiting tools. A slow or
+//! stalled client therefore only ever delays its own notifications.
 //!
 //! Why a mutex rather than a task fed by a channel: a call then costs one short lock
 //! instead of a channel send, a task switch and a oneshot reply. Measured with
@@ -16,15 +16,18 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError, RwLock};
 
-use chat_core::{Chat, ChatError, Command, Config, Outbound, Reply, SessionEnd, SessionId, Stats, Time};
-use rmcp::{Peer, RoleServer};
+use chat_core::{
+    Chat, ChatError, Command, Config, Event, Outbound, Reply, SessionEnd, SessionId, Stats, Time,
+};
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::ServerConfig;
 use crate::metrics::{CoreGauges, Metrics};
+use crate::resources;
 use crate::state::clock;
-use crate::state::notify::{Push, Pusher};
+use crate::state::notify;
+use crate::state::outlet::Missed;
 use crate::state::slot::Slot;
 
 /// Shared state of the whole server.
@@ -142,22 +145,46 @@ impl Hub {
         }
     }
 
-    /// Hands each event to its session: wakes waiters and queues the push.
+    /// Hands each event to its session: wakes its waiting tools and queues the
+    /// notification (plus `resources/updated` for what it subscribed to) on its stream.
     fn dispatch(&self, batch: Vec<Outbound>) {
         if batch.is_empty() {
             return;
         }
         let slots = self.slots.read().unwrap_or_else(PoisonError::into_inner);
         for outbound in batch {
-            match slots.get(&outbound.session) {
-                Some(slot) => {
-                    slot.wake(outbound.envelope.seq);
-                    if !slot.push(Push::Event(outbound.envelope)) {
-                        self.metrics.push_failed();
-                    }
+            let Some(slot) = slots.get(&outbound.session) else {
+                self.metrics.push_failed();
+                continue;
+            };
+            let envelope = &outbound.envelope;
+            slot.wake(envelope.seq);
+            if let Some(json) = notify::event(envelope) {
+                match slot.outlet.send(json) {
+                    Ok(()) => self.metrics.event_pushed(),
+                    Err(Missed::Full) => self.metrics.push_failed(),
+                    Err(Missed::NoStream) => {}
                 }
-                None => self.metrics.push_failed(),
             }
+            if slot.subscriptions().is_empty() {
+                continue;
+            }
+            if !matches!(envelope.event, Event::PartnerTyping(_)) {
+                self.push_resource(slot, resources::INBOX_URI.to_owned());
+            }
+            if let Some(room) = envelope.event.room_id() {
+                self.push_resource(slot, resources::room_uri(room));
+            }
+        }
+    }
+
+    /// Queues `resources/updated` for `uri` if the session subscribed to it.
+    fn push_resource(&self, slot: &Slot, uri: String) {
+        if slot.subscriptions().contains(&uri)
+            && let Some(json) = notify::resource_updated(uri)
+            && slot.outlet.send(json).is_ok()
+        {
+            self.metrics.resource_updated();
         }
     }
 
@@ -167,7 +194,7 @@ impl Hub {
         if let Some(slot) = slots.get(&session)
             && !slot.subscriptions().is_empty()
         {
-            let _ = slot.push(Push::Resource(uri));
+            self.push_resource(slot, uri);
         }
     }
 
@@ -185,7 +212,8 @@ impl Hub {
         })
     }
 
-    /// Opens a core session for a new MCP session (called by rmcp's handler factory).
+    /// Opens a session: a core session and a slot under a fresh, unguessable
+    /// `Mcp-Session-Id`.
     pub fn open_session(self: &Arc<Self>) -> Result<Arc<Slot>, OpenError> {
         if self.shutdown.is_cancelled() {
             return Err(OpenError::ShuttingDown);
@@ -199,27 +227,14 @@ impl Hub {
             self.metrics.session_refused();
             return Err(OpenError::Full(max));
         }
+        let mcp_id: Arc<str> = Arc::from(uuid::Uuid::new_v4().simple().to_string());
         let id = self.with_core(|chat, now| chat.open_session(now));
-        let slot = Arc::new(Slot::new(id, self.config.limits.event_buffer));
+        let slot = Arc::new(Slot::new(id, mcp_id.clone(), self.config.limits.event_buffer));
         self.slots.write().unwrap_or_else(PoisonError::into_inner).insert(id, slot.clone());
+        self.by_mcp.write().unwrap_or_else(PoisonError::into_inner).insert(mcp_id, id);
         self.metrics.session_opened();
-        tracing::debug!(session = %id, "core session opened");
+        tracing::debug!(session = %id, mcp_session = %slot.mcp_id, "session opened");
         Ok(slot)
-    }
-
-    /// Links the MCP session id and the client's peer to a slot (at `initialize`) and
-    /// starts the session's pusher.
-    pub fn attach(&self, slot: &Arc<Slot>, mcp_id: Option<Arc<str>>, peer: Peer<RoleServer>) {
-        if let Some(mcp_id) = mcp_id
-            && slot.set_mcp_id(mcp_id.clone())
-        {
-            self.by_mcp.write().unwrap_or_else(PoisonError::into_inner).insert(mcp_id, slot.id);
-        }
-        if let Some(receiver) = slot.take_receiver() {
-            let pusher = Pusher::new(peer.clone(), receiver, slot.subscriptions(), self.metrics.clone());
-            tokio::spawn(pusher.run());
-        }
-        slot.set_peer(peer);
     }
 
     /// The slot of an MCP session id, if the session is live.
@@ -228,37 +243,38 @@ impl Hub {
         self.slots.read().unwrap_or_else(PoisonError::into_inner).get(&id).cloned()
     }
 
-    /// MCP sessions whose client sent no request for at least `limit`.
-    pub fn quiet_sessions(&self, limit: std::time::Duration) -> Vec<Arc<str>> {
+    /// Sessions whose client sent no request for at least `limit` and holds no GET
+    /// stream.
+    pub fn idle_sessions(&self, limit: std::time::Duration) -> Vec<Arc<Slot>> {
         let slots = self.slots.read().unwrap_or_else(PoisonError::into_inner);
         slots
             .values()
-            .filter(|slot| slot.since_last_request() >= limit)
-            .filter_map(|slot| slot.mcp_id().map(Arc::from))
+            .filter(|slot| !slot.is_listening() && slot.since_last_request() >= limit)
+            .cloned()
             .collect()
     }
 
-    /// Records how an MCP session is about to end (DELETE = closed, lost stream = lost).
-    /// The first recorded reason wins.
-    pub fn mark_end(&self, mcp_id: &str, how: SessionEnd) {
-        if let Some(slot) = self.slot_by_mcp(mcp_id) {
-            slot.mark_end(how);
+    /// Ends a session (the first call wins): blocking tools return, its stream closes,
+    /// and the core is told `how` (`Closed` = the client left on purpose, `Lost` = it
+    /// vanished, which starts the reconnect grace).
+    pub fn end_session(&self, slot: &Slot, how: SessionEnd) {
+        if !slot.mark_end(how) {
+            return;
         }
-    }
-
-    /// The MCP session is gone (its handler was dropped): tell the core.
-    pub fn session_ended(&self, slot: &Slot) {
-        let how = slot.end_reason();
+        slot.outlet.close();
         self.slots.write().unwrap_or_else(PoisonError::into_inner).remove(&slot.id);
-        if let Some(mcp_id) = slot.mcp_id() {
-            self.by_mcp.write().unwrap_or_else(PoisonError::into_inner).remove(mcp_id);
-        }
+        self.by_mcp.write().unwrap_or_else(PoisonError::into_inner).remove(&slot.mcp_id);
         self.live_sessions.fetch_sub(1, Ordering::AcqRel);
         self.metrics.session_closed();
         if !self.shutdown.is_cancelled() {
             self.with_core(|chat, now| chat.session_closed(now, slot.id, how));
         }
-        tracing::info!(session = %slot.id, mcp_session = slot.mcp_id().map_or("-", |s| s), ?how, "session ended");
+        tracing::info!(session = %slot.id, mcp_session = %slot.mcp_id, ?how, "session ended");
+    }
+
+    /// Every live session (for keep-alive pings and shutdown).
+    pub fn sessions(&self) -> Vec<Arc<Slot>> {
+        self.slots.read().unwrap_or_else(PoisonError::into_inner).values().cloned().collect()
     }
 
     // ----- time and shutdown -----
@@ -303,13 +319,13 @@ impl Hub {
         self.shutdown.cancel();
     }
 
-    /// Waits (up to `limit`) until every session's push queue is empty.
+    /// Waits (up to `limit`) until every open stream has taken its queued messages.
     pub async fn flush(&self, limit: std::time::Duration) {
         let deadline = tokio::time::Instant::now() + limit;
         loop {
             let busy = {
                 let slots = self.slots.read().unwrap_or_else(PoisonError::into_inner);
-                slots.values().any(|s| s.queued() > 0)
+                slots.values().any(|s| !s.outlet.is_drained())
             };
             if !busy || tokio::time::Instant::now() >= deadline {
                 return;

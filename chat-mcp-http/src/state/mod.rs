@@ -3,4 +3,5 @@
 pub mod clock;
 pub mod hub;
 pub mod notify;
+pub mod outlet;
 pub mod slot;

@@ -1,19 +1,18 @@
 //! Per-session state of the adapter: the link between one MCP session and its core
-//! [`SessionId`], its push queue, the signal that wakes its waiting tools, its resource
-//! subscriptions and when the client was last heard from.
+//! [`SessionId`], its outgoing stream, the signal that wakes its waiting tools, its
+//! resource subscriptions, its requests in flight and when the client was last heard from.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, OnceLock, PoisonError};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use chat_core::{SessionEnd, SessionId};
-use rmcp::{Peer, RoleServer};
-use tokio::sync::{mpsc, watch};
+use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
 use crate::state::clock;
-use crate::state::notify::Push;
+use crate::state::outlet::Outlet;
 
 /// Resource URIs one session subscribed to.
 #[derive(Default)]
@@ -38,89 +37,46 @@ impl Subscriptions {
     }
 }
 
-/// One live MCP session as the adapter sees it.
+/// One MCP session.
 pub struct Slot {
     /// The core's handle for this session.
     pub id: SessionId,
-    mcp_id: OnceLock<Arc<str>>,
-    peer: OnceLock<Peer<RoleServer>>,
-    tx: mpsc::UnboundedSender<Push>,
-    rx: Mutex<Option<mpsc::UnboundedReceiver<Push>>>,
-    queued: Arc<AtomicUsize>,
-    /// Most pushes queued for a client that does not keep up; beyond it pushes are
-    /// skipped (the events stay fetchable with `wait_for_events`).
-    cap: usize,
+    /// The `Mcp-Session-Id` the client sends.
+    pub mcp_id: Arc<str>,
+    /// What the server sends on the session's GET stream.
+    pub outlet: Outlet,
     wake: watch::Sender<u64>,
     subscriptions: Arc<Subscriptions>,
     end: Mutex<Option<SessionEnd>>,
-    /// Cancelled as soon as the session is known to be ending, so blocking tools
-    /// (`wait_for_events`, `send_message_and_wait`) return at once instead of holding the
-    /// session open: rmcp waits for in-flight calls before it closes a session.
+    /// Cancelled as soon as the session is ending, so blocking tools
+    /// (`wait_for_events`, `send_message_and_wait`) return at once.
     ending: CancellationToken,
     /// When the client last sent a request in this session ([`clock::monotonic_ms`]).
     last_request: AtomicU64,
+    /// Open GET streams (0 or 1 once a reconnect has replaced the old one).
+    streams: AtomicUsize,
+    /// Cancelled when a GET stream reopens within the stream grace.
+    grace: Mutex<Option<CancellationToken>>,
+    /// Blocking requests in flight, by JSON-RPC id, for `notifications/cancelled`.
+    in_flight: Mutex<HashMap<String, CancellationToken>>,
 }
 
 impl Slot {
-    /// A slot for a freshly opened core session. Pushes queue up (at most `cap`) until
-    /// the pusher starts.
-    pub fn new(id: SessionId, cap: usize) -> Self {
-        let (tx, rx) = mpsc::unbounded_channel();
+    /// A slot for a freshly opened core session; its stream may fall `cap` messages behind.
+    pub fn new(id: SessionId, mcp_id: Arc<str>, cap: usize) -> Self {
         Slot {
             id,
-            mcp_id: OnceLock::new(),
-            peer: OnceLock::new(),
-            tx,
-            rx: Mutex::new(Some(rx)),
-            queued: Arc::new(AtomicUsize::new(0)),
-            cap: cap.max(16),
+            mcp_id,
+            outlet: Outlet::new(cap),
             wake: watch::Sender::new(0),
             subscriptions: Arc::default(),
             end: Mutex::new(None),
             ending: CancellationToken::new(),
             last_request: AtomicU64::new(clock::monotonic_ms()),
+            streams: AtomicUsize::new(0),
+            grace: Mutex::new(None),
+            in_flight: Mutex::default(),
         }
-    }
-
-    /// The MCP `Mcp-Session-Id`, once known.
-    pub fn mcp_id(&self) -> Option<&str> {
-        self.mcp_id.get().map(|s| &**s)
-    }
-
-    /// Sets the MCP session id; `false` if it was already set.
-    pub fn set_mcp_id(&self, id: Arc<str>) -> bool {
-        self.mcp_id.set(id).is_ok()
-    }
-
-    /// The client's peer, once the session is initialized.
-    pub fn peer(&self) -> Option<&Peer<RoleServer>> {
-        self.peer.get()
-    }
-
-    /// Records the client's peer (first call wins).
-    pub fn set_peer(&self, peer: Peer<RoleServer>) {
-        let _ = self.peer.set(peer);
-    }
-
-    /// The receiving end of the push queue, for the pusher task (only once).
-    pub fn take_receiver(&self) -> Option<(mpsc::UnboundedReceiver<Push>, Arc<AtomicUsize>)> {
-        let rx = self.rx.lock().unwrap_or_else(PoisonError::into_inner).take()?;
-        Some((rx, self.queued.clone()))
-    }
-
-    /// Queues a notification for this session. Never blocks. Returns `false` if it was
-    /// skipped because the client is `cap` notifications behind (or gone).
-    pub fn push(&self, push: Push) -> bool {
-        if self.queued.fetch_add(1, Ordering::AcqRel) >= self.cap || self.tx.send(push).is_err() {
-            self.queued.fetch_sub(1, Ordering::AcqRel);
-            return false;
-        }
-        true
-    }
-
-    /// Notifications queued and not yet handed to rmcp.
-    pub fn queued(&self) -> usize {
-        self.queued.load(Ordering::Acquire)
     }
 
     /// Wakes the session's waiting tools: an event with this seq exists now.
@@ -135,20 +91,29 @@ impl Slot {
     }
 
     /// The session's resource subscriptions.
-    pub fn subscriptions(&self) -> Arc<Subscriptions> {
-        self.subscriptions.clone()
+    pub fn subscriptions(&self) -> &Subscriptions {
+        &self.subscriptions
     }
 
     /// Records how the session is ending, unless a reason was recorded already.
-    pub fn mark_end(&self, how: SessionEnd) {
+    /// Returns `true` for the first call.
+    pub fn mark_end(&self, how: SessionEnd) -> bool {
         let mut end = self.end.lock().unwrap_or_else(PoisonError::into_inner);
+        let first = end.is_none();
         end.get_or_insert(how);
         self.ending.cancel();
+        first
     }
 
     /// Resolves once the session is ending (see [`Slot::mark_end`]).
     pub fn ending(&self) -> &CancellationToken {
         &self.ending
+    }
+
+    /// How the session ended: `Closed` only when the client said so (HTTP DELETE);
+    /// everything else (dropped stream, idle timeout, server stop) counts as `Lost`.
+    pub fn end_reason(&self) -> SessionEnd {
+        self.end.lock().unwrap_or_else(PoisonError::into_inner).unwrap_or(SessionEnd::Lost)
     }
 
     /// Records that the client sent a request in this session just now.
@@ -162,9 +127,53 @@ impl Slot {
         Duration::from_millis(idle)
     }
 
-    /// How the session ended: `Closed` only when the client said so (HTTP DELETE);
-    /// everything else (dropped stream, idle timeout, server stop) counts as `Lost`.
-    pub fn end_reason(&self) -> SessionEnd {
-        self.end.lock().unwrap_or_else(PoisonError::into_inner).unwrap_or(SessionEnd::Lost)
+    /// A GET stream opened: cancels a pending stream grace.
+    pub fn stream_opened(&self) {
+        self.streams.fetch_add(1, Ordering::AcqRel);
+        if let Some(grace) = self.grace.lock().unwrap_or_else(PoisonError::into_inner).take() {
+            grace.cancel();
+        }
+    }
+
+    /// A GET stream closed. Returns a token for the stream grace when it was the last one
+    /// (cancelled if a stream reopens).
+    pub fn stream_closed(&self) -> Option<CancellationToken> {
+        if self.streams.fetch_sub(1, Ordering::AcqRel) != 1 {
+            return None;
+        }
+        let token = CancellationToken::new();
+        *self.grace.lock().unwrap_or_else(PoisonError::into_inner) = Some(token.clone());
+        Some(token)
+    }
+
+    /// Whether the client holds a GET stream open.
+    pub fn is_listening(&self) -> bool {
+        self.streams.load(Ordering::Acquire) > 0
+    }
+
+    /// Registers a blocking request so `notifications/cancelled` can stop it; the
+    /// registration ends when the guard is dropped.
+    pub fn track_request(self: &Arc<Self>, id: String, token: CancellationToken) -> InFlight {
+        self.in_flight.lock().unwrap_or_else(PoisonError::into_inner).insert(id.clone(), token);
+        InFlight { slot: self.clone(), id }
+    }
+
+    /// Cancels the blocking request with this JSON-RPC id, if it is in flight.
+    pub fn cancel_request(&self, id: &str) {
+        if let Some(token) = self.in_flight.lock().unwrap_or_else(PoisonError::into_inner).remove(id) {
+            token.cancel();
+        }
+    }
+}
+
+/// Keeps a blocking request cancellable while it runs.
+pub struct InFlight {
+    slot: Arc<Slot>,
+    id: String,
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.slot.in_flight.lock().unwrap_or_else(PoisonError::into_inner).remove(&self.id);
     }
 }
