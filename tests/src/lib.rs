@@ -263,6 +263,11 @@ impl RawSession {
 
     /// Opens the session's GET (SSE) stream; the connection closes when it is dropped.
     pub async fn open_stream(&self) -> reqwest::Response {
+        self.open_stream_after(None).await
+    }
+
+    /// Opens the GET stream with `Last-Event-ID: last` (a reconnect), or without it.
+    pub async fn open_stream_after(&self, last: Option<&str>) -> reqwest::Response {
         // A dedicated client so dropping the stream really closes its TCP connection.
         let client = reqwest::Client::builder().pool_max_idle_per_host(0).build().expect("client");
         let mut request = client
@@ -272,6 +277,9 @@ impl RawSession {
             .header("mcp-protocol-version", "2025-11-25");
         if let Some(token) = &self.token {
             request = request.bearer_auth(token);
+        }
+        if let Some(last) = last {
+            request = request.header("last-event-id", last);
         }
         let response = within(STEP, "open GET stream", request.send()).await.expect("GET stream");
         assert!(response.status().is_success(), "GET stream: {}", response.status());
