@@ -127,6 +127,11 @@ pub struct Cli {
     #[arg(long, env = "MCP_CHAT_STREAM_GRACE", default_value_t = HumanDuration(defaults().stream_grace), help_heading = "Sessions")]
     pub stream_grace: HumanDuration,
 
+    /// Recent messages each session keeps for a GET stream that reconnects with
+    /// Last-Event-ID (0 turns replay off).
+    #[arg(long, env = "MCP_CHAT_STREAM_REPLAY", default_value_t = defaults().stream_replay, help_heading = "Sessions")]
+    pub stream_replay: usize,
+
     /// SSE keep-alive comment interval.
     #[arg(long, env = "MCP_CHAT_SSE_KEEP_ALIVE", default_value_t = HumanDuration(defaults().sse_keep_alive), help_heading = "Sessions")]
     pub sse_keep_alive: HumanDuration,
@@ -216,7 +221,8 @@ pub struct Cli {
     #[arg(long, env = "MCP_CHAT_MAILBOX_CAPACITY", default_value_t = limits().mailbox_capacity, help_heading = "Limits")]
     pub mailbox_capacity: usize,
 
-    /// Unacknowledged events kept per participant (oldest dropped beyond it).
+    /// Unacknowledged events kept per participant (oldest dropped beyond it). Also how far
+    /// a session's GET stream may fall behind before pushes to it are skipped.
     #[arg(long, env = "MCP_CHAT_EVENT_BUFFER", default_value_t = limits().event_buffer, help_heading = "Limits")]
     pub event_buffer: usize,
 
@@ -343,6 +349,7 @@ impl Cli {
             session_idle_timeout: self.session_idle_timeout.0,
             keepalive_ping: self.keepalive_ping.0,
             stream_grace: self.stream_grace.0,
+            stream_replay: self.stream_replay,
             sse_keep_alive: self.sse_keep_alive.0,
             wait_default: self.wait_default.0.min(self.wait_max.0),
             wait_max: self.wait_max.0,

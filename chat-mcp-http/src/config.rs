@@ -31,6 +31,9 @@ pub struct ServerConfig {
     /// How long a session's GET stream may stay dropped (client reconnecting) before the
     /// session is treated as lost and closed, which starts the core's reconnect grace.
     pub stream_grace: Duration,
+    /// Recent messages each session keeps for a GET stream that reconnects with
+    /// `Last-Event-ID` (0: no replay).
+    pub stream_replay: usize,
     /// Interval of SSE keep-alive comments on open streams.
     pub sse_keep_alive: Duration,
     /// `wait_for_events` timeout when the caller gives none.
@@ -76,6 +79,7 @@ impl Default for ServerConfig {
             session_idle_timeout: Duration::from_secs(300),
             keepalive_ping: Duration::from_secs(60),
             stream_grace: Duration::from_secs(3),
+            stream_replay: 32,
             sse_keep_alive: Duration::from_secs(15),
             wait_default: Duration::from_secs(25),
             wait_max: Duration::from_secs(50),

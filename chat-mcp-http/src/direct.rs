@@ -1,24 +1,31 @@
-//! Direct answers to tool calls that never wait, without rmcp's per-request machinery.
+//! Direct answers to tool calls, without rmcp's per-request machinery.
 //!
 //! rmcp serves a request by spawning a service task for it, passing the message and the
 //! answer through channels, and answering with an SSE stream that has its own keep-alive
 //! timer and cancellation token. Profiling showed that this, not the chat logic, is where
 //! a relayed message spent most of its time (see `docs/PERFORMANCE.md`).
 //!
-//! The tools that never wait (all but `wait_for_events` and `send_message_and_wait`) have
-//! their answer as soon as the core has handled the command, so for those this module
-//! answers in the HTTP handler itself, with an `application/json` body. The Streamable
-//! HTTP transport lets a server answer any POST that way and requires clients to accept it.
-//! The same handler code runs ([`ChatServer::call_tool`] on the session's view), so
-//! results, metrics and logs are the same as on rmcp's path.
+//! So tool calls are answered in the HTTP handler itself. The same handler code runs
+//! ([`ChatServer::call_tool`] on the session's view), so results, metrics and logs are the
+//! same as on rmcp's path. A tool that answers at once gets one `application/json`
+//! message (the Streamable HTTP transport lets a server answer any POST that way and
+//! requires clients to accept it). A blocking tool (`wait_for_events`,
+//! `send_message_and_wait`) gets an SSE stream that carries keep-alives and then the
+//! result, and is registered so `notifications/cancelled` stops it; if the request
+//! carries a `progressToken`, rmcp serves it instead, with progress notifications.
 
 use std::sync::Arc;
 
+use std::convert::Infallible;
+
+use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
+use futures::StreamExt;
 use http::{StatusCode, header};
 use rmcp::handler::server::router::tool::ToolRouter;
 use rmcp::model::{
-    ClientJsonRpcMessage, ClientRequest, GetMeta, JsonRpcRequest, ServerJsonRpcMessage, ServerResult,
+    ClientJsonRpcMessage, ClientRequest, GetMeta, JsonRpcRequest, RequestParamsMeta, ServerJsonRpcMessage,
+    ServerResult,
 };
 use rmcp::service::{RequestContext, RunningService};
 use rmcp::transport::Transport;
@@ -28,16 +35,15 @@ use crate::handler::ChatServer;
 use crate::state::hub::Hub;
 use crate::state::slot::Slot;
 
-/// Tools that may block (they are served by rmcp, which can cancel them and stream
-/// progress while they wait).
+/// Tools that may block; they can send progress while they wait.
 const BLOCKING_TOOLS: [&str; 2] = ["wait_for_events", "send_message_and_wait"];
 
 /// Answers eligible tool calls directly.
 pub struct Direct {
     hub: Arc<Hub>,
     tools: Arc<ToolRouter<ChatServer>>,
-    /// A peer connected to nothing. `RequestContext` requires one, but the tools served
-    /// here never use it (only the blocking tools send progress or watch cancellation).
+    /// A peer connected to nothing. `RequestContext` requires one; the tools use it only
+    /// to send progress, and requests that ask for progress are not served here.
     detached: Peer<RoleServer>,
     _service: RunningService<RoleServer, Detached>,
 }
@@ -53,28 +59,46 @@ impl Direct {
     /// The answer to `request` in `slot`'s session, or `None` to let rmcp serve it.
     pub async fn answer(&self, slot: Arc<Slot>, request: JsonRpcRequest<ClientRequest>) -> Option<Response> {
         // A per-request protocol version (2026 drafts) takes rmcp's negotiation path.
-        if request.request.get_meta().protocol_version().is_some() {
+        let meta = request.request.get_meta();
+        if meta.protocol_version().is_some() {
             return None;
         }
+        let progress_in_meta = meta.get_progress_token().is_some();
         let ClientRequest::CallToolRequest(call) = request.request else { return None };
-        if BLOCKING_TOOLS.contains(&&*call.params.name) {
+        let wants_progress = progress_in_meta || call.params.progress_token().is_some();
+        let blocking = BLOCKING_TOOLS.contains(&&*call.params.name);
+        if blocking && wants_progress {
             return None;
         }
         let id = request.id;
-        let server = ChatServer::new(self.hub.clone(), slot, self.tools.clone());
         let context = RequestContext::new(id.clone(), self.detached.clone());
-        let message = match server.call_tool(call.params, context).await {
-            Ok(response) => ServerJsonRpcMessage::response(ServerResult::from(response), id),
-            Err(error) => ServerJsonRpcMessage::error(error, Some(id)),
-        };
-        let body = match serde_json::to_vec(&message) {
-            Ok(body) => body,
-            Err(error) => {
+        let in_flight = blocking.then(|| slot.track_request(id.to_string(), context.ct.clone()));
+        let server = ChatServer::new(self.hub.clone(), slot, self.tools.clone());
+        let run = async move {
+            let _in_flight = in_flight;
+            let message = match server.call_tool(call.params, context).await {
+                Ok(response) => ServerJsonRpcMessage::response(ServerResult::from(response), id),
+                Err(error) => ServerJsonRpcMessage::error(error, Some(id)),
+            };
+            serde_json::to_string(&message).map_err(|error| {
                 tracing::error!(%error, "cannot serialize a tool result");
-                return Some(StatusCode::INTERNAL_SERVER_ERROR.into_response());
-            }
+            })
         };
-        Some((StatusCode::OK, [(header::CONTENT_TYPE, "application/json")], body).into_response())
+        if !blocking {
+            return Some(match run.await {
+                Ok(body) => {
+                    (StatusCode::OK, [(header::CONTENT_TYPE, "application/json")], body).into_response()
+                }
+                Err(()) => StatusCode::INTERNAL_SERVER_ERROR.into_response(),
+            });
+        }
+        // A wait answers over SSE: the head goes out at once and keep-alive comments
+        // flow while it waits, so proxies and clients do not time out an idle request. The
+        // wait runs as the body is polled; a client that hangs up drops it.
+        let answer = futures::stream::once(run).filter_map(|json| std::future::ready(json.ok()));
+        let events = answer.map(|json| Ok::<_, Infallible>(SseEvent::default().data(json)));
+        let keep_alive = KeepAlive::new().interval(self.hub.config.sse_keep_alive);
+        Some(Sse::new(events).keep_alive(keep_alive).into_response())
     }
 }
 

@@ -18,7 +18,7 @@
 //!   `notifications/cancelled` stops the named blocking request.
 //! - `GET`: the session's SSE stream. Event ids count up per session; a client that
 //!   reconnects with `Last-Event-ID` gets the messages it missed (the last
-//!   [`REPLAY_FRAMES`](crate::state::outlet::REPLAY_FRAMES)). A new stream replaces the old.
+//!   `--stream-replay`). A new stream replaces the old.
 //! - `DELETE`: the client ends the session on purpose (`204`); its partner hears `left`.
 //!
 //! How a session ends otherwise:

@@ -137,11 +137,12 @@ fn content_type(response: &reqwest::Response) -> String {
     response.headers().get("content-type").and_then(|v| v.to_str().ok()).unwrap_or_default().to_owned()
 }
 
-/// Tools that never wait are answered with one `application/json` message; the blocking
-/// ones keep an SSE stream (progress, cancellation). Both are valid Streamable HTTP.
+/// Tools that answer at once are answered with one `application/json` message; the
+/// blocking ones with an SSE stream, which carries progress notifications before the
+/// result when the request asks for them. Both are valid Streamable HTTP.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn calls_that_never_wait_are_answered_with_json() {
-    let server = ServerProcess::start(&[]).await;
+async fn tool_calls_are_answered_with_json_or_with_progress_over_sse() {
+    let server = ServerProcess::start(&["--progress-interval", "200ms"]).await;
     let ann = tests::RawSession::open(&server.url, None).await;
     let call = |id: u64, name: &str, arguments: Value| {
         json!({"jsonrpc": "2.0", "id": id, "method": "tools/call", "params": {"name": name, "arguments": arguments}})
@@ -169,10 +170,24 @@ async fn calls_that_never_wait_are_answered_with_json() {
     assert_eq!(message["id"], 9);
     assert!(message["error"]["message"].as_str().is_some_and(|m| m.contains("no_such_tool")), "{message}");
 
-    let response = ann.post_raw(&call(10, "wait_for_events", json!({"timeout": 0}))).await;
+    // A wait answers over SSE (keep-alives while it waits), without progress unless asked.
+    let response = ann.post_raw(&call(10, "wait_for_events", json!({"timeout": 0.3}))).await;
+    assert_eq!(content_type(&response), "text/event-stream");
+    let messages = rpc_messages(&response.text().await.expect("body"));
+    assert_eq!(messages.len(), 1, "{messages:?}");
+    assert_eq!(messages[0]["id"], 10);
+    assert!(messages[0]["result"]["structuredContent"]["events"].is_array(), "{messages:?}");
+
+    let with_progress = json!({"jsonrpc": "2.0", "id": 11, "method": "tools/call", "params": {
+        "name": "wait_for_events", "arguments": {"timeout": 1}, "_meta": {"progressToken": "p-11"}}});
+    let response = ann.post_raw(&with_progress.to_string()).await;
     assert_eq!(response.status(), 200);
     assert_eq!(content_type(&response), "text/event-stream");
     let messages = rpc_messages(&response.text().await.expect("body"));
-    let answer = messages.iter().find(|m| m["id"] == 10).expect("the answer on the stream");
-    assert!(answer["result"]["structuredContent"]["events"].is_array(), "{answer}");
+    let progress: Vec<&Value> = messages.iter().filter(|m| m["method"] == "notifications/progress").collect();
+    assert!(!progress.is_empty(), "progress while waiting: {messages:?}");
+    assert!(progress.iter().all(|p| p["params"]["progressToken"] == "p-11"), "{progress:?}");
+    let answer = messages.last().expect("messages");
+    assert_eq!(answer["id"], 11, "the result comes last: {messages:?}");
+    assert_eq!(answer["result"]["structuredContent"]["timed_out"], true, "{answer}");
 }

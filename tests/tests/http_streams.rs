@@ -147,3 +147,18 @@ async fn requests_for_missing_or_unknown_sessions_are_refused() {
     assert_eq!(deleted.status(), 204);
     assert_eq!(ann.post_raw(&ping).await.status(), 404, "a deleted session is gone");
 }
+
+/// Clients open their GET stream after `initialize` returns, so events can come first:
+/// the first stream gets them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn events_before_the_first_stream_are_delivered_on_it() {
+    let server = ServerProcess::start(&[]).await;
+    let mut ann = RawSession::open(&server.url, None).await;
+    ann.call("enter_queue", json!({"display_name": "Ann"})).await;
+    let bob = server.client().await;
+    bob.ok("enter_queue", json!({"display_name": "Bob"})).await;
+    let mut stream = Events::new(ann.open_stream().await);
+    let (id, found) = stream.next().await;
+    assert_eq!(found["method"], "chatroom.found", "{found}");
+    assert_eq!(id.as_deref(), Some("1"));
+}

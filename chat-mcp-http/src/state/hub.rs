@@ -229,7 +229,12 @@ impl Hub {
         }
         let mcp_id: Arc<str> = Arc::from(uuid::Uuid::new_v4().simple().to_string());
         let id = self.with_core(|chat, now| chat.open_session(now));
-        let slot = Arc::new(Slot::new(id, mcp_id.clone(), self.config.limits.event_buffer));
+        let slot = Arc::new(Slot::new(
+            id,
+            mcp_id.clone(),
+            self.config.limits.event_buffer,
+            self.config.stream_replay,
+        ));
         self.slots.write().unwrap_or_else(PoisonError::into_inner).insert(id, slot.clone());
         self.by_mcp.write().unwrap_or_else(PoisonError::into_inner).insert(mcp_id, id);
         self.metrics.session_opened();

@@ -62,12 +62,13 @@ pub struct Slot {
 }
 
 impl Slot {
-    /// A slot for a freshly opened core session; its stream may fall `cap` messages behind.
-    pub fn new(id: SessionId, mcp_id: Arc<str>, cap: usize) -> Self {
+    /// A slot for a freshly opened core session; its stream may fall `cap` messages
+    /// behind and keeps `replay` for reconnects.
+    pub fn new(id: SessionId, mcp_id: Arc<str>, cap: usize, replay: usize) -> Self {
         Slot {
             id,
             mcp_id,
-            outlet: Outlet::new(cap),
+            outlet: Outlet::new(cap, replay),
             wake: watch::Sender::new(0),
             subscriptions: Arc::default(),
             end: Mutex::new(None),
