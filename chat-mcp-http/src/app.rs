@@ -12,7 +12,7 @@ use axum::routing::get;
 use axum::serve::ListenerExt;
 use rmcp::transport::streamable_http_server::session::local::LocalSessionManager;
 use rmcp::transport::{StreamableHttpServerConfig, StreamableHttpService};
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, TcpSocket};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
@@ -92,7 +92,10 @@ fn build_router(hub: &Arc<Hub>, sessions: &CancellationToken) -> Router {
 impl Server {
     /// Binds `config.listen` and starts serving in the background.
     pub async fn start(config: ServerConfig) -> io::Result<Server> {
-        let listener = TcpListener::bind(config.listen).await?;
+        let socket = if config.listen.is_ipv4() { TcpSocket::new_v4()? } else { TcpSocket::new_v6()? };
+        socket.set_reuseaddr(true)?;
+        socket.bind(config.listen)?;
+        let listener = socket.listen(config.listen_backlog)?;
         Self::start_on(listener, config)
     }
 

@@ -82,6 +82,11 @@ pub struct Cli {
     #[arg(long, env = "MCP_SERVER_PORT", default_value_t = 8123, help_heading = "Network")]
     pub port: u16,
 
+    /// Connections the kernel queues before the server accepts them (capped by the
+    /// kernel's net.core.somaxconn). A burst of clients beyond it waits for SYN retries.
+    #[arg(long, env = "MCP_CHAT_LISTEN_BACKLOG", default_value_t = defaults().listen_backlog, help_heading = "Network")]
+    pub listen_backlog: u32,
+
     /// Require `Authorization: Bearer <TOKEN>` on every request (401 otherwise).
     #[arg(long, env = "MCP_CHAT_AUTH_TOKEN", hide_env_values = true, help_heading = "Security")]
     pub auth_token: Option<String>,
@@ -342,6 +347,7 @@ impl Cli {
         };
         Ok(ServerConfig {
             listen,
+            listen_backlog: self.listen_backlog,
             auth_token,
             allowed_hosts,
             allowed_origins,

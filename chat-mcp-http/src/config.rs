@@ -13,6 +13,9 @@ use chat_core::Limits;
 pub struct ServerConfig {
     /// Where to listen. Port 0 picks a free port (printed on stdout at start-up).
     pub listen: SocketAddr,
+    /// The listening socket's backlog: connections the kernel queues before the server
+    /// accepts them. A burst of clients beyond it waits for SYN retries (a second or more).
+    pub listen_backlog: u32,
     /// Bearer token required on every request when set.
     pub auth_token: Option<String>,
     /// Accepted `Host` header values (`host` or `host:port`); empty = any host.
@@ -72,6 +75,7 @@ impl Default for ServerConfig {
     fn default() -> Self {
         ServerConfig {
             listen: SocketAddr::from(([127, 0, 0, 1], 8123)),
+            listen_backlog: 1024,
             auth_token: None,
             allowed_hosts: Self::DEFAULT_ALLOWED_HOSTS.map(String::from).to_vec(),
             allowed_origins: Self::DEFAULT_ALLOWED_ORIGINS.map(String::from).to_vec(),
