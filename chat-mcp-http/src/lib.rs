@@ -9,8 +9,11 @@
 //! - [`app`]: the axum app, background tasks and graceful shutdown.
 //! - [`auth`], [`origin`], [`jsonrpc`]: bearer token, Host/Origin checks and JSON-RPC
 //!   errors for malformed bodies, as axum middleware.
-//! - [`session`]: session-end detection (DELETE, lost SSE stream) and keep-alive pings.
-//! - [`handler`]: the per-session MCP handler (initialize, tool dispatch, resources).
+//! - [`session`]: the session layer (`initialize`, GET stream, DELETE, notifications),
+//!   session ends (lost stream, idle) and keep-alive pings; rmcp serves the rest
+//!   statelessly.
+//! - [`direct`]: tool calls answered in the HTTP handler.
+//! - [`handler`]: one session's handler (tool dispatch, resources) and the gateway rmcp runs.
 //! - [`tools`], [`params`], [`render`], [`resources`]: the MCP surface.
 //! - [`state`]: the core's owner ([`state::hub::Hub`]), per-session slots, the pushers.
 //! - [`metrics`], [`routes`]: `/metrics` and `/healthz`.

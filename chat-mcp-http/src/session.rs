@@ -250,7 +250,7 @@ fn json_response(status: StatusCode, message: &ServerJsonRpcMessage) -> Response
 }
 
 /// Whether the `Accept` header names `media` (or `*/*`).
-pub fn accepts(headers: &HeaderMap, media: &str) -> bool {
+fn accepts(headers: &HeaderMap, media: &str) -> bool {
     headers.get_all(header::ACCEPT).iter().filter_map(|v| v.to_str().ok()).flat_map(|v| v.split(',')).any(
         |item| {
             let essence = item.split(';').next().unwrap_or_default().trim();
