@@ -30,6 +30,7 @@
 //!   ends as lost.
 //! - **Shutdown.** Every session ends; the core has already told partners `shutdown`.
 
+use std::borrow::Cow;
 use std::convert::Infallible;
 use std::sync::Arc;
 use std::time::Duration;
@@ -55,16 +56,19 @@ use crate::state::notify;
 use crate::state::outlet::Frame;
 use crate::state::slot::Slot;
 
+/// Why a request's session cannot be served: a status and a plain-text reason.
+struct Refused(StatusCode, Cow<'static, str>);
+
+impl IntoResponse for Refused {
+    fn into_response(self) -> Response {
+        (self.0, self.1.into_owned()).into_response()
+    }
+}
+
 /// The session layer in front of rmcp.
 pub struct Sessions {
     hub: Arc<Hub>,
     direct: Direct,
-}
-
-/// What a request's headers say about its session.
-enum Lookup {
-    Found(Arc<Slot>),
-    Refused(Response),
 }
 
 impl Sessions {
@@ -75,7 +79,7 @@ impl Sessions {
 
     /// The session a request names: `400` without `Mcp-Session-Id`, `400` for an
     /// `MCP-Protocol-Version` this server does not speak, `404` for an unknown session.
-    fn lookup(&self, headers: &HeaderMap) -> Lookup {
+    fn lookup(&self, headers: &HeaderMap) -> Result<Arc<Slot>, Refused> {
         if let Some(version) = headers.get("mcp-protocol-version") {
             let known = version.to_str().is_ok_and(|v| SUPPORTED_VERSIONS.iter().any(|s| s.as_str() == v));
             if !known {
@@ -83,20 +87,18 @@ impl Sessions {
                     "Bad Request: Unsupported MCP-Protocol-Version: {}",
                     String::from_utf8_lossy(version.as_bytes())
                 );
-                return Lookup::Refused((StatusCode::BAD_REQUEST, text).into_response());
+                return Err(Refused(StatusCode::BAD_REQUEST, text.into()));
             }
         }
         let Some(id) = headers.get("mcp-session-id") else {
-            return Lookup::Refused(
-                (StatusCode::BAD_REQUEST, "Bad Request: Session ID is required").into_response(),
-            );
+            return Err(Refused(StatusCode::BAD_REQUEST, "Bad Request: Session ID is required".into()));
         };
         match id.to_str().ok().and_then(|id| self.hub.slot_by_mcp(id)) {
             Some(slot) => {
                 slot.touch();
-                Lookup::Found(slot)
+                Ok(slot)
             }
-            None => Lookup::Refused((StatusCode::NOT_FOUND, "Not Found: Session not found").into_response()),
+            None => Err(Refused(StatusCode::NOT_FOUND, "Not Found: Session not found".into())),
         }
     }
 
@@ -118,8 +120,8 @@ impl Sessions {
             });
         }
         let slot = match self.lookup(&parts.headers) {
-            Lookup::Found(slot) => slot,
-            Lookup::Refused(response) => return Some(response),
+            Ok(slot) => slot,
+            Err(refused) => return Some(refused.into_response()),
         };
         match message {
             ClientJsonRpcMessage::Notification(notification) => {
@@ -194,8 +196,8 @@ impl Sessions {
             return (StatusCode::NOT_ACCEPTABLE, text).into_response();
         }
         let slot = match self.lookup(headers) {
-            Lookup::Found(slot) => slot,
-            Lookup::Refused(response) => return response,
+            Ok(slot) => slot,
+            Err(refused) => return refused.into_response(),
         };
         let after =
             headers.get("last-event-id").and_then(|v| v.to_str().ok()).and_then(|v| v.trim().parse().ok());
@@ -215,11 +217,11 @@ impl Sessions {
     /// `DELETE`: the client ends its session.
     fn delete(&self, headers: &HeaderMap) -> Response {
         match self.lookup(headers) {
-            Lookup::Found(slot) => {
+            Ok(slot) => {
                 self.hub.end_session(&slot, SessionEnd::Closed);
                 StatusCode::NO_CONTENT.into_response()
             }
-            Lookup::Refused(response) => response,
+            Err(refused) => refused.into_response(),
         }
     }
 }

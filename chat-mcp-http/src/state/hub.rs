@@ -263,7 +263,7 @@ impl Hub {
     /// and the core is told `how` (`Closed` = the client left on purpose, `Lost` = it
     /// vanished, which starts the reconnect grace).
     pub fn end_session(&self, slot: &Slot, how: SessionEnd) {
-        if !slot.mark_end(how) {
+        if !slot.mark_end() {
             return;
         }
         slot.outlet.close();

@@ -125,11 +125,6 @@ impl Outlet {
         Some(rx)
     }
 
-    /// Whether a stream is open and reading.
-    pub fn has_stream(&self) -> bool {
-        self.lock().stream.as_ref().is_some_and(|s| !s.is_closed())
-    }
-
     /// Whether the open stream (if any) has taken every queued message.
     pub fn is_drained(&self) -> bool {
         self.lock().stream.as_ref().is_none_or(|s| s.is_closed() || s.capacity() == s.max_capacity())

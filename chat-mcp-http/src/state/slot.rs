@@ -3,11 +3,11 @@
 //! resource subscriptions, its requests in flight and when the client was last heard from.
 
 use std::collections::{HashMap, HashSet};
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
-use chat_core::{SessionEnd, SessionId};
+use chat_core::SessionId;
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
@@ -47,7 +47,7 @@ pub struct Slot {
     pub outlet: Outlet,
     wake: watch::Sender<u64>,
     subscriptions: Arc<Subscriptions>,
-    end: Mutex<Option<SessionEnd>>,
+    ended: AtomicBool,
     /// Cancelled as soon as the session is ending, so blocking tools
     /// (`wait_for_events`, `send_message_and_wait`) return at once.
     ending: CancellationToken,
@@ -71,7 +71,7 @@ impl Slot {
             outlet: Outlet::new(cap, replay),
             wake: watch::Sender::new(0),
             subscriptions: Arc::default(),
-            end: Mutex::new(None),
+            ended: AtomicBool::new(false),
             ending: CancellationToken::new(),
             last_request: AtomicU64::new(clock::monotonic_ms()),
             streams: AtomicUsize::new(0),
@@ -96,12 +96,10 @@ impl Slot {
         &self.subscriptions
     }
 
-    /// Records how the session is ending, unless a reason was recorded already.
-    /// Returns `true` for the first call.
-    pub fn mark_end(&self, how: SessionEnd) -> bool {
-        let mut end = self.end.lock().unwrap_or_else(PoisonError::into_inner);
-        let first = end.is_none();
-        end.get_or_insert(how);
+    /// Marks the session as ending: blocking tools return. `true` for the first call
+    /// only, so the end is reported once.
+    pub fn mark_end(&self) -> bool {
+        let first = !self.ended.swap(true, Ordering::AcqRel);
         self.ending.cancel();
         first
     }
@@ -109,12 +107,6 @@ impl Slot {
     /// Resolves once the session is ending (see [`Slot::mark_end`]).
     pub fn ending(&self) -> &CancellationToken {
         &self.ending
-    }
-
-    /// How the session ended: `Closed` only when the client said so (HTTP DELETE);
-    /// everything else (dropped stream, idle timeout, server stop) counts as `Lost`.
-    pub fn end_reason(&self) -> SessionEnd {
-        self.end.lock().unwrap_or_else(PoisonError::into_inner).unwrap_or(SessionEnd::Lost)
     }
 
     /// Records that the client sent a request in this session just now.
