@@ -29,9 +29,14 @@ including those pushed on the GET stream) is written to stdout, one JSON object 
 Logs go to stderr only."
 )]
 pub struct Args {
-    /// Streamable HTTP endpoint of the MCP server (http:// only).
+    /// Streamable HTTP endpoint of the MCP server (http:// or https://).
     #[arg(long, env = "MCP_CHAT_URL", default_value = DEFAULT_URL)]
     pub url: String,
+
+    /// PEM file of certificate authorities to trust for an https:// server, in
+    /// addition to the system's (for a private or self-signed CA).
+    #[arg(long, env = "MCP_CHAT_CA_CERT", value_name = "PEM_FILE")]
+    pub ca_cert: Option<std::path::PathBuf>,
 
     /// Bearer token; sent as `Authorization: Bearer <token>`. `${VAR}` is expanded.
     #[arg(long, env = "MCP_CHAT_AUTH_TOKEN", hide_env_values = true)]
@@ -71,12 +76,15 @@ pub struct Config {
     pub headers: HeaderMap,
     /// `None` when the user disabled timeouts with `--timeout 0`.
     pub timeout: Option<Duration>,
+    /// Extra trusted certificate authorities (`--ca-cert`).
+    pub ca_certs: Vec<reqwest::Certificate>,
 }
 
 /// Why the configuration is unusable; printed once at startup.
 #[derive(Debug)]
 pub enum ConfigError {
     Url(String),
+    CaCert(String),
     Header(HeaderError),
     AuthConflict,
 }
@@ -85,6 +93,7 @@ impl std::fmt::Display for ConfigError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             ConfigError::Url(msg) => write!(f, "invalid --url: {msg}"),
+            ConfigError::CaCert(msg) => write!(f, "invalid --ca-cert: {msg}"),
             ConfigError::Header(e) => write!(f, "{e}"),
             ConfigError::AuthConflict => {
                 write!(f, "both --auth-token and an Authorization header were given; use only one")
@@ -107,18 +116,26 @@ impl Args {
     pub fn resolve(self, env: &dyn Fn(&str) -> Option<String>) -> Result<Config, ConfigError> {
         let url = Url::parse(self.url.trim()).map_err(|e| ConfigError::Url(format!("{e}")))?;
         match url.scheme() {
-            "http" => {}
-            "https" => {
-                return Err(ConfigError::Url(
-                    "https:// is not supported by this build (it has no TLS stack); \
-                     use an http:// URL, e.g. a local TLS-terminating tunnel"
-                        .into(),
-                ));
-            }
+            "http" | "https" => {}
             other => {
-                return Err(ConfigError::Url(format!("unsupported scheme {other:?}, expected http://")));
+                return Err(ConfigError::Url(format!(
+                    "unsupported scheme {other:?}, expected http:// or https://"
+                )));
             }
         }
+        let ca_certs = match &self.ca_cert {
+            None => Vec::new(),
+            Some(path) => {
+                let pem = std::fs::read(path)
+                    .map_err(|e| ConfigError::CaCert(format!("cannot read {}: {e}", path.display())))?;
+                let certs = reqwest::Certificate::from_pem_bundle(&pem)
+                    .map_err(|e| ConfigError::CaCert(format!("{}: {e}", path.display())))?;
+                if certs.is_empty() {
+                    return Err(ConfigError::CaCert(format!("{} holds no PEM certificate", path.display())));
+                }
+                certs
+            }
+        };
 
         let mut map = HeaderMap::new();
         for spec in self.headers.iter().filter(|s| !s.trim().is_empty()) {
@@ -140,6 +157,7 @@ impl Args {
             url,
             headers: map,
             timeout: (self.timeout > 0).then(|| Duration::from_secs(self.timeout)),
+            ca_certs,
         })
     }
 }
@@ -188,11 +206,21 @@ mod tests {
     }
 
     #[test]
-    fn rejects_https_and_conflicting_auth() {
+    fn schemes_ca_files_and_conflicting_auth() {
+        assert!(args(&["--url", "https://example.com/mcp"]).resolve(&no_env).is_ok());
         assert!(matches!(
-            args(&["--url", "https://example.com/mcp"]).resolve(&no_env),
+            args(&["--url", "ftp://example.com/mcp"]).resolve(&no_env),
             Err(ConfigError::Url(_))
         ));
+        assert!(matches!(
+            args(&["--ca-cert", "/nonexistent/ca.pem"]).resolve(&no_env),
+            Err(ConfigError::CaCert(_))
+        ));
+        let not_pem = std::env::temp_dir().join(format!("bridge-not-pem-{}.txt", std::process::id()));
+        std::fs::write(&not_pem, "hello").expect("temp file");
+        let result = args(&["--ca-cert", not_pem.to_str().expect("utf-8 path")]).resolve(&no_env);
+        let _ = std::fs::remove_file(&not_pem);
+        assert!(matches!(result, Err(ConfigError::CaCert(_))));
         assert!(matches!(
             args(&["--auth-token", "a", "-H", "Authorization: Bearer b"]).resolve(&no_env),
             Err(ConfigError::AuthConflict)

@@ -166,6 +166,7 @@ impl Upstream {
             // needlessly (rmcp turns a second GET into a mute "shadow").
             .tcp_keepalive(Duration::from_secs(30))
             .tcp_nodelay(true)
+            .tls_certs_merge(config.ca_certs.iter().cloned())
             .build()?;
         Ok(Upstream {
             client,

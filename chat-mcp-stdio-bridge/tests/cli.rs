@@ -66,14 +66,18 @@ fn missing_env_var_in_header_is_a_startup_error() {
 }
 
 #[test]
-fn malformed_header_and_https_are_rejected() {
+fn malformed_header_bad_scheme_and_missing_ca_file_are_rejected() {
     let out = run(&["--header", "no colon here"], &[], "");
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("Name: value"));
 
-    let out = run(&[], &[("MCP_CHAT_URL", "https://example.invalid/mcp")], "");
+    let out = run(&[], &[("MCP_CHAT_URL", "ftp://example.invalid/mcp")], "");
     assert_eq!(out.status.code(), Some(2));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("https"));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("https://"));
+
+    let out = run(&["--ca-cert", "/nonexistent/ca.pem"], &[], "");
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--ca-cert"));
 }
 
 #[test]

@@ -82,6 +82,54 @@ impl Fake {
         (fake, format!("http://{addr}/mcp"))
     }
 
+    /// The same fake behind TLS, with a certificate for `localhost` issued by a fresh CA;
+    /// returns the CA's PEM too.
+    async fn start_tls() -> (Fake, String, String) {
+        let ca_params = {
+            let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).expect("CA params");
+            params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+            params.distinguished_name.push(rcgen::DnType::CommonName, "bridge test CA");
+            params
+        };
+        let ca_key = rcgen::KeyPair::generate().expect("CA key");
+        let ca = ca_params.self_signed(&ca_key).expect("CA cert");
+        let server_key = rcgen::KeyPair::generate().expect("server key");
+        let server_params = rcgen::CertificateParams::new(vec!["localhost".to_owned()]).expect("params");
+        let server = server_params.signed_by(&server_key, &ca, &ca_key).expect("server cert");
+        let tls = tokio_rustls::rustls::ServerConfig::builder_with_provider(Arc::new(
+            tokio_rustls::rustls::crypto::ring::default_provider(),
+        ))
+        .with_safe_default_protocol_versions()
+        .expect("protocol versions")
+        .with_no_client_auth()
+        .with_single_cert(
+            vec![server.der().clone()],
+            tokio_rustls::rustls::pki_types::PrivateKeyDer::Pkcs8(server_key.serialize_der().into()),
+        )
+        .expect("server TLS config");
+        let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(tls));
+
+        let fake = Fake::default();
+        let app =
+            Router::new().route("/mcp", post(on_post).get(on_get).delete(on_delete)).with_state(fake.clone());
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let port = listener.local_addr().expect("addr").port();
+        tokio::spawn(async move {
+            while let Ok((tcp, _)) = listener.accept().await {
+                let (acceptor, app) = (acceptor.clone(), app.clone());
+                tokio::spawn(async move {
+                    let Ok(stream) = acceptor.accept(tcp).await else { return };
+                    let service = hyper_util::service::TowerToHyperService::new(app);
+                    let _ =
+                        hyper_util::server::conn::auto::Builder::new(hyper_util::rt::TokioExecutor::new())
+                            .serve_connection(hyper_util::rt::TokioIo::new(stream), service)
+                            .await;
+                });
+            }
+        });
+        (fake, format!("https://localhost:{port}/mcp"), ca.pem())
+    }
+
     fn record(&self, method: Method, headers: &HeaderMap, body: &str) {
         if let Ok(mut hits) = self.0.hits.lock() {
             hits.push(Hit { method, headers: headers.clone(), body: body.to_string() });
@@ -731,4 +779,33 @@ async fn a_server_that_never_answers_hits_the_timeout_not_a_hang() {
         "answered after {elapsed:?}"
     );
     fake.wait_hits(1, |h| h.rpc_method().as_deref() == Some("test/hang")).await;
+}
+
+#[tokio::test]
+async fn https_upstream_with_a_private_ca() {
+    let (fake, url, ca_pem) = Fake::start_tls().await;
+    let ca_file = std::env::temp_dir().join(format!("bridge-test-ca-{}.pem", std::process::id()));
+    std::fs::write(&ca_file, ca_pem).expect("write the CA");
+    let ca_arg = ca_file.to_str().expect("utf-8 path").to_owned();
+
+    // Trusting the CA: the whole exchange works over TLS.
+    let mut bridge = BridgeProc::spawn(&["--url", &url, "--ca-cert", &ca_arg], &[]);
+    assert_eq!(handshake(&mut bridge).await, expected_init_response("0"));
+    bridge.send(&request("7", "test/echo_json", r#"{"x":1}"#)).await;
+    let echoed = bridge.recv().await;
+    assert_eq!(echoed["id"], 7, "{echoed}");
+    assert_eq!(echoed["result"]["echo"]["x"], 1, "{echoed}");
+    assert!(fake.hits().iter().any(|h| h.method == Method::POST), "the fake saw the requests");
+    bridge.close_stdin();
+    assert_eq!(bridge.wait_exit().await.code(), Some(0));
+
+    // Without it the certificate is refused, and the host gets an error, not a hang.
+    let mut untrusting = spawn_bridge(&url);
+    untrusting.send(INIT).await;
+    let refused = untrusting.recv().await;
+    assert_eq!(refused["id"], 0);
+    assert_eq!(refused["error"]["code"], -32000, "{refused}");
+    untrusting.close_stdin();
+    assert_eq!(untrusting.wait_exit().await.code(), Some(0));
+    let _ = std::fs::remove_file(&ca_file);
 }
