@@ -94,6 +94,24 @@ pub fn binary(name: &str) -> PathBuf {
     path
 }
 
+/// Waits for a `chat-mcp-http` child (stdout piped) to print the URL it listens on, then
+/// keeps draining its stdout so it never blocks on a full pipe.
+pub async fn listening_url(child: &mut tokio::process::Child) -> String {
+    let stdout = child.stdout.take().expect("piped stdout");
+    let mut lines = BufReader::new(stdout).lines();
+    let url = within(STEP, "server prints its address", async {
+        loop {
+            let line = lines.next_line().await.expect("read stdout").expect("server exited before listening");
+            if let Some(url) = line.strip_prefix("mcp-chat listening on ") {
+                break url.trim().to_owned();
+            }
+        }
+    })
+    .await;
+    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+    url
+}
+
 /// The real `chat-mcp-http` process, killed when dropped.
 pub struct ServerProcess {
     child: Child,
@@ -129,20 +147,7 @@ impl ServerProcess {
             })
             .kill_on_drop(true);
         let mut child = command.spawn().expect("spawn chat-mcp-http");
-        let stdout = child.stdout.take().expect("piped stdout");
-        let mut lines = BufReader::new(stdout).lines();
-        let url = within(STEP, "server prints its address", async {
-            loop {
-                let line =
-                    lines.next_line().await.expect("read stdout").expect("server exited before listening");
-                if let Some(url) = line.strip_prefix("mcp-chat listening on ") {
-                    break url.trim().to_owned();
-                }
-            }
-        })
-        .await;
-        // Keep draining stdout so the server never blocks on a full pipe.
-        tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+        let url = listening_url(&mut child).await;
         let base = url.trim_end_matches("/mcp").to_owned();
         let addr: SocketAddr = base.trim_start_matches("http://").parse().expect("socket address");
         let server = ServerProcess { child, addr, base, url, token };

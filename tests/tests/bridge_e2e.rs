@@ -200,18 +200,7 @@ impl FixedServer {
             .kill_on_drop(true)
             .spawn()
             .expect("spawn chat-mcp-http");
-        let mut lines = BufReader::new(child.stdout.take().expect("stdout")).lines();
-        let url = within(STEP, "server prints its address", async {
-            loop {
-                let line =
-                    lines.next_line().await.expect("read stdout").expect("server exited before listening");
-                if let Some(url) = line.strip_prefix("mcp-chat listening on ") {
-                    break url.trim().to_owned();
-                }
-            }
-        })
-        .await;
-        tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+        let url = tests::listening_url(&mut child).await;
         FixedServer { child, url }
     }
 
