@@ -16,6 +16,7 @@ use crate::config::{Config, Limits};
 use crate::error::ChatError;
 use crate::event::{Envelope, Event, Outbound};
 use crate::ids::{Ids, SessionId};
+use crate::liveness::{Liveness, Session};
 use crate::participant::{Activity, Participant, Presence};
 use crate::reply::Reply;
 use crate::room::Room;
@@ -90,8 +91,10 @@ pub struct Chat {
     pub(crate) now: Time,
     next_session: u64,
     pub(crate) next_participant: u64,
-    /// Open sessions and the participant each is bound to.
-    pub(crate) sessions: Map<SessionId, Option<u64>>,
+    /// Open sessions: the participant each is bound to, and whether its client is there.
+    pub(crate) sessions: Map<SessionId, Session>,
+    /// Sessions the core ended by itself, for [`Chat::poll_expired`].
+    pub(crate) expired: VecDeque<SessionId>,
     pub(crate) participants: Map<u64, Participant>,
     pub(crate) by_id: Map<Arc<str>, u64>,
     /// Ids of checked-in clients, sorted for `ListClients`.
@@ -168,6 +171,7 @@ impl Chat {
             next_session: 0,
             next_participant: 0,
             sessions: Map::with_hasher(hasher.clone()),
+            expired: VecDeque::new(),
             participants: Map::with_hasher(hasher.clone()),
             by_id: Map::with_hasher(hasher.clone()),
             clients: BTreeSet::new(),
@@ -192,28 +196,41 @@ impl Chat {
         self.advance(now);
         self.next_session += 1;
         let session = SessionId(self.next_session);
-        self.sessions.insert(session, None);
+        self.sessions.insert(session, Session::new(self.now));
         session
     }
 
-    /// Reports that a session is gone. [`SessionEnd::Closed`] ends its room at once
-    /// (partner told `left`); [`SessionEnd::Lost`] keeps the room for the reconnect grace
-    /// (partner told `timeout` when it runs out without a `Resume`). Either way the
+    /// Reports that a session is over, as the adapter decided (a session ending by
+    /// silence is the core's own decision, see [`Chat::hold`]). [`SessionEnd::Closed`]
+    /// ends its room at once (partner told `left`); [`SessionEnd::Lost`] keeps the room
+    /// for the reconnect grace (partner told `partner.reconnecting`, then `timeout` when
+    /// it runs out without a `Resume`). Either way the session is forgotten and the
     /// participant leaves the queue at once. Unknown sessions are ignored, so reporting
     /// twice is harmless.
     pub fn session_closed(&mut self, now: Time, session: SessionId, how: SessionEnd) {
         self.advance(now);
-        let Some(bound) = self.sessions.remove(&session) else { return };
-        let Some(key) = bound else { return };
+        let Some(record) = self.sessions.remove(&session) else { return };
+        let Some(key) = record.bound else { return };
         let Some(p) = self.participants.get(&key) else { return };
-        if p.presence != Presence::Online(session) {
+        let lost_here = matches!(p.presence, Presence::Reconnecting { session: Some(s), .. } if s == session);
+        if lost_here {
+            // Already in its reconnect grace; the session can no longer come back by
+            // itself, only `Resume` can.
+            if let Some(p) = self.participants.get_mut(&key)
+                && let Presence::Reconnecting { session, .. } = &mut p.presence
+            {
+                *session = None;
+            }
+            if how == SessionEnd::Lost {
+                return;
+            }
+        } else if p.presence != Presence::Online(session) {
             return;
         }
         self.leave_queue_of(key);
         let grace = self.limits.reconnect_grace;
         if how == SessionEnd::Lost && !grace.is_zero() {
-            let generation = self.set_presence(key, Presence::Reconnecting { since: now });
-            self.timers.set(now.plus(grace), Timer::Grace { participant: key, generation });
+            self.start_grace(key, None);
         } else {
             let reason = match how {
                 SessionEnd::Closed => crate::event::DisconnectReason::Left,
@@ -228,7 +245,8 @@ impl Chat {
     /// the state as of `now`. Events it causes queue up for [`Chat::poll_outbound`].
     pub fn handle(&mut self, now: Time, session: SessionId, command: Command) -> Result<Reply, ChatError> {
         self.tick(now);
-        let bound = *self.sessions.get(&session).ok_or(ChatError::UnknownSession)?;
+        let bound = self.sessions.get(&session).ok_or(ChatError::UnknownSession)?.bound;
+        self.activity(session);
         if let Some(key) = bound
             && let Some(p) = self.participants.get_mut(&key)
         {
@@ -321,8 +339,14 @@ impl Chat {
 
     /// The identity bound to `session`, if any.
     pub fn session_user(&self, session: SessionId) -> Option<&Arc<str>> {
-        let key = (*self.sessions.get(&session)?)?;
+        let key = self.sessions.get(&session)?.bound?;
         self.participants.get(&key).map(|p| &p.id)
+    }
+
+    /// What `Command::Identity` would answer for `session`, without counting as a
+    /// request (for observers: tests, metrics, resources).
+    pub fn peek_identity(&self, session: SessionId) -> crate::reply::IdentityReply {
+        self.identity(self.sessions.get(&session).and_then(|s| s.bound))
     }
 
     /// Unacknowledged events of the participant bound to `session` (0 if none).
@@ -348,7 +372,11 @@ impl Chat {
         Stats {
             sessions: self.sessions.len(),
             participants: self.participants.len(),
-            online: self.sessions.values().filter(|b| b.is_some()).count(),
+            online: self
+                .sessions
+                .values()
+                .filter(|s| s.bound.is_some() && s.liveness == Liveness::Live)
+                .count(),
             queued: self.queue.len(),
             events_emitted: self.outbox.emitted,
             events_evicted: self.outbox.evicted,
@@ -389,7 +417,7 @@ impl Chat {
     }
 
     fn session_participant(&self, session: SessionId) -> Option<&Participant> {
-        let key = (*self.sessions.get(&session)?)?;
+        let key = self.sessions.get(&session)?.bound?;
         self.participants.get(&key)
     }
 
@@ -420,15 +448,9 @@ impl Chat {
 
     fn fire(&mut self, timer: Timer) {
         match timer {
-            Timer::Grace { participant, generation } => {
-                let due = self.participants.get(&participant).is_some_and(|p| {
-                    p.generation == generation && matches!(p.presence, Presence::Reconnecting { .. })
-                });
-                if due {
-                    self.end_room_of(participant, crate::event::DisconnectReason::Timeout);
-                    self.go_offline(participant);
-                }
-            }
+            Timer::Grace { participant, generation } => self.grace_over(participant, generation),
+            Timer::Silence { session, generation, at } => self.check_silence(session, generation, at),
+            Timer::ExpireSession { session, generation } => self.expire_if_lost(session, generation),
             Timer::DirectExpiry { participant, seq } => self.expire_direct(participant, seq),
             Timer::Typing { room, member } => self.typing_timeout(room, member),
             Timer::RetryMatch { participant, ticket } => {
@@ -444,6 +466,24 @@ impl Chat {
                 self.rooms.remove(&room);
             }
             Timer::ForgetParticipant { participant, generation } => self.forget(participant, generation),
+        }
+    }
+
+    /// A reconnecting participant did not come back in time: its room ends (the partner
+    /// is told `timeout` and which messages never arrived), it goes offline, and its lost
+    /// session expires.
+    fn grace_over(&mut self, key: u64, generation: u64) {
+        let Some(p) = self.participants.get(&key).filter(|p| p.generation == generation) else { return };
+        let Presence::Reconnecting { session, seq, .. } = p.presence else { return };
+        if let Activity::Chatting { room } = p.activity {
+            let undelivered =
+                self.rooms.get(&room).map(|r| p.inbox.room_messages_after(&r.id, seq)).unwrap_or_default();
+            let reason = crate::event::DisconnectReason::Timeout;
+            self.end_room_undelivered(room, reason, Some(key), undelivered);
+        }
+        self.go_offline(key);
+        if let Some(session) = session {
+            self.expire(session);
         }
     }
 

@@ -55,8 +55,20 @@ pub struct Limits {
     /// Reports kept for moderators (oldest dropped first). Default 10,000.
     pub max_reports: usize,
     /// How long a participant whose connection was lost keeps its room before the
-    /// partner is told `timeout`; `Resume` within it keeps everything. Default 30 s.
+    /// partner is told `timeout`; any sign of life from its session, or `Resume` from
+    /// another one, within it keeps everything. Default 30 s.
     pub reconnect_grace: Duration,
+    /// How long a session that has held a stream may hold nothing (its stream dropped,
+    /// no request) before its connection counts as lost. Default 3 s.
+    pub stream_grace: Duration,
+    /// How long a session that never held a stream but made several requests (a
+    /// tools-only client) may be silent before its connection counts as lost.
+    /// Default 300 s.
+    pub session_idle_timeout: Duration,
+    /// How long a session that never held a stream and made a single request (a host
+    /// that opens a session per call) may be silent before it ends, without reconnect
+    /// grace: its room ends and its identity goes offline. Default 10 s.
+    pub single_call_timeout: Duration,
     /// How long an unread direct message waits before it expires and the sender is told.
     /// Default 300 s.
     pub message_ttl: Duration,
@@ -99,6 +111,9 @@ impl Default for Limits {
             max_listed_clients: 500,
             max_reports: 10_000,
             reconnect_grace: Duration::from_secs(30),
+            stream_grace: Duration::from_secs(3),
+            session_idle_timeout: Duration::from_secs(300),
+            single_call_timeout: Duration::from_secs(10),
             message_ttl: Duration::from_secs(300),
             interest_timeout: Duration::from_secs(10),
             rematch_cooldown: Duration::from_secs(60),

@@ -69,6 +69,28 @@ pub struct PartnerDisconnected {
     pub room_id: Arc<str>,
     /// Why.
     pub reason: DisconnectReason,
+    /// Your messages that never reached the partner (sent while their connection was
+    /// lost, with reason `timeout`); absent when everything arrived.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub undelivered: Vec<MessageId>,
+}
+
+/// `partner.reconnecting`: the partner's connection was lost. The room is kept for them
+/// until `reconnect_by`; messages you send meanwhile are delivered if they come back,
+/// and listed in `partner.disconnected` (`undelivered`) if they do not.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PartnerReconnecting {
+    /// The room.
+    pub room_id: Arc<str>,
+    /// When the room ends (`partner.disconnected`, `timeout`) unless they are back.
+    pub reconnect_by: Time,
+}
+
+/// `partner.reconnected`: the partner is back after `partner.reconnecting`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PartnerReconnected {
+    /// The room.
+    pub room_id: Arc<str>,
 }
 
 /// `partner.typing`: the partner started or stopped typing.
@@ -108,6 +130,12 @@ pub enum Event {
     /// See [`PartnerDisconnected`].
     #[serde(rename = "partner.disconnected")]
     PartnerDisconnected(PartnerDisconnected),
+    /// See [`PartnerReconnecting`].
+    #[serde(rename = "partner.reconnecting")]
+    PartnerReconnecting(PartnerReconnecting),
+    /// See [`PartnerReconnected`].
+    #[serde(rename = "partner.reconnected")]
+    PartnerReconnected(PartnerReconnected),
     /// See [`PartnerTyping`].
     #[serde(rename = "partner.typing")]
     PartnerTyping(PartnerTyping),
@@ -123,6 +151,8 @@ impl Event {
             Event::ChatroomFound(_) => "chatroom.found",
             Event::MessageReceived(_) => "message.received",
             Event::PartnerDisconnected(_) => "partner.disconnected",
+            Event::PartnerReconnecting(_) => "partner.reconnecting",
+            Event::PartnerReconnected(_) => "partner.reconnected",
             Event::PartnerTyping(_) => "partner.typing",
             Event::MessageExpired(_) => "message.expired",
         }
@@ -134,6 +164,8 @@ impl Event {
             Event::ChatroomFound(e) => Some(&e.room_id),
             Event::MessageReceived(e) => e.room_id.as_ref(),
             Event::PartnerDisconnected(e) => Some(&e.room_id),
+            Event::PartnerReconnecting(e) => Some(&e.room_id),
+            Event::PartnerReconnected(e) => Some(&e.room_id),
             Event::PartnerTyping(e) => Some(&e.room_id),
             Event::MessageExpired(_) => None,
         }

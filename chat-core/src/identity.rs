@@ -32,7 +32,7 @@ impl Chat {
         if let Some(requested) = requested {
             validate_id(field, requested, &self.limits)?;
         }
-        if let Some(key) = self.sessions.get(&session).copied().flatten() {
+        if let Some(key) = self.sessions.get(&session).and_then(|s| s.bound) {
             let current = self.participants.get(&key).map(|p| p.id.clone()).unwrap_or_default();
             return match requested {
                 Some(r) if *r != *current => Err(ChatError::AlreadyIdentified {
@@ -62,7 +62,9 @@ impl Chat {
         }
         let name = default_name(&id);
         let key = self.create_participant(id, name, Presence::Online(session))?;
-        self.sessions.insert(session, Some(key));
+        if let Some(s) = self.sessions.get_mut(&session) {
+            s.bound = Some(key);
+        }
         let token = self.participants.get(&key).map(|p| p.token.clone());
         Ok(Bound { key, new_token: token })
     }
@@ -98,20 +100,22 @@ impl Chat {
         }
     }
 
-    /// Makes `session` the live session of participant `key`, detaching any previous one,
-    /// and pushes the unread direct messages that waited while it was away.
+    /// Makes `session` the live session of participant `key`, detaching any previous one
+    /// (a lost one expires), and pushes what waited while it was away.
     fn attach(&mut self, session: SessionId, key: u64) {
-        if let Some(old) = self.participants.get(&key).and_then(Participant::session)
-            && old != session
-            && let Some(slot) = self.sessions.get_mut(&old)
+        let old = self.participants.get(&key).and_then(|p| match p.presence {
+            Presence::Online(s) | Presence::Reconnecting { session: Some(s), .. } => Some(s),
+            _ => None,
+        });
+        if let Some(old) = old.filter(|old| *old != session)
+            && let Some(record) = self.sessions.get_mut(&old)
         {
-            *slot = None;
+            record.bound = None;
+            if !self.is_live(old) {
+                self.expire(old);
+            }
         }
-        self.set_presence(key, Presence::Online(session));
-        self.sessions.insert(session, Some(key));
-        if let Some(p) = self.participants.get(&key) {
-            self.outbox.repush(session, &p.id, p.inbox.direct_envelopes());
-        }
+        self.reattach(session, key);
     }
 
     /// `Resume`: re-attaches an identity to this session if the token matches. A live
@@ -129,7 +133,7 @@ impl Chat {
         if !constant_time_eq(&p.token, token) {
             return Err(bad());
         }
-        match self.sessions.get(&session).copied().flatten() {
+        match self.sessions.get(&session).and_then(|s| s.bound) {
             Some(current) if current == key => {}
             Some(current) => {
                 let current = self.participants.get(&current).map(|p| p.id.to_string()).unwrap_or_default();

@@ -10,6 +10,7 @@ use std::collections::VecDeque;
 use std::sync::Arc;
 
 use crate::event::{Envelope, Event};
+use crate::ids::MessageId;
 use crate::reply::DirectMessage;
 
 /// One stored event.
@@ -96,9 +97,26 @@ impl Inbox {
         self.evicted_total
     }
 
-    /// Pending direct-message envelopes, oldest first (to push them again on re-binding).
-    pub(crate) fn direct_envelopes(&self) -> impl Iterator<Item = &Arc<Envelope>> {
-        self.events.iter().filter(|s| s.direct_from.is_some()).map(|s| &s.envelope)
+    /// What a participant coming back may have missed, oldest first: every pending
+    /// direct message, and every pending event with `seq > after` (stored while it had
+    /// no connection, so never pushed).
+    pub(crate) fn missed(&self, after: u64) -> impl Iterator<Item = &Arc<Envelope>> {
+        self.events
+            .iter()
+            .filter(move |s| s.direct_from.is_some() || s.envelope.seq > after)
+            .map(|s| &s.envelope)
+    }
+
+    /// Ids of the pending messages of room `room_id` with `seq > after`, oldest first.
+    pub(crate) fn room_messages_after(&self, room_id: &str, after: u64) -> Vec<MessageId> {
+        let start = self.events.partition_point(|s| s.envelope.seq <= after);
+        self.events
+            .range(start..)
+            .filter_map(|s| match &s.envelope.event {
+                Event::MessageReceived(m) if m.room_id.as_deref() == Some(room_id) => Some(m.message_id),
+                _ => None,
+            })
+            .collect()
     }
 
     /// Pending direct messages, oldest first, without removing them.

@@ -4,6 +4,7 @@ use std::collections::HashSet;
 
 use crate::chat::Chat;
 use crate::event::Envelope;
+use crate::liveness::Liveness;
 use crate::participant::{Activity, Presence};
 
 impl Chat {
@@ -19,14 +20,23 @@ impl Chat {
     /// - offline participants are idle; reconnecting ones are not queued;
     /// - inbox seqs are strictly increasing; the active-room count matches.
     pub fn check_invariants(&self) -> Result<(), String> {
-        for (session, bound) in &self.sessions {
-            if let Some(key) = bound {
+        for (session, record) in &self.sessions {
+            if let Some(key) = &record.bound {
                 let p = self
                     .participants
                     .get(key)
                     .ok_or(format!("{session} bound to missing participant {key}"))?;
-                if p.presence != Presence::Online(*session) {
-                    return Err(format!("{session} bound to {} whose presence is {:?}", p.id, p.presence));
+                let expected = match record.liveness {
+                    Liveness::Live => p.presence == Presence::Online(*session),
+                    Liveness::Lost { .. } => {
+                        matches!(p.presence, Presence::Reconnecting { session: Some(s), .. } if s == *session)
+                    }
+                };
+                if !expected {
+                    return Err(format!(
+                        "{session} ({:?}) bound to {} whose presence is {:?}",
+                        record.liveness, p.id, p.presence
+                    ));
                 }
             }
         }
@@ -35,10 +45,14 @@ impl Chat {
             if self.by_id.get(&p.id) != Some(key) {
                 return Err(format!("{} missing from the id index", p.id));
             }
-            if let Presence::Online(s) = p.presence
-                && self.sessions.get(&s) != Some(&Some(*key))
+            let held_by = match p.presence {
+                Presence::Online(s) | Presence::Reconnecting { session: Some(s), .. } => Some(s),
+                _ => None,
+            };
+            if let Some(s) = held_by
+                && self.sessions.get(&s).and_then(|r| r.bound) != Some(*key)
             {
-                return Err(format!("{} online on {s}, which is not bound to it", p.id));
+                return Err(format!("{} {:?}, but {s} is not bound to it", p.id, p.presence));
             }
             match p.activity {
                 Activity::Idle => {}

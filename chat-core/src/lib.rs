@@ -7,7 +7,9 @@
 //! clock, no global randomness. The adapter feeds it
 //!
 //! * commands: [`Chat::handle`]`(now, session, `[`Command`]`) -> Result<`[`Reply`]`, `[`ChatError`]`>`,
-//! * connection changes: [`Chat::open_session`] and [`Chat::session_closed`],
+//! * connection changes: [`Chat::open_session`], [`Chat::hold`] / [`Chat::release`]
+//!   (streams and long requests), [`Chat::touch`] and [`Chat::session_closed`]; the core
+//!   decides when a silent session is lost and when it is over ([`Chat::poll_expired`]),
 //! * time: [`Chat::tick`] at (or after) [`Chat::poll_timeout`],
 //!
 //! and drains the events to push with [`Chat::poll_outbound`]. Time comes in as
@@ -37,6 +39,7 @@ mod identity;
 mod ids;
 mod inbox;
 mod invariants;
+mod liveness;
 mod messaging;
 mod participant;
 mod rate;
@@ -52,9 +55,10 @@ pub use config::{Config, Limits};
 pub use error::ChatError;
 pub use event::{
     ChatroomFound, DisconnectReason, Envelope, Event, MessageExpired, MessageReceived, Outbound,
-    PartnerDisconnected, PartnerInfo, PartnerTyping,
+    PartnerDisconnected, PartnerInfo, PartnerReconnected, PartnerReconnecting, PartnerTyping,
 };
 pub use ids::{MessageId, SessionId};
+pub use liveness::Hold;
 pub use reply::{
     ActivityState, BlockedReply, CheckedInReply, ClientSummary, ClientsReply, DirectMessage, EnterQueueReply,
     EventsReply, HistoryEntry, HistoryReply, IdentityReply, LeaveQueueReply, LeftChatReply, MessagesReply,

@@ -15,7 +15,17 @@ pub(crate) enum Presence {
     /// Bound to this live session.
     Online(SessionId),
     /// Connection lost at `since`; the room (if any) is kept until the grace runs out.
-    Reconnecting { since: Time },
+    Reconnecting {
+        since: Time,
+        /// The lost session, while it can still come back by itself (`None`: it is gone,
+        /// and only `Resume` from another session brings the participant back).
+        session: Option<SessionId>,
+        /// The newest event seq when the connection was lost: later events were never
+        /// pushed, so they are pushed on return or reported as undelivered.
+        seq: u64,
+        /// The queue ticket and waiting start it held, restored on return.
+        queued: Option<(u64, Time)>,
+    },
     /// No session, no room, not queued.
     Offline { since: Time },
 }

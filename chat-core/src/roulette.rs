@@ -9,7 +9,7 @@ use crate::event::{
     ChatroomFound, DisconnectReason, Envelope, Event, MessageReceived, PartnerDisconnected, PartnerInfo,
     PartnerTyping,
 };
-use crate::ids::{SessionId, clean_label, clean_list, parse_room_id, validate_message};
+use crate::ids::{MessageId, SessionId, clean_label, clean_list, parse_room_id, validate_message};
 use crate::participant::{Activity, Participant};
 use crate::reply::{
     BlockedReply, EnterQueueReply, HistoryEntry, HistoryReply, LeftChatReply, QueueStatus, SentRoomReply,
@@ -126,6 +126,22 @@ impl Chat {
         p.activity = Activity::Idle;
         self.queue.remove(&ticket);
         true
+    }
+
+    /// Puts participant `key` back in the queue under its old `ticket` (its place), as
+    /// when it waited since `since`, and looks for a partner.
+    pub(crate) fn requeue(&mut self, key: u64, ticket: u64, since: Time) {
+        let Some(p) = self.participants.get_mut(&key) else { return };
+        if p.activity != Activity::Idle || self.queue.contains_key(&ticket) {
+            return;
+        }
+        p.activity = Activity::Queued { ticket, since };
+        let interest_until = (!p.interests.is_empty()).then(|| since.plus(self.limits.interest_timeout));
+        self.queue.insert(ticket, key);
+        if let Some(at) = interest_until.filter(|at| *at > self.now) {
+            self.timers.set(at, Timer::RetryMatch { participant: key, ticket });
+        }
+        self.try_match(key);
     }
 
     /// Looks for a partner for queued participant `key`: the earliest waiting participant
@@ -303,6 +319,18 @@ impl Chat {
     /// Ends an active room. Every member except `leaver` gets `partner.disconnected`;
     /// both become idle and are kept apart for the rematch cooldown.
     pub(crate) fn end_room(&mut self, room: u64, reason: DisconnectReason, leaver: Option<u64>) {
+        self.end_room_undelivered(room, reason, leaver, Vec::new());
+    }
+
+    /// [`Chat::end_room`], telling the member who stays which of its messages never
+    /// reached the `leaver`.
+    pub(crate) fn end_room_undelivered(
+        &mut self,
+        room: u64,
+        reason: DisconnectReason,
+        leaver: Option<u64>,
+        undelivered: Vec<MessageId>,
+    ) {
         let now = self.now;
         let Some(r) = self.rooms.get_mut(&room) else { return };
         if !r.is_active() {
@@ -326,7 +354,11 @@ impl Chat {
         }
         for member in members {
             if Some(member) != leaver {
-                let event = PartnerDisconnected { room_id: room_id.clone(), reason };
+                let event = PartnerDisconnected {
+                    room_id: room_id.clone(),
+                    reason,
+                    undelivered: undelivered.clone(),
+                };
                 self.emit(member, Event::PartnerDisconnected(event), None);
             }
         }

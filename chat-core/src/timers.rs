@@ -7,6 +7,7 @@
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
 
+use crate::ids::SessionId;
 use crate::time::Time;
 
 /// What to do when a deadline passes.
@@ -25,6 +26,11 @@ pub(crate) enum Timer {
     ForgetRoom { room: u64 },
     /// An offline participant may be forgotten (if `generation` still matches).
     ForgetParticipant { participant: u64, generation: u64 },
+    /// A session with nothing held may have been silent for its whole window.
+    /// Only the newest check armed for a session (`at`) counts.
+    Silence { session: SessionId, generation: u64, at: Time },
+    /// A lost session with no participant was not back within the reconnect grace.
+    ExpireSession { session: SessionId, generation: u64 },
 }
 
 /// A heap of `(deadline, insertion order, timer)`; the order makes ties deterministic.

@@ -11,7 +11,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
 use std::time::Duration;
 
-use chat_core::{Chat, Command, Config, Event, Limits, MessageId, Reply, SessionEnd, SessionId, Time};
+use chat_core::{Chat, Command, Config, Event, Hold, Limits, MessageId, Reply, SessionEnd, SessionId, Time};
 use proptest::prelude::*;
 
 const USERS: [&str; 5] = ["ann", "bob", "cat", "dan", "eve"];
@@ -33,6 +33,9 @@ enum Op {
     Events { s: usize, ack: bool },
     TakeReply { s: usize, from: usize },
     Resume { s: usize, user: usize },
+    Hold { s: usize, stream: bool },
+    Release { s: usize },
+    Touch { s: usize },
     Advance { ms: u32 },
 }
 
@@ -53,6 +56,9 @@ fn op() -> impl Strategy<Value = Op> {
         2 => (s.clone(), any::<bool>()).prop_map(|(s, ack)| Op::Events { s, ack }),
         1 => (s.clone(), 0..USERS.len()).prop_map(|(s, from)| Op::TakeReply { s, from }),
         1 => (s.clone(), 0..USERS.len()).prop_map(|(s, user)| Op::Resume { s, user }),
+        2 => (s.clone(), any::<bool>()).prop_map(|(s, stream)| Op::Hold { s, stream }),
+        2 => s.clone().prop_map(|s| Op::Release { s }),
+        1 => s.clone().prop_map(|s| Op::Touch { s }),
         3 => (0u32..40_000).prop_map(|ms| Op::Advance { ms }),
     ]
 }
@@ -103,6 +109,12 @@ struct Model {
     cursor: HashMap<(SessionId, Arc<str>), u64>,
     /// room message id -> its expected recipient; must be logged exactly once.
     expect_room_msg: Vec<(MessageId, Arc<str>)>,
+    /// room message id -> (room, sender), for `undelivered` lists.
+    room_msgs: HashMap<MessageId, (Arc<str>, Arc<str>)>,
+    /// Rooms whose partner (of the key user) is reconnecting: (room, told user).
+    reconnecting: BTreeSet<(Arc<str>, Arc<str>)>,
+    /// Holds taken per session and not yet released: (session, is a stream).
+    holds: Vec<(SessionId, Hold)>,
     transcript: Vec<String>,
 }
 
@@ -200,6 +212,7 @@ impl Run {
                     self.handle(s, Command::SendRoom { room_id: room.to_string(), message: "hi".into() });
                 if let Some(Reply::SentRoom(r)) = reply {
                     prop_assert!(!foreign, "sent into a room {me} is not in");
+                    self.m.room_msgs.insert(r.message_id, (room.clone(), me.clone()));
                     self.m.expect_room_msg.push((r.message_id, partner.expect("room has a partner")));
                 }
             }
@@ -318,6 +331,27 @@ impl Run {
                     self.handle(s, Command::Resume { user_id: USERS[user].into(), resume_token: token });
                 }
             }
+            Op::Hold { s, stream } => {
+                if let Some(s) = self.session(s) {
+                    let what = if stream { Hold::Stream } else { Hold::Request };
+                    self.chat.hold(self.now, s, what);
+                    self.m.holds.push((s, what));
+                    self.m.transcript.push(format!("{s} hold {what:?}"));
+                }
+            }
+            Op::Release { s } => {
+                if !self.m.holds.is_empty() {
+                    let (s, what) = self.m.holds.remove(s % self.m.holds.len());
+                    self.chat.release(self.now, s, what);
+                    self.m.transcript.push(format!("{s} release {what:?}"));
+                }
+            }
+            Op::Touch { s } => {
+                if let Some(s) = self.session(s) {
+                    self.chat.touch(self.now, s);
+                    self.m.transcript.push(format!("{s} touch"));
+                }
+            }
             Op::Advance { ms } => {
                 self.now = self.now.plus(Duration::from_millis(ms.into()));
                 self.chat.tick(self.now);
@@ -344,6 +378,12 @@ impl Run {
             return Err(TestCaseError::fail(format!("invariant: {e}\n{}", self.m.transcript.join("\n"))));
         }
         while self.chat.poll_outbound().is_some() {}
+        while let Some(s) = self.chat.poll_expired() {
+            prop_assert!(self.m.sessions.contains(&s), "{} expired twice or unknown", s);
+            self.m.sessions.retain(|x| *x != s);
+            self.m.holds.retain(|(x, _)| *x != s);
+            self.m.transcript.push(format!("{s} expired"));
+        }
         let log = self.chat.take_event_log();
         for (to, envelope) in log {
             let (seq, event) = (envelope.seq, envelope.event.clone());
@@ -365,6 +405,17 @@ impl Run {
                     self.m.in_room.insert(to, f.room_id);
                 }
                 Event::PartnerDisconnected(d) => {
+                    self.m.reconnecting.remove(&(d.room_id.clone(), to.clone()));
+                    for id in &d.undelivered {
+                        prop_assert_eq!(
+                            self.m.room_msgs.get(id),
+                            Some(&(d.room_id.clone(), to.clone())),
+                            "undelivered {} is not a message {} sent in {}",
+                            id,
+                            to,
+                            d.room_id
+                        );
+                    }
                     let entry = self.m.rooms.get_mut(&d.room_id).expect("disconnect from a known room");
                     entry.1 += 1;
                     prop_assert_eq!(entry.1, 1, "more than one partner.disconnected for a room");
@@ -400,14 +451,30 @@ impl Run {
                     entry.1 = DmState::Expired;
                 }
                 Event::PartnerTyping(_) => {}
+                Event::PartnerReconnecting(r) => {
+                    prop_assert_eq!(
+                        self.m.in_room.get(&to),
+                        Some(&r.room_id),
+                        "reconnecting for a room not mine"
+                    );
+                    prop_assert!(
+                        self.m.reconnecting.insert((r.room_id.clone(), to.clone())),
+                        "partner.reconnecting twice without partner.reconnected"
+                    );
+                }
+                Event::PartnerReconnected(r) => {
+                    prop_assert!(
+                        self.m.reconnecting.remove(&(r.room_id.clone(), to.clone())),
+                        "partner.reconnected without partner.reconnecting"
+                    );
+                }
             }
         }
         prop_assert!(self.m.expect_room_msg.is_empty(), "a room message was not delivered");
         // Participants the core shows as idle are not in a room in the model either.
         for s in self.m.sessions.clone() {
-            if let Some(me) = self.me(s)
-                && let Ok(Reply::Identity(id)) = self.chat.handle(self.now, s, Command::Identity)
-            {
+            if let Some(me) = self.me(s) {
+                let id = self.chat.peek_identity(s);
                 let chatting = matches!(id.activity, chat_core::ActivityState::Chatting { .. });
                 prop_assert_eq!(
                     chatting,

@@ -5,7 +5,7 @@ mod common;
 
 use std::time::Duration;
 
-use chat_core::{ChatError, Command, Limits, SessionEnd};
+use chat_core::{ChatError, Command, Hold, Limits, SessionEnd};
 use common::*;
 use serde_json::json;
 
@@ -220,15 +220,127 @@ fn lost_connection_keeps_room_for_grace_then_times_out() {
     }
     let room = d.pushed_to("a")[0]["room_id"].as_str().unwrap().to_string();
     d.close("a", SessionEnd::Lost);
+    let told = d.pushed_to("b")[1].clone();
+    assert_eq!(told["type"], "partner.reconnecting");
+    assert_eq!(told["reconnect_by"], "2024-01-01T12:00:30.000Z");
     d.advance(secs(29));
-    assert_eq!(d.pushed_to("b").len(), 1, "nothing during grace");
-    d.ok("b", say(&room, "still there?"));
+    assert_eq!(d.pushed_to("b").len(), 2, "nothing more during grace");
+    let sent = d.ok("b", say(&room, "still there?"));
     d.advance(secs(1));
     let last = d.pushed_to("b").last().unwrap().clone();
     assert_eq!(
         (last["type"].as_str(), last["reason"].as_str()),
         (Some("partner.disconnected"), Some("timeout"))
     );
+    assert_eq!(last["undelivered"], json!([sent["message_id"]]), "the sender learns what never arrived");
+}
+
+#[test]
+fn a_dropped_stream_is_lost_after_the_stream_grace_and_back_on_any_sign_of_life() {
+    let limits = Limits { stream_grace: secs(3), reconnect_grace: secs(30), ..Limits::default() };
+    let mut d = Driver::new(limits);
+    for who in ["a", "b"] {
+        d.open(who);
+        d.ok(who, enter(who));
+    }
+    let room = d.pushed_to("a")[0]["room_id"].as_str().unwrap().to_string();
+    d.drop_stream("a");
+    d.advance(secs(2));
+    assert_eq!(d.pushed_to("b").len(), 1, "within the stream grace nobody is told");
+    d.advance(secs(2));
+    assert_eq!(d.pushed_to("b").last().unwrap()["type"], "partner.reconnecting");
+    let sent = d.ok("b", say(&room, "are you there?"));
+    assert_eq!(d.pushed_to("a").len(), 1, "nothing is pushed to a lost session");
+    d.advance(secs(20));
+    // The same session comes back: no resume token needed, the partner is told, and what
+    // was sent meanwhile is pushed to it.
+    d.open_stream("a");
+    assert_eq!(d.pushed_to("b").last().unwrap()["type"], "partner.reconnected");
+    let missed = d.pushed_to("a").last().unwrap().clone();
+    assert_eq!(missed["message_id"], sent["message_id"]);
+    d.advance(secs(60));
+    assert!(!d.pushed_to("b").iter().any(|e| e["type"] == "partner.disconnected"));
+    assert!(d.expired().is_empty());
+    d.ok("a", say(&room, "back"));
+    assert_eq!(d.pushed_to("b").last().unwrap()["message"], "back");
+}
+
+#[test]
+fn requests_keep_a_session_without_a_stream_live() {
+    let limits = Limits { stream_grace: secs(3), ..Limits::default() };
+    let mut d = Driver::new(limits);
+    for who in ["a", "b"] {
+        d.open(who);
+        d.ok(who, enter(who));
+    }
+    d.drop_stream("a");
+    for _ in 0..10 {
+        d.advance(secs(2));
+        d.ok("a", Command::Identity);
+    }
+    // A wait that holds the session for longer than the grace keeps it live too.
+    let a = d.session("a");
+    d.chat.hold(d.now, a, Hold::Request);
+    d.advance(secs(25));
+    d.chat.release(d.now, a, Hold::Request);
+    d.advance(secs(2));
+    assert!(!d.pushed_to("b").iter().any(|e| e["type"] == "partner.reconnecting"));
+    d.advance(secs(2));
+    assert_eq!(d.pushed_to("b").last().unwrap()["type"], "partner.reconnecting");
+}
+
+#[test]
+fn a_lost_queued_participant_gets_its_place_back() {
+    let limits = Limits { stream_grace: secs(3), ..Limits::default() };
+    let mut d = Driver::new(limits);
+    d.open("a");
+    d.ok("a", enter("a"));
+    d.drop_stream("a");
+    d.advance(secs(4));
+    d.open("b");
+    let waiting = d.ok("b", enter("b"));
+    assert_eq!(waiting["status"], "waiting", "a lost participant is not matched");
+    assert_eq!(waiting["position"], 1);
+    d.ok("a", Command::Identity);
+    let found = d.pushed_to("a").last().unwrap().clone();
+    assert_eq!(
+        (found["type"].as_str(), found["partner"]["user_id"].as_str()),
+        (Some("chatroom.found"), Some("b"))
+    );
+}
+
+#[test]
+fn a_single_call_session_holds_nothing_hostage() {
+    let limits = Limits { single_call_timeout: secs(10), ..Limits::default() };
+    let mut d = Driver::new(limits);
+    let ghost = d.open_bare("ghost");
+    d.ok("ghost", enter("ghost"));
+    d.advance(secs(11));
+    assert_eq!(d.expired(), [ghost], "the session ends by itself");
+    d.open("b");
+    assert_eq!(d.ok("b", enter("b"))["status"], "waiting", "the ghost left the queue");
+    // Its identity is offline at once, not held for the reconnect grace.
+    assert_eq!(d.chat.stats().online, 1);
+    d.open("c");
+    assert_eq!(d.ok("c", enter("ghost"))["user_id"], "ghost");
+}
+
+#[test]
+fn a_lost_session_expires_when_the_grace_runs_out() {
+    let limits = Limits { stream_grace: secs(3), reconnect_grace: secs(30), ..Limits::default() };
+    let mut d = Driver::new(limits);
+    let (a, idle) = (d.open("a"), d.open("idle"));
+    d.ok("a", enter("a"));
+    d.drop_stream("a");
+    d.drop_stream("idle");
+    d.advance(secs(4));
+    assert!(d.expired().is_empty(), "lost, not over");
+    assert!(!d.chat.is_live(a));
+    d.advance(secs(30));
+    let mut expired = d.expired();
+    expired.sort();
+    assert_eq!(expired, [a, idle]);
+    assert!(matches!(d.err("a", Command::Identity), ChatError::UnknownSession));
 }
 
 #[test]
@@ -383,4 +495,19 @@ fn shutdown_tells_both_sides() {
         assert_eq!(d.pushed_to(who).last().unwrap()["reason"], "shutdown");
     }
     assert_eq!(d.chat.stats().rooms_active, 0);
+}
+
+#[test]
+fn a_session_that_opens_a_stream_after_its_first_call_is_lost_after_the_stream_grace() {
+    let limits = Limits { stream_grace: secs(3), single_call_timeout: secs(10), ..Limits::default() };
+    let mut d = Driver::new(limits);
+    d.open("b");
+    d.ok("b", enter("b"));
+    let a = d.open_bare("a");
+    d.ok("a", enter("a"));
+    d.open_stream("a");
+    d.drop_stream("a");
+    d.advance(secs(4));
+    assert!(!d.chat.is_live(a), "the shorter stream grace applies, not the single-call timeout");
+    assert_eq!(d.pushed_to("b").last().unwrap()["type"], "partner.reconnecting");
 }

@@ -66,7 +66,6 @@ fn build_router(hub: &Arc<Hub>, sessions: &CancellationToken) -> Router {
         Arc::new(LocalSessionManager::default()),
         mcp_config,
     );
-    tokio::spawn(session::reap_idle(hub.clone()));
     tokio::spawn(session::keepalive(hub.clone()));
 
     let mcp = Router::new()

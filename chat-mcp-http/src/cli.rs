@@ -117,20 +117,36 @@ pub struct Cli {
     #[arg(long, env = "LOG_LEVEL", default_value = "info", help_heading = "Logging")]
     pub log_level: String,
 
-    /// Close an MCP session after this long without a client request, unless it holds an
-    /// open GET stream (a listening client).
-    #[arg(long, env = "MCP_CHAT_SESSION_IDLE_TIMEOUT", default_value_t = HumanDuration(defaults().session_idle_timeout), help_heading = "Sessions")]
+    /// A session that never opened a GET stream (a tools-only client) counts as lost after
+    /// this long without a request; its reconnect grace then starts.
+    #[arg(long, env = "MCP_CHAT_SESSION_IDLE_TIMEOUT", default_value_t = HumanDuration(limits().session_idle_timeout), help_heading = "Sessions")]
     pub session_idle_timeout: HumanDuration,
+
+    /// A session that never opened a GET stream and made a single request (a host that
+    /// opens a session per call) ends this long after it, with no reconnect grace: it
+    /// holds neither a queue place nor an identity.
+    #[arg(long, env = "MCP_CHAT_SINGLE_CALL_TIMEOUT", default_value_t = HumanDuration(limits().single_call_timeout), help_heading = "Sessions")]
+    pub single_call_timeout: HumanDuration,
 
     /// Ping clients that hold a GET stream open this often, so a stream to a vanished
     /// client fails and the session is noticed as lost.
     #[arg(long, env = "MCP_CHAT_KEEPALIVE_PING", default_value_t = HumanDuration(defaults().keepalive_ping), help_heading = "Sessions")]
     pub keepalive_ping: HumanDuration,
 
-    /// How long a dropped GET stream may take to reconnect before the session is closed
-    /// as lost (the reconnect grace then starts).
-    #[arg(long, env = "MCP_CHAT_STREAM_GRACE", default_value_t = HumanDuration(defaults().stream_grace), help_heading = "Sessions")]
+    /// How long a session that had a GET stream may hold none and send no request before
+    /// its connection counts as lost (its partner is told `partner.reconnecting` and the
+    /// reconnect grace starts). Any request or a new stream within it changes nothing.
+    #[arg(long, env = "MCP_CHAT_STREAM_GRACE", default_value_t = HumanDuration(limits().stream_grace), help_heading = "Sessions")]
     pub stream_grace: HumanDuration,
+
+    /// Messages handed to a GET stream this recently before it broke are sent again on
+    /// the client's next stream (duplicates carry the same seq).
+    #[arg(long, env = "MCP_CHAT_REDELIVER_WINDOW", default_value_t = HumanDuration(defaults().redeliver_window), help_heading = "Sessions")]
+    pub redeliver_window: HumanDuration,
+
+    /// The reconnection delay (`retry:`) announced on SSE streams.
+    #[arg(long, env = "MCP_CHAT_SSE_RETRY", default_value_t = HumanDuration(defaults().sse_retry), help_heading = "Sessions")]
+    pub sse_retry: HumanDuration,
 
     /// Recent messages each session keeps for a GET stream that reconnects with
     /// Last-Event-ID (0 turns replay off).
@@ -337,6 +353,9 @@ impl Cli {
             max_listed_clients: self.max_listed_clients,
             max_reports: self.max_reports,
             reconnect_grace: self.reconnect_grace.0,
+            stream_grace: self.stream_grace.0,
+            session_idle_timeout: self.session_idle_timeout.0,
+            single_call_timeout: self.single_call_timeout.0,
             message_ttl: self.message_ttl.0,
             interest_timeout: self.interest_timeout.0,
             rematch_cooldown: self.rematch_cooldown.0,
@@ -352,9 +371,9 @@ impl Cli {
             allowed_hosts,
             allowed_origins,
             limits,
-            session_idle_timeout: self.session_idle_timeout.0,
             keepalive_ping: self.keepalive_ping.0,
-            stream_grace: self.stream_grace.0,
+            redeliver_window: self.redeliver_window.0,
+            sse_retry: self.sse_retry.0,
             stream_replay: self.stream_replay,
             sse_keep_alive: self.sse_keep_alive.0,
             wait_default: self.wait_default.0.min(self.wait_max.0),

@@ -25,15 +25,15 @@ pub struct ServerConfig {
     pub allowed_origins: Vec<String>,
     /// The core's limits (sizes, rates, grace periods, TTLs).
     pub limits: Limits,
-    /// An MCP session with no client request for this long and no open GET stream is
-    /// closed (as lost).
-    pub session_idle_timeout: Duration,
     /// Interval of server-to-client `ping` requests on sessions with an open GET stream,
     /// so that a stream to a client that vanished fails to write and drops.
     pub keepalive_ping: Duration,
-    /// How long a session's GET stream may stay dropped (client reconnecting) before the
-    /// session is treated as lost and closed, which starts the core's reconnect grace.
-    pub stream_grace: Duration,
+    /// Frames handed to a GET stream this recently before it broke may not have reached
+    /// the client: they are sent again on its next stream (same ids and `seq`s, so a
+    /// client drops what it already has).
+    pub redeliver_window: Duration,
+    /// The `retry:` (reconnection delay) announced to clients on SSE streams.
+    pub sse_retry: Duration,
     /// Recent messages each session keeps for a GET stream that reconnects with
     /// `Last-Event-ID` (0: no replay).
     pub stream_replay: usize,
@@ -80,9 +80,9 @@ impl Default for ServerConfig {
             allowed_hosts: Self::DEFAULT_ALLOWED_HOSTS.map(String::from).to_vec(),
             allowed_origins: Self::DEFAULT_ALLOWED_ORIGINS.map(String::from).to_vec(),
             limits: Limits::default(),
-            session_idle_timeout: Duration::from_secs(300),
             keepalive_ping: Duration::from_secs(60),
-            stream_grace: Duration::from_secs(3),
+            redeliver_window: Duration::from_secs(2),
+            sse_retry: Duration::from_secs(3),
             stream_replay: 32,
             sse_keep_alive: Duration::from_secs(15),
             wait_default: Duration::from_secs(25),

@@ -101,11 +101,28 @@ pub fn event_line(envelope: &Envelope, now: Time) -> String {
         }
         Event::PartnerDisconnected(e) => {
             let reason = serde_json::to_value(e.reason).ok().and_then(|v| v.as_str().map(str::to_owned));
+            let undelivered = match e.undelivered.as_slice() {
+                [] => String::new(),
+                ids => {
+                    let ids: Vec<String> = ids.iter().map(|id| format!("`{id}`")).collect();
+                    format!("; your messages {} never reached them", ids.join(", "))
+                }
+            };
             format!(
-                "- [seq {seq}] **partner.disconnected** from room `{}` (reason: {}); call `enter_queue` for a new partner",
+                "- [seq {seq}] **partner.disconnected** from room `{}` (reason: {}){undelivered}; call `enter_queue` for a new partner",
                 e.room_id,
                 reason.unwrap_or_default()
             )
+        }
+        Event::PartnerReconnecting(e) => format!(
+            "- [seq {seq}] **partner.reconnecting** in room `{}`: their connection dropped; the room waits for them \
+until {} ({}). Messages you send meanwhile reach them if they come back.",
+            e.room_id,
+            e.reconnect_by.to_rfc3339(),
+            relative(e.reconnect_by, now)
+        ),
+        Event::PartnerReconnected(e) => {
+            format!("- [seq {seq}] **partner.reconnected** in room `{}`: they are back", e.room_id)
         }
         Event::PartnerTyping(e) => format!(
             "- [seq {seq}] **partner.typing** in room `{}`: {}",

@@ -13,26 +13,30 @@
 //! What this layer answers itself, as rmcp's session mode did:
 //! - `initialize` without a session: a new session, its id in `Mcp-Session-Id`.
 //! - Requests for an unknown session: `404`, so clients start a new one. Without the
-//!   header: `400`.
+//!   header: `400`. A session is unknown only once it is really over (see below): a
+//!   client whose connection broke is served again with the same `Mcp-Session-Id`.
 //! - Client notifications and responses (answers to keep-alive pings): `202`.
 //!   `notifications/cancelled` stops the named blocking request.
-//! - `GET`: the session's SSE stream. Event ids count up per session; a client that
-//!   reconnects with `Last-Event-ID` gets the messages it missed (the last
-//!   `--stream-replay`). A new stream replaces the old.
+//! - `GET`: the session's SSE stream. It opens with a priming event (an id, no data, and
+//!   `retry:`). Event ids count up per session; a client that reconnects with
+//!   `Last-Event-ID` gets the messages it missed (the last `--stream-replay`). A new stream
+//!   replaces the old; one without `Last-Event-ID` gets what no stream has taken, plus
+//!   what a stream that just broke was handed in its last `--redeliver-window`.
 //! - `DELETE`: the client ends the session on purpose (`204`); its partner hears `left`.
 //!
-//! How a session ends otherwise:
-//! - **Lost stream.** A client killed with SIGKILL sends no DELETE; its GET stream drops.
-//!   If no stream comes back within `--stream-grace`, the session ends as lost, which
-//!   starts the core's reconnect grace. Keep-alive pings (`--keepalive-ping`) make a stream
-//!   to a vanished client fail to write, so it drops.
-//! - **Idle.** A session with no request for `--session-idle-timeout` and no open stream
-//!   ends as lost.
-//! - **Shutdown.** Every session ends; the core has already told partners `shutdown`.
+//! Whether the client is still there is the core's decision: this layer reports each
+//! GET stream and each blocking request as a hold (`Chat::hold` / `Chat::release`), and
+//! every request as activity. A session silent past its window is *lost* (the partner is
+//! told `partner.reconnecting`) but still served; it ends (and gets `404`) only when the
+//! core expires it after the reconnect grace. Keep-alive pings (`--keepalive-ping`) make
+//! a stream to a vanished client fail to write, so it drops. At shutdown every session
+//! ends; the core has already told partners `shutdown`.
 
 use std::borrow::Cow;
+use std::collections::VecDeque;
 use std::convert::Infallible;
 use std::sync::Arc;
+use std::task::Poll;
 use std::time::Duration;
 
 use axum::body::Bytes;
@@ -40,8 +44,8 @@ use axum::extract::{Request, State};
 use axum::middleware::Next;
 use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
-use chat_core::SessionEnd;
-use futures::Stream;
+use chat_core::{Hold, SessionEnd};
+use futures::{Stream, StreamExt};
 use http::request::Parts;
 use http::{HeaderMap, Method, StatusCode, header};
 use rmcp::model::{
@@ -94,10 +98,7 @@ impl Sessions {
             return Err(Refused(StatusCode::BAD_REQUEST, "Bad Request: Session ID is required".into()));
         };
         match id.to_str().ok().and_then(|id| self.hub.slot_by_mcp(id)) {
-            Some(slot) => {
-                slot.touch();
-                Ok(slot)
-            }
+            Some(slot) => Ok(slot),
             None => Err(Refused(StatusCode::NOT_FOUND, "Not Found: Session not found".into())),
         }
     }
@@ -135,7 +136,14 @@ impl Sessions {
             ClientJsonRpcMessage::Response(_) | ClientJsonRpcMessage::Error(_) => {
                 Some(StatusCode::ACCEPTED.into_response())
             }
-            ClientJsonRpcMessage::Request(request) => self.direct.answer(slot, request).await,
+            ClientJsonRpcMessage::Request(request) => {
+                // Tool calls count as activity through the command they run; any other
+                // request (ping, listings, resources) is a sign of life too.
+                if !matches!(request.request, ClientRequest::CallToolRequest(_)) {
+                    self.hub.touch(&slot);
+                }
+                self.direct.answer(slot, request).await
+            }
         }
     }
 
@@ -189,7 +197,7 @@ impl Sessions {
         response
     }
 
-    /// `GET`: the session's SSE stream.
+    /// `GET`: the session's SSE stream, opened by a priming event.
     fn get(self: &Arc<Self>, headers: &HeaderMap) -> Response {
         if !accepts(headers, "text/event-stream") {
             let text = "Not Acceptable: Client must accept text/event-stream";
@@ -201,17 +209,26 @@ impl Sessions {
         };
         let after =
             headers.get("last-event-id").and_then(|v| v.to_str().ok()).and_then(|v| v.trim().parse().ok());
-        let Some(mut frames) = slot.outlet.open(after) else {
+        let Some(opened) = slot.outlet.open(after) else {
             return (StatusCode::NOT_FOUND, "Not Found: Session not found").into_response();
         };
+        // Opened first, then held: events the core pushes again to a session that comes
+        // back go into this stream.
         slot.stream_opened();
+        self.hub.hold(&slot, Hold::Stream);
         self.hub.metrics.get_stream(1);
-        let guard = StreamGuard { hub: self.hub.clone(), slot };
-        let events = futures::stream::poll_fn(move |cx| {
-            let _keep = &guard;
-            frames.poll_recv(cx).map(|frame| frame.map(|frame| Ok::<_, Infallible>(sse_event(frame))))
-        });
-        sse(events, self.hub.config.sse_keep_alive)
+        let config = &self.hub.config;
+        let priming = SseEvent::default().id(opened.position.to_string()).retry(config.sse_retry).data("");
+        let body = StreamBody {
+            frames: opened.frames,
+            recent: VecDeque::new(),
+            window: config.redeliver_window,
+            generation: opened.generation,
+            hub: self.hub.clone(),
+            slot,
+        };
+        let events = futures::stream::once(std::future::ready(priming)).chain(body).map(Ok::<_, Infallible>);
+        sse(events, config.sse_keep_alive)
     }
 
     /// `DELETE`: the client ends its session.
@@ -233,12 +250,8 @@ fn sse(
     Sse::new(events).keep_alive(KeepAlive::new().interval(keep_alive)).into_response()
 }
 
-fn sse_event(frame: Frame) -> SseEvent {
-    let event = SseEvent::default().data(&*frame.json);
-    match frame.id {
-        Some(id) => event.id(id.to_string()),
-        None => event,
-    }
+fn sse_event(frame: &Frame) -> SseEvent {
+    SseEvent::default().id(frame.id.to_string()).data(&*frame.json)
 }
 
 fn json_response(status: StatusCode, message: &ServerJsonRpcMessage) -> Response {
@@ -271,52 +284,58 @@ pub async fn serve_streams(State(sessions): State<Arc<Sessions>>, request: Reque
     }
 }
 
-/// Reports the end of a GET stream when its response body is dropped.
-struct StreamGuard {
+/// A GET stream's body: the session's frames, and, when it is dropped (the connection
+/// broke or a newer stream replaced it), the report of its end to the core and to the
+/// outlet, with the messages it may not have delivered.
+struct StreamBody {
+    frames: tokio::sync::mpsc::Receiver<Frame>,
+    /// Replayable frames written in the last `window`, oldest first.
+    recent: VecDeque<(u64, tokio::time::Instant)>,
+    window: Duration,
+    generation: u64,
     hub: Arc<Hub>,
     slot: Arc<Slot>,
 }
 
-impl Drop for StreamGuard {
-    fn drop(&mut self) {
-        self.hub.metrics.get_stream(-1);
-        let Some(grace) = self.slot.stream_closed() else { return };
-        if self.hub.is_shutting_down() || self.slot.ending().is_cancelled() {
-            return;
+impl Stream for StreamBody {
+    type Item = SseEvent;
+
+    fn poll_next(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> Poll<Option<SseEvent>> {
+        let Poll::Ready(frame) = self.frames.poll_recv(cx) else { return Poll::Pending };
+        let Some(frame) = frame else { return Poll::Ready(None) };
+        if frame.replay {
+            let now = tokio::time::Instant::now();
+            let window = self.window;
+            while self.recent.front().is_some_and(|(_, at)| now.duration_since(*at) > window) {
+                self.recent.pop_front();
+            }
+            self.recent.push_back((frame.id, now));
         }
-        tracing::debug!(mcp_session = %self.slot.mcp_id, "SSE stream dropped; waiting for the client to reconnect");
-        let Ok(runtime) = tokio::runtime::Handle::try_current() else { return };
-        let (hub, slot) = (self.hub.clone(), self.slot.clone());
-        runtime.spawn(async move {
-            tokio::select! {
-                () = tokio::time::sleep(hub.config.stream_grace) => {}
-                () = grace.cancelled() => return,
-                () = slot.ending().cancelled() => return,
-            }
-            if slot.is_listening() {
-                return;
-            }
-            tracing::info!(mcp_session = %slot.mcp_id, "SSE stream did not come back; closing the session as lost");
-            hub.metrics.session_lost();
-            hub.end_session(&slot, SessionEnd::Lost);
-        });
+        Poll::Ready(Some(sse_event(&frame)))
     }
 }
 
-/// Ends, every so often, the sessions with no request for `--session-idle-timeout` and
-/// no open GET stream, until shutdown.
-pub async fn reap_idle(hub: Arc<Hub>) {
-    let limit = hub.config.session_idle_timeout;
-    let every = (limit / 4).clamp(Duration::from_millis(50), Duration::from_secs(5));
-    loop {
-        tokio::select! {
-            () = tokio::time::sleep(every) => {}
-            () = hub.shutdown_token().cancelled() => return,
+impl Drop for StreamBody {
+    fn drop(&mut self) {
+        self.hub.metrics.get_stream(-1);
+        self.slot.stream_closed();
+        if self.slot.ending().is_cancelled() {
+            return;
         }
-        for slot in hub.idle_sessions(limit) {
-            tracing::info!(mcp_session = %slot.mcp_id, ?limit, "closing an idle session");
-            hub.end_session(&slot, SessionEnd::Lost);
+        // What may not have reached the client: frames written within the window, and
+        // frames never written at all.
+        let now = tokio::time::Instant::now();
+        let written =
+            self.recent.iter().find(|(_, at)| now.duration_since(*at) <= self.window).map(|(id, _)| *id);
+        let unwritten = std::iter::from_fn(|| self.frames.try_recv().ok()).find(|f| f.replay).map(|f| f.id);
+        if let Some(from) = written.or(unwritten) {
+            self.slot.outlet.rewind(self.generation, from);
         }
+        tracing::debug!(mcp_session = %self.slot.mcp_id, "SSE stream dropped");
+        self.hub.release(&self.slot, Hold::Stream);
     }
 }
 

@@ -6,7 +6,7 @@
 
 use std::time::{Duration, Instant};
 
-use chat_core::{Chat, ChatError, Command, Reply, SessionId, Time};
+use chat_core::{Chat, ChatError, Command, Hold, Reply, SessionId, Time};
 use rmcp::handler::server::wrapper::Parameters;
 use rmcp::model::{CallToolResult, ContentBlock, ProgressNotificationParam, ProgressToken};
 use rmcp::service::RequestContext;
@@ -262,6 +262,8 @@ impl ChatServer {
         what: &str,
     ) -> Woken {
         let interval = self.hub.config.progress_interval;
+        // A client blocked in a wait is there, whatever its other connections do.
+        let _alive = self.hub.holding(&self.slot, Hold::Request);
         loop {
             let next_progress = tokio::time::Instant::now() + interval;
             tokio::select! {

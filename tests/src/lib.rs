@@ -292,6 +292,59 @@ impl RawSession {
     }
 }
 
+/// Reads SSE events (id, JSON data) from a GET stream response.
+pub struct SseEvents {
+    response: reqwest::Response,
+    buffer: String,
+}
+
+impl SseEvents {
+    /// A reader of `response`'s body.
+    pub fn new(response: reqwest::Response) -> Self {
+        SseEvents { response, buffer: String::new() }
+    }
+
+    /// The next event carrying JSON data (comments, keep-alives and priming events are
+    /// skipped); fails the test after [`STEP`] or if the stream ends.
+    pub async fn next(&mut self) -> (Option<String>, Value) {
+        match self.try_next(STEP).await {
+            Some(event) => event,
+            None => panic!("no SSE event within {STEP:?}"),
+        }
+    }
+
+    /// The next event carrying JSON data, or `None` if none comes within `limit` or the
+    /// stream ends.
+    pub async fn try_next(&mut self, limit: Duration) -> Option<(Option<String>, Value)> {
+        let deadline = tokio::time::Instant::now() + limit;
+        loop {
+            if let Some(end) = self.buffer.find("\n\n") {
+                let block: String = self.buffer.drain(..end + 2).collect();
+                let id = block.lines().find_map(|l| l.strip_prefix("id:")).map(|v| v.trim().to_owned());
+                let data: String =
+                    block.lines().filter_map(|l| l.strip_prefix("data:")).map(str::trim).collect();
+                if let Ok(value) = serde_json::from_str(&data) {
+                    return Some((id, value));
+                }
+                continue;
+            }
+            let chunk = tokio::time::timeout_at(deadline, self.response.chunk()).await.ok()?;
+            let chunk = chunk.ok()??;
+            self.buffer.push_str(&String::from_utf8_lossy(&chunk));
+        }
+    }
+
+    /// The next event with this method.
+    pub async fn next_method(&mut self, method: &str) -> (Option<String>, Value) {
+        loop {
+            let (id, value) = self.next().await;
+            if value["method"] == method {
+                return (id, value);
+            }
+        }
+    }
+}
+
 /// POSTs a JSON-RPC body to `url` with the headers MCP requires.
 pub async fn raw_post(
     url: &str,

@@ -177,13 +177,17 @@ async fn listeners_are_kept_alive_and_silent_sessions_expire() {
     // Bob holds a GET stream (rmcp's client opens one) and otherwise stays quiet.
     let bob = server.client().await;
     bob.ok("enter_queue", json!({"display_name": "Bob"})).await;
-    // Ann only ever POSTs and then goes silent: no stream, no requests.
+    // Ann only ever POSTs (more than once, so she is not a single-call session) and then
+    // goes silent: no stream, no requests.
     let mut ann = RawSession::open(&server.url, None).await;
     let matched = structured(&ann.call("enter_queue", json!({"display_name": "Ann"})).await);
     assert_eq!(matched["status"], "matched", "{matched}");
+    ann.call("get_my_identity", json!({})).await;
     bob.next("chatroom.found", STEP).await;
 
-    // Ann's session expires after the idle timeout; Bob hears `timeout` after the grace.
+    // Ann's session is lost after the idle timeout (Bob hears `partner.reconnecting`) and
+    // ends after the grace (Bob hears `timeout`).
+    bob.next("partner.reconnecting", Duration::from_secs(4)).await;
     let gone = bob.next("partner.disconnected", Duration::from_secs(8)).await;
     assert_eq!(gone["reason"], "timeout");
     let expired = ann.post_raw(&json!({"jsonrpc": "2.0", "id": 99, "method": "ping"}).to_string()).await;
@@ -199,7 +203,7 @@ async fn listeners_are_kept_alive_and_silent_sessions_expire() {
 /// answers its calls; it is closed only once it stops.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_client_that_keeps_calling_is_not_idle() {
-    let server = ServerProcess::start(&["--session-idle-timeout", "1s"]).await;
+    let server = ServerProcess::start(&["--session-idle-timeout", "1s", "--reconnect-grace", "1s"]).await;
     let mut ann = RawSession::open(&server.url, None).await;
     let joined = structured(&ann.call("enter_queue", json!({"display_name": "Ann"})).await);
     assert_eq!(joined["status"], "waiting", "{joined}");
@@ -209,8 +213,8 @@ async fn a_client_that_keeps_calling_is_not_idle() {
         assert_eq!(me["display_name"], "Ann", "the busy session is kept: {me}");
         tokio::time::sleep(Duration::from_millis(250)).await;
     }
-    // Silent from now on: gone after the idle timeout.
-    tokio::time::sleep(Duration::from_millis(2500)).await;
+    // Silent from now on: lost after the idle timeout, gone after the reconnect grace.
+    tokio::time::sleep(Duration::from_millis(3000)).await;
     let expired = ann.post_raw(&json!({"jsonrpc": "2.0", "id": 99, "method": "ping"}).to_string()).await;
     assert_eq!(expired.status(), 404, "the silent session is gone");
 }

@@ -276,6 +276,7 @@ impl App {
                     self.push(Entry::Typing { ts: now, room_id: t.room_id, name, typing: t.typing });
                 }
             }
+            Event::PartnerReconnecting(_) | Event::PartnerReconnected(_) => {}
             Event::MessageExpired(e) => self.push(Entry::Expired {
                 ts: now,
                 recipient_id: e.recipient_id,

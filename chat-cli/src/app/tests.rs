@@ -81,6 +81,7 @@ pub(crate) mod fixtures {
             Event::PartnerDisconnected(PartnerDisconnected {
                 room_id: room.into(),
                 reason: DisconnectReason::Left,
+                undelivered: Vec::new(),
             }),
         )
     }

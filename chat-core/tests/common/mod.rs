@@ -6,7 +6,9 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use chat_core::{Chat, ChatError, Command, Config, Limits, Outbound, Reply, SessionEnd, SessionId, Time};
+use chat_core::{
+    Chat, ChatError, Command, Config, Hold, Limits, Outbound, Reply, SessionEnd, SessionId, Time,
+};
 use serde_json::{Value, json};
 
 /// 2024-01-01T12:00:00Z, so snapshots read naturally.
@@ -36,11 +38,41 @@ impl Driver {
         }
     }
 
+    /// Opens a session for `name` whose client holds a stream open (as MCP clients with
+    /// a GET stream do), so it stays live until [`Driver::drop_stream`].
     pub fn open(&mut self, name: &str) -> SessionId {
+        let s = self.open_bare(name);
+        self.chat.hold(self.now, s, Hold::Stream);
+        s
+    }
+
+    /// Opens a session for `name` that holds nothing (a tools-only client).
+    pub fn open_bare(&mut self, name: &str) -> SessionId {
         let s = self.chat.open_session(self.now);
         self.sessions.insert(name.to_string(), s);
         self.transcript.push(json!({ "open": name }));
         s
+    }
+
+    /// `who`'s stream breaks.
+    pub fn drop_stream(&mut self, who: &str) {
+        let session = self.session(who);
+        self.chat.release(self.now, session, Hold::Stream);
+        self.transcript.push(json!({ "stream_dropped": who }));
+        self.drain();
+    }
+
+    /// `who`'s client opens a stream again.
+    pub fn open_stream(&mut self, who: &str) {
+        let session = self.session(who);
+        self.chat.hold(self.now, session, Hold::Stream);
+        self.transcript.push(json!({ "stream_opened": who }));
+        self.drain();
+    }
+
+    /// Sessions the core ended by itself since the last call.
+    pub fn expired(&mut self) -> Vec<SessionId> {
+        std::iter::from_fn(|| self.chat.poll_expired()).collect()
     }
 
     pub fn session(&self, name: &str) -> SessionId {

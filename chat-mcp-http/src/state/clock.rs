@@ -1,7 +1,6 @@
 //! The adapter's clock: the core never reads one, so every call gets "now" from here.
 
-use std::sync::OnceLock;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use chat_core::Time;
 
@@ -17,12 +16,4 @@ pub fn now() -> Time {
 /// How long from `now` until `deadline` (zero if it has passed).
 pub fn until(deadline: Time, now: Time) -> Duration {
     deadline.since(now)
-}
-
-/// Milliseconds on a monotonic clock (since the first call), for idle tracking that a
-/// wall-clock step must not disturb.
-pub fn monotonic_ms() -> u64 {
-    static START: OnceLock<Instant> = OnceLock::new();
-    let start = *START.get_or_init(Instant::now);
-    u64::try_from(start.elapsed().as_millis()).unwrap_or(u64::MAX)
 }

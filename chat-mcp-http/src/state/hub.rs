@@ -17,7 +17,7 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError, RwLock};
 
 use chat_core::{
-    Chat, ChatError, Command, Config, Event, Outbound, Reply, SessionEnd, SessionId, Stats, Time,
+    Chat, ChatError, Command, Config, Event, Hold, Outbound, Reply, SessionEnd, SessionId, Stats, Time,
 };
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
@@ -99,11 +99,12 @@ impl Hub {
     /// Runs `f` on the core with the current time, then dispatches the events it caused.
     /// The lock is held only while `f` runs.
     pub fn with_core<T>(&self, f: impl FnOnce(&mut Chat, Time) -> T) -> T {
-        let (out, batch, deadline) = {
+        let (out, batch, deadline, expired) = {
             let mut chat = self.lock();
             let out = f(&mut chat, clock::now());
             let batch: Vec<Outbound> = std::iter::from_fn(|| chat.poll_outbound()).collect();
-            (out, batch, chat.poll_timeout())
+            let expired: Vec<SessionId> = std::iter::from_fn(|| chat.poll_expired()).collect();
+            (out, batch, chat.poll_timeout(), expired)
         };
         if let Some(deadline) = deadline
             && deadline.as_millis() < self.armed.load(Ordering::Acquire)
@@ -111,7 +112,34 @@ impl Hub {
             self.timer_wake.notify_one();
         }
         self.dispatch(batch);
+        for session in expired {
+            self.forget(session);
+        }
         out
+    }
+
+    /// The client of `slot` holds `what` open (a GET stream, a blocking request).
+    pub fn hold(&self, slot: &Slot, what: Hold) {
+        self.with_core(|chat, now| chat.hold(now, slot.id, what));
+    }
+
+    /// The hold `what` of `slot` ended.
+    pub fn release(&self, slot: &Slot, what: Hold) {
+        if !slot.ending().is_cancelled() {
+            self.with_core(|chat, now| chat.release(now, slot.id, what));
+        }
+    }
+
+    /// Holds `what` for `slot` until the guard is dropped.
+    pub fn holding(self: &Arc<Self>, slot: &Arc<Slot>, what: Hold) -> Holding {
+        self.hold(slot, what);
+        Holding { hub: self.clone(), slot: slot.clone(), what }
+    }
+
+    /// The client of `slot` made a request that is not a tool call (tool calls count
+    /// through the command they run).
+    pub fn touch(&self, slot: &Slot) {
+        self.with_core(|chat, now| chat.touch(now, slot.id));
     }
 
     /// One command for `session`; also returns the caller's pending event count after it.
@@ -248,33 +276,42 @@ impl Hub {
         self.slots.read().unwrap_or_else(PoisonError::into_inner).get(&id).cloned()
     }
 
-    /// Sessions whose client sent no request for at least `limit` and holds no GET
-    /// stream.
-    pub fn idle_sessions(&self, limit: std::time::Duration) -> Vec<Arc<Slot>> {
-        let slots = self.slots.read().unwrap_or_else(PoisonError::into_inner);
-        slots
-            .values()
-            .filter(|slot| !slot.is_listening() && slot.since_last_request() >= limit)
-            .cloned()
-            .collect()
+    /// Ends a session on the adapter's decision (the first call wins): blocking tools
+    /// return, its stream closes, and the core is told `how` (`Closed` = the client left
+    /// on purpose, `Lost` = the server gives it up, which starts the reconnect grace).
+    pub fn end_session(&self, slot: &Slot, how: SessionEnd) {
+        if !self.remove(slot) {
+            return;
+        }
+        if !self.shutdown.is_cancelled() {
+            self.with_core(|chat, now| chat.session_closed(now, slot.id, how));
+        }
+        tracing::info!(session = %slot.id, mcp_session = %slot.mcp_id, ?how, "session ended");
     }
 
-    /// Ends a session (the first call wins): blocking tools return, its stream closes,
-    /// and the core is told `how` (`Closed` = the client left on purpose, `Lost` = it
-    /// vanished, which starts the reconnect grace).
-    pub fn end_session(&self, slot: &Slot, how: SessionEnd) {
+    /// A session the core ended (lost and not back within the reconnect grace, or a
+    /// silent single-call session): from now on its id is answered with `404`.
+    fn forget(&self, session: SessionId) {
+        let slot = self.slots.read().unwrap_or_else(PoisonError::into_inner).get(&session).cloned();
+        if let Some(slot) = slot
+            && self.remove(&slot)
+        {
+            self.metrics.session_lost();
+            tracing::info!(session = %slot.id, mcp_session = %slot.mcp_id, "session expired");
+        }
+    }
+
+    /// Takes a session out of the registry; `true` for the first call only.
+    fn remove(&self, slot: &Slot) -> bool {
         if !slot.mark_end() {
-            return;
+            return false;
         }
         slot.outlet.close();
         self.slots.write().unwrap_or_else(PoisonError::into_inner).remove(&slot.id);
         self.by_mcp.write().unwrap_or_else(PoisonError::into_inner).remove(&slot.mcp_id);
         self.live_sessions.fetch_sub(1, Ordering::AcqRel);
         self.metrics.session_closed();
-        if !self.shutdown.is_cancelled() {
-            self.with_core(|chat, now| chat.session_closed(now, slot.id, how));
-        }
-        tracing::info!(session = %slot.id, mcp_session = %slot.mcp_id, ?how, "session ended");
+        true
     }
 
     /// Every live session (for keep-alive pings and shutdown).
@@ -337,5 +374,18 @@ impl Hub {
             }
             tokio::time::sleep(std::time::Duration::from_millis(20)).await;
         }
+    }
+}
+
+/// Keeps a hold (see [`Hub::holding`]) until dropped.
+pub struct Holding {
+    hub: Arc<Hub>,
+    slot: Arc<Slot>,
+    what: Hold,
+}
+
+impl Drop for Holding {
+    fn drop(&mut self) {
+        self.hub.release(&self.slot, self.what);
     }
 }

@@ -14,12 +14,15 @@ use std::sync::{Mutex, PoisonError};
 
 use tokio::sync::mpsc;
 
-/// A serialized JSON-RPC message and its SSE event id (`None`: not replayable, e.g. a
-/// keep-alive ping).
+/// A serialized JSON-RPC message and its SSE event id.
 #[derive(Clone, Debug)]
 pub struct Frame {
-    /// The event id, if the message is kept for replay.
-    pub id: Option<u64>,
+    /// The SSE event id: the message's own position for a replayable message, the
+    /// stream's current position for one that is not (a keep-alive ping), so a client
+    /// that resumes from any id it saw misses nothing.
+    pub id: u64,
+    /// Whether the message is kept for replay (events, resource updates; not pings).
+    pub replay: bool,
     /// The JSON-RPC message.
     pub json: std::sync::Arc<str>,
 }
@@ -33,6 +36,17 @@ pub enum Missed {
     Full,
 }
 
+/// A stream just opened: its frames, and what identifies it.
+pub struct Opened {
+    /// The frames to write, replayed ones first.
+    pub frames: mpsc::Receiver<Frame>,
+    /// Identifies this stream to [`Outlet::rewind`].
+    pub generation: u64,
+    /// The id the stream starts after (for its priming event): a client that resumes
+    /// from it gets everything this stream carries.
+    pub position: u64,
+}
+
 #[derive(Default)]
 struct Inner {
     next_id: u64,
@@ -40,6 +54,10 @@ struct Inner {
     sent_through: u64,
     replay: VecDeque<(u64, std::sync::Arc<str>)>,
     stream: Option<mpsc::Sender<Frame>>,
+    /// Streams opened so far; the current one is number `generation`.
+    generation: u64,
+    /// The current stream was given every kept message after this id when it opened.
+    stream_after: u64,
     closed: bool,
 }
 
@@ -75,20 +93,22 @@ impl Outlet {
             }
             inner.replay.push_back((id, json.clone()));
         }
-        Self::offer(&mut inner, Frame { id: Some(id), json })
+        Self::offer(&mut inner, Frame { id, replay: true, json })
     }
 
     /// Queues a message that is not replayed (sent only if a stream is open now).
     pub fn send_once(&self, json: std::sync::Arc<str>) -> Result<(), Missed> {
-        Self::offer(&mut self.lock(), Frame { id: None, json })
+        let mut inner = self.lock();
+        let id = inner.next_id;
+        Self::offer(&mut inner, Frame { id, replay: false, json })
     }
 
     fn offer(inner: &mut Inner, frame: Frame) -> Result<(), Missed> {
         let Some(stream) = &inner.stream else { return Err(Missed::NoStream) };
-        let id = frame.id;
+        let (id, replay) = (frame.id, frame.replay);
         match stream.try_send(frame) {
             Ok(()) => {
-                if let Some(id) = id {
+                if replay {
                     inner.sent_through = id;
                 }
                 Ok(())
@@ -105,24 +125,59 @@ impl Outlet {
     /// newer than `after` (a `Last-Event-ID`) are queued first; without one, those that no
     /// stream has taken yet (sent before the client's first GET, or between streams).
     /// `None` if the session has ended.
-    pub fn open(&self, after: Option<u64>) -> Option<mpsc::Receiver<Frame>> {
+    pub fn open(&self, after: Option<u64>) -> Option<Opened> {
         let mut inner = self.lock();
         if inner.closed {
             return None;
         }
         let (tx, rx) = mpsc::channel(self.capacity.max(self.replay).max(1));
-        let after = after.unwrap_or(inner.sent_through);
+        let after = after.unwrap_or(inner.sent_through).min(inner.next_id);
         let mut newest = None;
         for (id, json) in inner.replay.iter().filter(|(id, _)| *id > after) {
             // Cannot fail: the channel is new and at least as large as the buffer.
-            let _ = tx.try_send(Frame { id: Some(*id), json: json.clone() });
+            let _ = tx.try_send(Frame { id: *id, replay: true, json: json.clone() });
             newest = Some(*id);
         }
         if let Some(newest) = newest {
             inner.sent_through = newest;
         }
         inner.stream = Some(tx);
-        Some(rx)
+        inner.generation += 1;
+        inner.stream_after = after;
+        Some(Opened { frames: rx, generation: inner.generation, position: after })
+    }
+
+    /// Stream `generation` broke, and the messages from id `from` on that it was handed
+    /// may never have reached the client. If it is still the current stream, they are
+    /// kept for the next one; if a newer stream has opened since, they are sent to it now
+    /// (unless it already had them).
+    pub fn rewind(&self, generation: u64, from: u64) {
+        let mut inner = self.lock();
+        if inner.closed || from == 0 {
+            return;
+        }
+        if generation == inner.generation {
+            inner.stream = None;
+            inner.sent_through = inner.sent_through.min(from - 1);
+            return;
+        }
+        if generation > inner.generation || from > inner.stream_after {
+            return;
+        }
+        let through = inner.stream_after;
+        let again: Vec<Frame> = inner
+            .replay
+            .iter()
+            .filter(|(id, _)| (from..=through).contains(id))
+            .map(|(id, json)| Frame { id: *id, replay: true, json: json.clone() })
+            .collect();
+        inner.stream_after = from - 1;
+        for frame in again {
+            if Self::offer(&mut inner, frame).is_err() {
+                inner.sent_through = inner.sent_through.min(from - 1);
+                return;
+            }
+        }
     }
 
     /// Whether the open stream (if any) has taken every queued message.
@@ -152,29 +207,35 @@ mod tests {
         let outlet = Outlet::new(8, 4);
         // Sent before the first stream: delivered when it opens.
         assert_eq!(outlet.send(json("a")), Err(Missed::NoStream));
-        let mut first = outlet.open(None).expect("open");
-        assert_eq!(first.try_recv().expect("a").id, Some(1));
+        let mut first = outlet.open(None).expect("open").frames;
+        assert_eq!(first.try_recv().expect("a").id, 1);
         outlet.send(json("b")).expect("sent");
-        assert_eq!(first.try_recv().expect("b").id, Some(2));
+        assert_eq!(first.try_recv().expect("b").id, 2);
         drop(first);
         assert_eq!(outlet.send(json("c")), Err(Missed::NoStream));
         // With Last-Event-ID: what came after it.
-        let mut second = outlet.open(Some(1)).expect("reopen");
+        let second = outlet.open(Some(1)).expect("reopen");
+        assert_eq!(second.position, 1);
+        let mut second = second.frames;
         let ids: Vec<_> = std::iter::from_fn(|| second.try_recv().ok()).map(|f| f.id).collect();
-        assert_eq!(ids, [Some(2), Some(3)]);
+        assert_eq!(ids, [2, 3]);
         // Without: only what no stream has taken.
         drop(second);
         outlet.send(json("d")).expect_err("no stream");
-        let mut third = outlet.open(None).expect("reopen");
+        let mut third = outlet.open(None).expect("reopen").frames;
         let replayed = third.try_recv().expect("d");
-        assert_eq!((replayed.id, &*replayed.json), (Some(4), "d"));
+        assert_eq!((replayed.id, &*replayed.json), (4, "d"));
         assert!(third.try_recv().is_err());
+        // A ping carries the current position as its id and is not kept.
+        outlet.send_once(json("ping")).expect("sent");
+        let ping = third.try_recv().expect("ping");
+        assert_eq!((ping.id, ping.replay), (4, false));
     }
 
     #[test]
     fn a_full_stream_misses_and_a_closed_outlet_refuses() {
         let outlet = Outlet::new(1, 3);
-        let _stream = outlet.open(None).expect("open");
+        let _stream = outlet.open(None).expect("open").frames;
         for _ in 0..3 {
             outlet.send(json("x")).expect("room in the channel");
         }
@@ -183,5 +244,30 @@ mod tests {
         outlet.close();
         assert!(outlet.open(None).is_none());
         assert_eq!(outlet.send_once(json("z")), Err(Missed::NoStream));
+    }
+
+    #[test]
+    fn what_a_broken_stream_may_have_missed_goes_to_the_next_one() {
+        let outlet = Outlet::new(8, 8);
+        let old = outlet.open(None).expect("open");
+        outlet.send(json("a")).expect("sent");
+        outlet.send(json("b")).expect("sent");
+        // The client already opened its next stream (no Last-Event-ID) before the server
+        // noticed the old one broke: the new stream starts after `b`.
+        let mut new = outlet.open(None).expect("reopen").frames;
+        assert!(new.try_recv().is_err());
+        // The old stream broke having handed out `b` moments ago: `b` goes to the new one.
+        outlet.rewind(old.generation, 2);
+        let again = new.try_recv().expect("b again");
+        assert_eq!((again.id, &*again.json), (2, "b"));
+        // Rewinding the same stream again sends nothing twice.
+        outlet.rewind(old.generation, 2);
+        assert!(new.try_recv().is_err());
+        // A current stream that broke keeps its unconfirmed messages for the next stream.
+        let current = outlet.open(None).expect("reopen");
+        outlet.send(json("c")).expect("sent");
+        outlet.rewind(current.generation, 3);
+        let mut next = outlet.open(None).expect("reopen").frames;
+        assert_eq!(next.try_recv().expect("c").id, 3);
     }
 }

@@ -1,17 +1,16 @@
 //! Per-session state of the adapter: the link between one MCP session and its core
 //! [`SessionId`], its outgoing stream, the signal that wakes its waiting tools, its
-//! resource subscriptions, its requests in flight and when the client was last heard from.
+//! resource subscriptions and its requests in flight. Whether the client is still there
+//! is the core's decision (`chat_core::Chat::hold`), not the slot's.
 
 use std::collections::{HashMap, HashSet};
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
-use std::time::Duration;
 
 use chat_core::SessionId;
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
-use crate::state::clock;
 use crate::state::outlet::Outlet;
 
 /// Resource URIs one session subscribed to.
@@ -51,12 +50,8 @@ pub struct Slot {
     /// Cancelled as soon as the session is ending, so blocking tools
     /// (`wait_for_events`, `send_message_and_wait`) return at once.
     ending: CancellationToken,
-    /// When the client last sent a request in this session ([`clock::monotonic_ms`]).
-    last_request: AtomicU64,
     /// Open GET streams (0 or 1 once a reconnect has replaced the old one).
     streams: AtomicUsize,
-    /// Cancelled when a GET stream reopens within the stream grace.
-    grace: Mutex<Option<CancellationToken>>,
     /// Blocking requests in flight, by JSON-RPC id, for `notifications/cancelled`.
     in_flight: Mutex<HashMap<String, CancellationToken>>,
 }
@@ -73,9 +68,7 @@ impl Slot {
             subscriptions: Arc::default(),
             ended: AtomicBool::new(false),
             ending: CancellationToken::new(),
-            last_request: AtomicU64::new(clock::monotonic_ms()),
             streams: AtomicUsize::new(0),
-            grace: Mutex::new(None),
             in_flight: Mutex::default(),
         }
     }
@@ -109,34 +102,14 @@ impl Slot {
         &self.ending
     }
 
-    /// Records that the client sent a request in this session just now.
-    pub fn touch(&self) {
-        self.last_request.store(clock::monotonic_ms(), Ordering::Relaxed);
-    }
-
-    /// How long since the client's last request (or since the session opened).
-    pub fn since_last_request(&self) -> Duration {
-        let idle = clock::monotonic_ms().saturating_sub(self.last_request.load(Ordering::Relaxed));
-        Duration::from_millis(idle)
-    }
-
-    /// A GET stream opened: cancels a pending stream grace.
+    /// A GET stream opened.
     pub fn stream_opened(&self) {
         self.streams.fetch_add(1, Ordering::AcqRel);
-        if let Some(grace) = self.grace.lock().unwrap_or_else(PoisonError::into_inner).take() {
-            grace.cancel();
-        }
     }
 
-    /// A GET stream closed. Returns a token for the stream grace when it was the last one
-    /// (cancelled if a stream reopens).
-    pub fn stream_closed(&self) -> Option<CancellationToken> {
-        if self.streams.fetch_sub(1, Ordering::AcqRel) != 1 {
-            return None;
-        }
-        let token = CancellationToken::new();
-        *self.grace.lock().unwrap_or_else(PoisonError::into_inner) = Some(token.clone());
-        Some(token)
+    /// A GET stream closed.
+    pub fn stream_closed(&self) {
+        self.streams.fetch_sub(1, Ordering::AcqRel);
     }
 
     /// Whether the client holds a GET stream open.
