@@ -27,6 +27,9 @@ use crate::routes;
 use crate::session::{self, Sessions, admit_new_sessions, serve_streams};
 use crate::state::hub::Hub;
 
+/// The MCP endpoint, the one path that speaks Streamable HTTP.
+pub const MCP_PATH: &str = "/mcp";
+
 /// How long shutdown waits for open connections after closing every session.
 const DRAIN_LIMIT: Duration = Duration::from_secs(5);
 
@@ -69,14 +72,18 @@ fn build_router(hub: &Arc<Hub>, sessions: &CancellationToken) -> Router {
     tokio::spawn(session::reap_idle(hub.clone()));
     tokio::spawn(session::keepalive(hub.clone()));
 
+    // The session layer runs as route layers of `/mcp` alone: an unmatched path falls
+    // through to the router's plain 404 and never reaches `initialize` or the GET stream
+    // (as a `layer` on a nested service it wrapped the fallback too, so every path was an
+    // MCP endpoint). `route_service` matches `/mcp` exactly, not `/mcp/...`.
     let mcp = Router::new()
-        .nest_service("/mcp", service)
-        .layer(from_fn_with_state(
+        .route_service(MCP_PATH, service)
+        .route_layer(from_fn_with_state(
             PostState { limit: config.max_request_bytes, sessions: layer.clone() },
             validate_post,
         ))
-        .layer(from_fn_with_state(layer, serve_streams))
-        .layer(from_fn_with_state(hub.clone(), admit_new_sessions));
+        .route_layer(from_fn_with_state(layer, serve_streams))
+        .route_layer(from_fn_with_state(hub.clone(), admit_new_sessions));
     let mut app = Router::new()
         .route("/healthz", get(routes::healthz))
         .route("/metrics", get(routes::metrics))

@@ -44,6 +44,6 @@ pub use config::ServerConfig;
 /// on stdout once listening (scripts and tests read it, notably with `--port 0`).
 pub async fn serve(config: ServerConfig) -> std::io::Result<()> {
     let server = Server::start(config).await?;
-    println!("mcp-chat listening on http://{}/mcp", server.local_addr());
+    println!("mcp-chat listening on http://{}{}", server.local_addr(), app::MCP_PATH);
     server.run_until_signal().await
 }

@@ -261,13 +261,19 @@ fn accepts(headers: &HeaderMap, media: &str) -> bool {
     )
 }
 
+/// The methods `/mcp` serves, for the `Allow` header of a `405`.
+const ALLOWED_METHODS: &str = "GET, POST, DELETE";
+
 /// axum middleware on `/mcp` for GET and DELETE (POSTs go through
-/// [`crate::jsonrpc::validate_post`], which calls [`Sessions::post`]).
+/// [`crate::jsonrpc::validate_post`], which calls [`Sessions::post`]). Other methods get
+/// `405` with the methods this layer serves (rmcp, being stateless, would list only POST).
 pub async fn serve_streams(State(sessions): State<Arc<Sessions>>, request: Request, next: Next) -> Response {
     match *request.method() {
         Method::GET => sessions.get(request.headers()),
         Method::DELETE => sessions.delete(request.headers()),
-        _ => next.run(request).await,
+        Method::POST => next.run(request).await,
+        _ => (StatusCode::METHOD_NOT_ALLOWED, [(header::ALLOW, ALLOWED_METHODS)], "Method Not Allowed")
+            .into_response(),
     }
 }
 
