@@ -3,7 +3,42 @@
 
 use serde_json::{Value, json};
 
-use tests::{RawSession, ServerProcess, http, raw_post};
+use tests::{RawSession, ServerProcess, http, raw_post, rpc_messages};
+
+/// `resources/read` for `uri` in `session`: the JSON-RPC answer.
+async fn read(session: &RawSession, id: u64, uri: &str) -> Value {
+    let body = json!({"jsonrpc": "2.0", "id": id, "method": "resources/read", "params": {"uri": uri}});
+    let text = session.post_raw(&body.to_string()).await.text().await.expect("body");
+    rpc_messages(&text).into_iter().find(|m| m["id"] == id).expect("an answer")
+}
+
+/// `resources/read` answers with resource errors (`-32002`, resource not found) and says
+/// what to do, never `-32600 Invalid Request`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn resource_reads_fail_with_resource_errors() {
+    let server = ServerProcess::start(&[]).await;
+    let nobody = RawSession::open(&server.url, None).await;
+    let answer = read(&nobody, 1, "chat://rooms/r_0000000000000001").await;
+    assert_eq!(answer["error"]["code"], -32002, "no identity: {answer}");
+    let message = answer["error"]["message"].as_str().unwrap_or_default();
+    assert!(message.contains("enter_queue") || message.contains("resume_session"), "actionable: {answer}");
+
+    let answer = read(&nobody, 2, "chat://nothing").await;
+    assert_eq!(answer["error"]["code"], -32002, "unknown URI: {answer}");
+
+    // Someone else's room and an unknown one look the same.
+    let mut ann = RawSession::open(&server.url, None).await;
+    ann.call("enter_queue", json!({})).await;
+    let mut bob = RawSession::open(&server.url, None).await;
+    let matched = bob.call("enter_queue", json!({})).await;
+    let room = matched["result"]["structuredContent"]["room_id"].as_str().expect("matched").to_owned();
+    let mut eve = RawSession::open(&server.url, None).await;
+    eve.call("checkin_client", json!({"client_id": "eve"})).await;
+    let answer = read(&eve, 3, &format!("chat://rooms/{room}")).await;
+    assert_eq!(answer["error"]["code"], -32002, "not a member: {answer}");
+    let answer = read(&bob, 4, &format!("chat://rooms/{room}")).await;
+    assert!(answer["result"]["contents"].is_array(), "a member reads it: {answer}");
+}
 
 /// Only `/mcp`, `/healthz` and `/metrics` are served; every other path is `404` and
 /// opens no session. `/mcp` answers an unsupported method with `405` and the methods
