@@ -173,6 +173,7 @@ impl Sessions {
                 return response;
             }
         };
+        slot.set_protocol_version(result.protocol_version.clone());
         tracing::info!(
             session = %slot.id,
             mcp_session = %slot.mcp_id,
