@@ -1,9 +1,66 @@
 //! The edges of the Streamable HTTP protocol, tested over raw HTTP against the real
 //! binary: what a spec-following client may send that the happy path never does.
 
+use std::time::{Duration, Instant};
+
 use serde_json::{Value, json};
 
-use tests::{RawSession, ServerProcess, http, raw_post, rpc_messages};
+use tests::{RawSession, ServerProcess, http, raw_post, rpc_messages, within};
+
+fn call(id: u64, tool: &str, arguments: Value) -> Value {
+    json!({"jsonrpc": "2.0", "id": id, "method": "tools/call", "params": {"name": tool, "arguments": arguments}})
+}
+
+fn with_progress(mut request: Value, token: &str) -> Value {
+    request["params"]["_meta"] = json!({"progressToken": token});
+    request
+}
+
+/// A cancelled blocking call, on the direct path and on the path with progress, gets no
+/// response: its POST stream ends without one (the spec: "receivers ... SHOULD NOT send
+/// a response for the cancelled request").
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cancelled_blocking_call_gets_no_response() {
+    let server = ServerProcess::start(&["--progress-interval", "200ms"]).await;
+    let mut ann = RawSession::open(&server.url, None).await;
+    ann.call("checkin_client", json!({"client_id": "ann"})).await;
+    let requests = [
+        call(51, "wait_for_events", json!({"timeout": 30})),
+        call(52, "send_message_and_wait", json!({"recipient_id": "bob", "message": "hi", "timeout": 30})),
+        with_progress(call(53, "wait_for_events", json!({"timeout": 30})), "p-53"),
+        with_progress(
+            call(54, "send_message_and_wait", json!({"recipient_id": "bob", "message": "hi", "timeout": 30})),
+            "p-54",
+        ),
+    ];
+    for request in requests {
+        let id = request["id"].clone();
+        let (url, session) = (server.url.clone(), ann.id.clone());
+        let started = Instant::now();
+        let body = request.to_string();
+        let pending = tokio::spawn(async move {
+            let response = raw_post(&url, None, Some(&session), &body).await;
+            assert_eq!(response.status(), 200);
+            response.text().await.expect("body")
+        });
+        // Past the progress interval, so the progress path has sent some.
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        let cancel = json!({"jsonrpc": "2.0", "method": "notifications/cancelled",
+            "params": {"requestId": id, "reason": "user gave up"}});
+        assert_eq!(ann.post_raw(&cancel.to_string()).await.status(), 202);
+        let body =
+            within(Duration::from_secs(5), "the cancelled call's stream ends", pending).await.expect("task");
+        assert!(started.elapsed() < Duration::from_secs(10), "ran on for {:?}", started.elapsed());
+        let messages = rpc_messages(&body);
+        assert!(
+            messages.iter().all(|m| m.get("id") != Some(&id)),
+            "request {id}: no response after cancellation, got {messages:?}"
+        );
+    }
+    // The session is still fine.
+    let identity = ann.call("get_my_identity", json!({})).await;
+    assert_eq!(identity["result"]["structuredContent"]["checked_in"], true, "{identity}");
+}
 
 /// `resources/read` for `uri` in `session`: the JSON-RPC answer.
 async fn read(session: &RawSession, id: u64, uri: &str) -> Value {
