@@ -49,9 +49,13 @@ pub struct Server {
 fn build_router(hub: &Arc<Hub>, sessions: &CancellationToken) -> Router {
     let config = &hub.config;
     // rmcp runs statelessly: sessions, their streams and their ends are `session.rs`'s.
+    // What it still answers (`tools/list`, `ping`, resources) sends nothing before the
+    // result, so it answers with one JSON message: its SSE answers had no event ids.
     let mut mcp_config = StreamableHttpServerConfig::default()
         .with_legacy_session_mode(false)
+        .with_json_response(true)
         .with_sse_keep_alive(Some(config.sse_keep_alive))
+        .with_sse_retry(Some(config.sse_retry))
         .with_max_request_body_bytes(config.max_request_bytes)
         .with_cancellation_token(sessions.clone());
     mcp_config = if config.allowed_hosts.is_empty() {

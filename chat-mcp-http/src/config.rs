@@ -39,6 +39,12 @@ pub struct ServerConfig {
     pub stream_replay: usize,
     /// Interval of SSE keep-alive comments on open streams.
     pub sse_keep_alive: Duration,
+    /// The reconnection delay (`retry:`, in milliseconds on the wire) an SSE stream's
+    /// priming event gives the client: how long it waits before reopening a stream that
+    /// broke. The default is rmcp's, 3 s, so that clients of a restarting or overloaded
+    /// server come back spread out rather than at once. A client that honours it needs a
+    /// session that survives that long without a stream (see `stream_grace`).
+    pub sse_retry: Duration,
     /// `wait_for_events` timeout when the caller gives none.
     pub wait_default: Duration,
     /// Largest `wait_for_events` timeout; below common 60 s client request timeouts.
@@ -85,6 +91,7 @@ impl Default for ServerConfig {
             stream_grace: Duration::from_secs(3),
             stream_replay: 32,
             sse_keep_alive: Duration::from_secs(15),
+            sse_retry: Duration::from_secs(3),
             wait_default: Duration::from_secs(25),
             wait_max: Duration::from_secs(50),
             send_wait_default: Duration::from_secs(60),

@@ -13,6 +13,13 @@
 //! `send_message_and_wait`) gets an SSE stream that carries keep-alives, the progress
 //! notifications the request asked for with a `progressToken`, and then the result.
 //!
+//! Every event of such a stream has an id (`post-<stream>-<n>`, never a GET stream's
+//! plain number), so that a client can tell them apart and resume. For sessions on
+//! 2025-11-25 or later the stream starts with a priming event, an id and empty data
+//! with `retry:` (`--sse-retry`), as that revision asks. Older revisions have no priming
+//! event, and their clients may fail to parse one's empty data (early TypeScript SDKs
+//! did), so their streams start with the first message.
+//!
 //! A blocking call is registered so that `notifications/cancelled` stops it. Cancelling
 //! drops the call where it waits and sends **no** response, as the spec asks ("the
 //! receiver SHOULD NOT send a response for the cancelled request"): the stream just ends.
@@ -21,8 +28,10 @@
 
 use std::convert::Infallible;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::task::Poll;
 
+use axum::body::{Body, Bytes};
 use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use futures::StreamExt;
@@ -30,8 +39,8 @@ use futures::stream::PollNext;
 use http::{StatusCode, header};
 use rmcp::handler::server::router::tool::ToolRouter;
 use rmcp::model::{
-    CallToolRequestParams, ClientJsonRpcMessage, ClientRequest, GetMeta, JsonRpcRequest, RequestId,
-    RequestMetaObject, RequestParamsMeta, ServerJsonRpcMessage, ServerResult,
+    CallToolRequestParams, ClientJsonRpcMessage, ClientRequest, GetMeta, JsonRpcRequest, ProtocolVersion,
+    RequestId, RequestMetaObject, RequestParamsMeta, ServerJsonRpcMessage, ServerResult,
 };
 use rmcp::service::{RequestContext, RunningService};
 use rmcp::transport::Transport;
@@ -51,6 +60,18 @@ const BLOCKING_TOOLS: [&str; 2] = ["wait_for_events", "send_message_and_wait"];
 /// one that does not, further progress is dropped (it is advisory) rather than making the
 /// wait itself wait.
 const PROGRESS_QUEUE: usize = 8;
+
+/// The first revision whose SSE streams start with a priming event.
+const PRIMING_SINCE: ProtocolVersion = ProtocolVersion::V_2025_11_25;
+
+/// Numbers the server's POST streams, so their event ids are unique in every session.
+static POST_STREAMS: AtomicU64 = AtomicU64::new(0);
+
+/// The id of the `n`th event (0 = the priming event) of POST stream `stream`. The prefix
+/// keeps it apart from the GET stream's ids, which are plain numbers.
+fn post_event_id(stream: u64, n: u64) -> String {
+    format!("post-{stream}-{n}")
+}
 
 /// Answers eligible tool calls directly.
 pub struct Direct {
@@ -137,6 +158,7 @@ impl Direct {
         let cancelled = CancellationToken::new();
         let in_flight = slot.track_request(id.to_string(), cancelled.clone());
         let session = slot.id;
+        let primed = slot.protocol_version().is_some_and(|version| *version >= PRIMING_SINCE);
         let server = ChatServer::new(self.hub.clone(), slot, self.tools.clone());
         let tool = params.name.clone();
         let run = async move {
@@ -171,9 +193,27 @@ impl Direct {
             futures::stream::once(run).filter_map(std::future::ready),
             |(): &mut ()| PollNext::Left,
         );
-        let events = messages.map(|json| Ok::<_, Infallible>(SseEvent::default().data(json)));
+        let stream = POST_STREAMS.fetch_add(1, Ordering::Relaxed);
+        let events = messages.enumerate().map(move |(n, json)| {
+            let id = post_event_id(stream, u64::try_from(n).map_or(u64::MAX, |n| n.saturating_add(1)));
+            Ok::<_, Infallible>(SseEvent::default().id(id).data(json))
+        });
         let keep_alive = KeepAlive::new().interval(self.hub.config.sse_keep_alive);
-        Sse::new(events).keep_alive(keep_alive).into_response()
+        let response = Sse::new(events).keep_alive(keep_alive).into_response();
+        if !primed {
+            return response;
+        }
+        // axum writes no `data` field for empty data, and the priming event needs one
+        // (an event without data is never dispatched), so it is framed here.
+        let priming = format!(
+            "id: {}\nretry: {}\ndata:\n\n",
+            post_event_id(stream, 0),
+            self.hub.config.sse_retry.as_millis()
+        );
+        let (parts, body) = response.into_parts();
+        let body = futures::stream::once(std::future::ready(Ok(Bytes::from(priming))))
+            .chain(body.into_data_stream());
+        Response::from_parts(parts, Body::from_stream(body))
     }
 }
 

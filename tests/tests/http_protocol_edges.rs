@@ -5,7 +5,45 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
-use tests::{RawSession, ServerProcess, http, raw_post, rpc_messages, within};
+use tests::{RawSession, STEP, ServerProcess, http, raw_post, rpc_messages, within};
+
+/// One SSE event of a response body, as written on the wire.
+#[derive(Debug, Default)]
+struct SseEvent {
+    id: Option<String>,
+    retry: Option<String>,
+    /// The `data:` lines joined; `None` when the event has no data field.
+    data: Option<String>,
+}
+
+/// The events of an SSE body (comments, i.e. keep-alives, are not events).
+fn sse_events(body: &str) -> Vec<SseEvent> {
+    let mut events = Vec::new();
+    for block in body.replace("\r\n", "\n").split("\n\n") {
+        let mut event = SseEvent::default();
+        let mut any = false;
+        for line in block.lines().filter(|l| !l.is_empty() && !l.starts_with(':')) {
+            let (field, value) = line.split_once(':').unwrap_or((line, ""));
+            let value = value.strip_prefix(' ').unwrap_or(value).to_owned();
+            any = true;
+            match field {
+                "id" => event.id = Some(value),
+                "retry" => event.retry = Some(value),
+                "data" => {
+                    event.data = Some(match event.data.take() {
+                        Some(before) => format!("{before}\n{value}"),
+                        None => value,
+                    });
+                }
+                _ => {}
+            }
+        }
+        if any {
+            events.push(event);
+        }
+    }
+    events
+}
 
 fn call(id: u64, tool: &str, arguments: Value) -> Value {
     json!({"jsonrpc": "2.0", "id": id, "method": "tools/call", "params": {"name": tool, "arguments": arguments}})
@@ -60,6 +98,86 @@ async fn a_cancelled_blocking_call_gets_no_response() {
     // The session is still fine.
     let identity = ann.call("get_my_identity", json!({})).await;
     assert_eq!(identity["result"]["structuredContent"]["checked_in"], true, "{identity}");
+}
+
+/// Opens a raw session that negotiated `version`; returns its id.
+async fn open_session(url: &str, version: &str) -> String {
+    let body = json!({"jsonrpc": "2.0", "id": 0, "method": "initialize", "params": {
+        "protocolVersion": version, "capabilities": {}, "clientInfo": {"name": "edges", "version": "1"}}});
+    let response = raw_post(url, None, None, &body.to_string()).await;
+    assert_eq!(response.status(), 200);
+    let id = response.headers()["mcp-session-id"].to_str().expect("ascii").to_owned();
+    let init = rpc_messages(&response.text().await.expect("body"));
+    assert_eq!(init[0]["result"]["protocolVersion"], version);
+    id
+}
+
+/// POSTs `body` in `session` as a client of `version` would (2025-03-26 clients send no
+/// `MCP-Protocol-Version` header).
+async fn post(url: &str, session: &str, version: Option<&str>, body: &str) -> reqwest::Response {
+    let mut request = http()
+        .post(url)
+        .header("content-type", "application/json")
+        .header("accept", "application/json, text/event-stream")
+        .header("mcp-session-id", session)
+        .body(body.to_owned());
+    if let Some(version) = version {
+        request = request.header("mcp-protocol-version", version);
+    }
+    within(STEP, "POST", request.send()).await.expect("POST")
+}
+
+/// A blocking tool's SSE answer starts with a priming event (an id, empty data, and
+/// `retry:`), and every event on it has an id of its own.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sse_answers_to_posts_are_primed_and_every_event_has_an_id() {
+    let server = ServerProcess::start(&["--progress-interval", "100ms", "--sse-retry", "1500ms"]).await;
+    let mut ann = RawSession::open(&server.url, None).await;
+    ann.call("checkin_client", json!({"client_id": "ann"})).await;
+    let mut seen = Vec::new();
+    for request in [
+        call(61, "wait_for_events", json!({"timeout": 0.3})),
+        with_progress(call(62, "wait_for_events", json!({"timeout": 0.5})), "p-62"),
+    ] {
+        let response = ann.post_raw(&request.to_string()).await;
+        assert_eq!(response.headers()["content-type"], "text/event-stream");
+        let events = sse_events(&response.text().await.expect("body"));
+        let priming = events.first().expect("a priming event");
+        assert!(priming.id.as_deref().is_some_and(|id| !id.is_empty()), "{events:?}");
+        assert_eq!(priming.data.as_deref(), Some(""), "the priming event has empty data: {events:?}");
+        assert_eq!(priming.retry.as_deref(), Some("1500"), "{events:?}");
+        assert!(events.iter().all(|e| e.id.is_some()), "every event has an id: {events:?}");
+        let messages: Vec<Value> = events
+            .iter()
+            .filter_map(|e| e.data.as_deref())
+            .filter_map(|d| serde_json::from_str(d).ok())
+            .collect();
+        assert_eq!(messages.last().map(|m| m["id"].clone()), Some(request["id"].clone()), "{messages:?}");
+        if request["params"]["_meta"].is_object() {
+            assert!(messages.iter().any(|m| m["method"] == "notifications/progress"), "{messages:?}");
+        }
+        seen.extend(events.into_iter().filter_map(|e| e.id));
+    }
+    let unique: std::collections::HashSet<_> = seen.iter().collect();
+    assert_eq!(unique.len(), seen.len(), "event ids are unique within the session: {seen:?}");
+
+    // What answers at once is one JSON message, so no POST stream goes without ids.
+    for (id, method) in [(65, "tools/list"), (66, "ping"), (67, "resources/list")] {
+        let request = json!({"jsonrpc": "2.0", "id": id, "method": method});
+        let response = ann.post_raw(&request.to_string()).await;
+        assert_eq!(response.headers()["content-type"], "application/json", "{method}");
+    }
+
+    // Before 2025-11-25 there is no priming event (older clients may fail to parse its
+    // empty data); the events still have ids.
+    let old = open_session(&server.url, "2025-06-18").await;
+    let checkin = call(63, "checkin_client", json!({"client_id": "old"})).to_string();
+    assert_eq!(post(&server.url, &old, Some("2025-06-18"), &checkin).await.status(), 200);
+    let wait = call(64, "wait_for_events", json!({"timeout": 0.2})).to_string();
+    let response = post(&server.url, &old, Some("2025-06-18"), &wait).await;
+    let events = sse_events(&response.text().await.expect("body"));
+    assert_eq!(events.len(), 1, "only the answer: {events:?}");
+    assert!(events[0].id.is_some() && events[0].retry.is_none(), "{events:?}");
 }
 
 /// `resources/read` for `uri` in `session`: the JSON-RPC answer.
