@@ -81,9 +81,9 @@ fn build_router(hub: &Arc<Hub>, sessions: &CancellationToken) -> Router {
     // (as a `layer` on a nested service it wrapped the fallback too, so every path was an
     // MCP endpoint). `route_service` matches `/mcp` exactly, not `/mcp/...`.
     let mcp = Router::new()
-        .route_service(MCP_PATH, service)
+        .route_service(MCP_PATH, service.clone())
         .route_layer(from_fn_with_state(
-            PostState { limit: config.max_request_bytes, sessions: layer.clone() },
+            PostState { limit: config.max_request_bytes, sessions: layer.clone(), rmcp: service.clone() },
             validate_post,
         ))
         .route_layer(from_fn_with_state(layer, serve_streams))

@@ -102,6 +102,12 @@ impl Sessions {
         }
     }
 
+    /// The session a request names, as [`Sessions::lookup`] finds it, or the response
+    /// that refuses the request.
+    pub(crate) fn session_for(&self, headers: &HeaderMap) -> Result<Arc<Slot>, Box<Response>> {
+        self.lookup(headers).map_err(|refused| Box::new(refused.into_response()))
+    }
+
     /// Answers a POST whose JSON body is `body`, or `None` to hand it to rmcp (requests
     /// other than `initialize` and direct tool calls, and bodies that are not JSON-RPC).
     pub async fn post(&self, parts: &Parts, body: &Bytes) -> Option<Response> {
@@ -253,7 +259,7 @@ fn json_response(status: StatusCode, message: &ServerJsonRpcMessage) -> Response
 }
 
 /// Whether the `Accept` header names `media` (or `*/*`).
-fn accepts(headers: &HeaderMap, media: &str) -> bool {
+pub(crate) fn accepts(headers: &HeaderMap, media: &str) -> bool {
     headers.get_all(header::ACCEPT).iter().filter_map(|v| v.to_str().ok()).flat_map(|v| v.split(',')).any(
         |item| {
             let essence = item.split(';').next().unwrap_or_default().trim();

@@ -4,7 +4,6 @@
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
-
 use tests::{RawSession, STEP, ServerProcess, http, raw_post, rpc_messages, within};
 
 /// One SSE event of a response body, as written on the wire.
@@ -125,6 +124,71 @@ async fn post(url: &str, session: &str, version: Option<&str>, body: &str) -> re
         request = request.header("mcp-protocol-version", version);
     }
     within(STEP, "POST", request.send()).await.expect("POST")
+}
+
+/// 2025-03-26 requires servers to accept JSON-RPC batches; later revisions removed them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn batches_are_served_for_2025_03_26_sessions() {
+    let server = ServerProcess::start(&[]).await;
+    let old = open_session(&server.url, "2025-03-26").await;
+
+    let batch = json!([
+        {"jsonrpc": "2.0", "method": "notifications/initialized"},
+        {"jsonrpc": "2.0", "id": 1, "method": "ping"},
+        call(2, "checkin_client", json!({"client_id": "old-client"})),
+        {"jsonrpc": "2.0", "id": "three", "method": "tools/list"},
+        {"jsonrpc": "2.0", "id": 4, "method": "resources/read", "params": {"uri": "chat://inbox"}},
+        call(5, "wait_for_events", json!({"timeout": 0.2})),
+        {"jsonrpc": "2.0", "id": 6, "method": "no/such/method"},
+        {"jsonrpc": "2.0", "id": 7, "method": "initialize", "params": {
+            "protocolVersion": "2025-03-26", "capabilities": {}, "clientInfo": {"name": "x", "version": "1"}}},
+        {"not": "json-rpc"},
+    ]);
+    let response = post(&server.url, &old, None, &batch.to_string()).await;
+    assert_eq!(response.status(), 200);
+    assert_eq!(response.headers()["content-type"], "application/json");
+    let answers: Vec<Value> = response.json().await.expect("a JSON array");
+    let by_id = |id: Value| {
+        answers.iter().find(|a| a["id"] == id).unwrap_or_else(|| panic!("no answer for {id} in {answers:?}"))
+    };
+    assert_eq!(answers.len(), 8, "one answer per request, none for the notification: {answers:?}");
+    assert!(by_id(json!(1))["result"].is_object());
+    assert_eq!(by_id(json!(2))["result"]["structuredContent"]["client_id"], "old-client");
+    assert!(by_id(json!("three"))["result"]["tools"].as_array().is_some_and(|t| !t.is_empty()));
+    assert!(by_id(json!(4))["result"]["contents"].is_array(), "{answers:?}");
+    assert_eq!(by_id(json!(5))["result"]["structuredContent"]["timed_out"], true);
+    assert_eq!(by_id(json!(6))["error"]["code"], -32601);
+    assert_eq!(by_id(json!(7))["error"]["code"], -32600, "initialize is not allowed in a batch");
+    assert_eq!(by_id(Value::Null)["error"]["code"], -32600, "the malformed element");
+
+    // Only notifications and responses: 202, no body.
+    let quiet = json!([
+        {"jsonrpc": "2.0", "method": "notifications/initialized"},
+        {"jsonrpc": "2.0", "id": "keepalive-1", "result": {}},
+    ]);
+    let response = post(&server.url, &old, None, &quiet.to_string()).await;
+    assert_eq!(response.status(), 202);
+    assert!(response.text().await.expect("body").is_empty());
+
+    // An empty batch is one Invalid Request error (JSON-RPC 2.0), not an array.
+    let response = post(&server.url, &old, None, "[]").await;
+    assert_eq!(response.status(), 400);
+    let error: Value = response.json().await.expect("json");
+    assert_eq!(error["error"]["code"], -32600, "{error}");
+
+    // Later revisions keep refusing batches, with a clear error.
+    let new = open_session(&server.url, "2025-06-18").await;
+    let response = post(
+        &server.url,
+        &new,
+        Some("2025-06-18"),
+        &json!([{"jsonrpc": "2.0", "id": 1, "method": "ping"}]).to_string(),
+    )
+    .await;
+    assert_eq!(response.status(), 400);
+    let error: Value = response.json().await.expect("json");
+    assert_eq!(error["error"]["code"], -32600, "{error}");
+    assert!(error["error"]["message"].as_str().is_some_and(|m| m.contains("batch")), "{error}");
 }
 
 /// A blocking tool's SSE answer starts with a priming event (an id, empty data, and
