@@ -10,6 +10,7 @@ use axum::Router;
 use axum::middleware::from_fn_with_state;
 use axum::routing::get;
 use axum::serve::ListenerExt;
+use http::StatusCode;
 use rmcp::transport::streamable_http_server::session::local::LocalSessionManager;
 use rmcp::transport::{StreamableHttpServerConfig, StreamableHttpService};
 use tokio::net::{TcpListener, TcpSocket};
@@ -92,12 +93,19 @@ fn build_router(hub: &Arc<Hub>, sessions: &CancellationToken) -> Router {
         .route("/healthz", get(routes::healthz))
         .route("/metrics", get(routes::metrics))
         .with_state(hub.clone())
-        .merge(mcp);
+        .merge(mcp)
+        .fallback(not_found);
     if let Some(token) = &config.auth_token {
         app = app.layer(from_fn_with_state(AuthState::new(token, hub.metrics.clone()), require_bearer));
     }
     let guard = OriginGuard::new(&config.allowed_hosts, &config.allowed_origins, hub.metrics.clone());
     app.layer(from_fn_with_state(guard, check_origin))
+}
+
+/// Every path but `/mcp`, `/healthz` and `/metrics`: `404`, naming the endpoint, so a
+/// client configured with a wrong URL (`/`, `/sse`, `/mcp/`) is told where to go.
+async fn not_found() -> (StatusCode, &'static str) {
+    (StatusCode::NOT_FOUND, "Not Found: the MCP endpoint of this server is /mcp\n")
 }
 
 impl Server {

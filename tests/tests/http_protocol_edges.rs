@@ -295,6 +295,8 @@ async fn only_the_mcp_endpoint_and_health_routes_answer() {
         assert!(response.headers().get("mcp-session-id").is_none(), "POST {path} opened a session");
         let response = http().get(&url).header("accept", "text/event-stream").send().await.expect("GET");
         assert_eq!(response.status(), 404, "GET {path}");
+        let text = response.text().await.expect("body");
+        assert!(text.contains("/mcp"), "the 404 names the endpoint: {text}");
         let response = http().delete(&url).header("mcp-session-id", "x").send().await.expect("DELETE");
         assert_eq!(response.status(), 404, "DELETE {path}");
     }
