@@ -10,6 +10,7 @@ use axum::Router;
 use axum::middleware::from_fn_with_state;
 use axum::routing::get;
 use axum::serve::ListenerExt;
+use http::StatusCode;
 use rmcp::transport::streamable_http_server::session::local::LocalSessionManager;
 use rmcp::transport::{StreamableHttpServerConfig, StreamableHttpService};
 use tokio::net::{TcpListener, TcpSocket};
@@ -26,6 +27,9 @@ use crate::origin::{OriginGuard, check_origin, origins_for_rmcp};
 use crate::routes;
 use crate::session::{self, Sessions, admit_new_sessions, serve_streams};
 use crate::state::hub::Hub;
+
+/// The MCP endpoint, the one path that speaks Streamable HTTP.
+pub const MCP_PATH: &str = "/mcp";
 
 /// How long shutdown waits for open connections after closing every session.
 const DRAIN_LIMIT: Duration = Duration::from_secs(5);
@@ -46,9 +50,13 @@ pub struct Server {
 fn build_router(hub: &Arc<Hub>, sessions: &CancellationToken) -> Router {
     let config = &hub.config;
     // rmcp runs statelessly: sessions, their streams and their ends are `session.rs`'s.
+    // What it still answers (`tools/list`, `ping`, resources) sends nothing before the
+    // result, so it answers with one JSON message: its SSE answers had no event ids.
     let mut mcp_config = StreamableHttpServerConfig::default()
         .with_legacy_session_mode(false)
+        .with_json_response(true)
         .with_sse_keep_alive(Some(config.sse_keep_alive))
+        .with_sse_retry(Some(config.sse_retry))
         .with_max_request_body_bytes(config.max_request_bytes)
         .with_cancellation_token(sessions.clone());
     mcp_config = if config.allowed_hosts.is_empty() {
@@ -68,24 +76,35 @@ fn build_router(hub: &Arc<Hub>, sessions: &CancellationToken) -> Router {
     );
     tokio::spawn(session::keepalive(hub.clone()));
 
+    // The session layer runs as route layers of `/mcp` alone: an unmatched path falls
+    // through to the router's plain 404 and never reaches `initialize` or the GET stream
+    // (as a `layer` on a nested service it wrapped the fallback too, so every path was an
+    // MCP endpoint). `route_service` matches `/mcp` exactly, not `/mcp/...`.
     let mcp = Router::new()
-        .nest_service("/mcp", service)
-        .layer(from_fn_with_state(
-            PostState { limit: config.max_request_bytes, sessions: layer.clone() },
+        .route_service(MCP_PATH, service.clone())
+        .route_layer(from_fn_with_state(
+            PostState { limit: config.max_request_bytes, sessions: layer.clone(), rmcp: service.clone() },
             validate_post,
         ))
-        .layer(from_fn_with_state(layer, serve_streams))
-        .layer(from_fn_with_state(hub.clone(), admit_new_sessions));
+        .route_layer(from_fn_with_state(layer, serve_streams))
+        .route_layer(from_fn_with_state(hub.clone(), admit_new_sessions));
     let mut app = Router::new()
         .route("/healthz", get(routes::healthz))
         .route("/metrics", get(routes::metrics))
         .with_state(hub.clone())
-        .merge(mcp);
+        .merge(mcp)
+        .fallback(not_found);
     if let Some(token) = &config.auth_token {
         app = app.layer(from_fn_with_state(AuthState::new(token, hub.metrics.clone()), require_bearer));
     }
     let guard = OriginGuard::new(&config.allowed_hosts, &config.allowed_origins, hub.metrics.clone());
     app.layer(from_fn_with_state(guard, check_origin))
+}
+
+/// Every path but `/mcp`, `/healthz` and `/metrics`: `404`, naming the endpoint, so a
+/// client configured with a wrong URL (`/`, `/sse`, `/mcp/`) is told where to go.
+async fn not_found() -> (StatusCode, &'static str) {
+    (StatusCode::NOT_FOUND, "Not Found: the MCP endpoint of this server is /mcp\n")
 }
 
 impl Server {

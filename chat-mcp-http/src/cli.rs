@@ -144,10 +144,6 @@ pub struct Cli {
     #[arg(long, env = "MCP_CHAT_REDELIVER_WINDOW", default_value_t = HumanDuration(defaults().redeliver_window), help_heading = "Sessions")]
     pub redeliver_window: HumanDuration,
 
-    /// The reconnection delay (`retry:`) announced on SSE streams.
-    #[arg(long, env = "MCP_CHAT_SSE_RETRY", default_value_t = HumanDuration(defaults().sse_retry), help_heading = "Sessions")]
-    pub sse_retry: HumanDuration,
-
     /// Recent messages each session keeps for a GET stream that reconnects with
     /// Last-Event-ID (0 turns replay off).
     #[arg(long, env = "MCP_CHAT_STREAM_REPLAY", default_value_t = defaults().stream_replay, help_heading = "Sessions")]
@@ -156,6 +152,11 @@ pub struct Cli {
     /// SSE keep-alive comment interval.
     #[arg(long, env = "MCP_CHAT_SSE_KEEP_ALIVE", default_value_t = HumanDuration(defaults().sse_keep_alive), help_heading = "Sessions")]
     pub sse_keep_alive: HumanDuration,
+
+    /// Reconnection delay an SSE stream's priming event gives clients (`retry:`): how long
+    /// a client waits before reopening a stream that broke.
+    #[arg(long, env = "MCP_CHAT_SSE_RETRY", default_value_t = HumanDuration(defaults().sse_retry), help_heading = "Sessions")]
+    pub sse_retry: HumanDuration,
 
     /// Most MCP sessions open at once.
     #[arg(long, env = "MCP_CHAT_MAX_SESSIONS", default_value_t = defaults().max_sessions, help_heading = "Sessions")]
@@ -373,9 +374,9 @@ impl Cli {
             limits,
             keepalive_ping: self.keepalive_ping.0,
             redeliver_window: self.redeliver_window.0,
-            sse_retry: self.sse_retry.0,
             stream_replay: self.stream_replay,
             sse_keep_alive: self.sse_keep_alive.0,
+            sse_retry: self.sse_retry.0,
             wait_default: self.wait_default.0.min(self.wait_max.0),
             wait_max: self.wait_max.0,
             send_wait_default: self.send_wait_default.0.min(self.send_wait_max.0),
@@ -419,10 +420,20 @@ mod tests {
         assert_eq!(config.listen.port(), 0);
         assert_eq!(config.limits.reconnect_grace, Duration::from_secs(2));
         assert_eq!(config.allowed_hosts.len(), 3);
-        let cli = Cli::try_parse_from(["chat-mcp-http", "--allowed-host", "*", "--auth-token", " "])
-            .expect("valid flags");
+        assert_eq!(config.sse_retry, Duration::from_secs(1));
+        let cli = Cli::try_parse_from([
+            "chat-mcp-http",
+            "--allowed-host",
+            "*",
+            "--auth-token",
+            " ",
+            "--sse-retry",
+            "1500ms",
+        ])
+        .expect("valid flags");
         let config = cli.into_config().expect("valid config");
         assert!(config.allowed_hosts.is_empty());
+        assert_eq!(config.sse_retry, Duration::from_millis(1500));
         assert!(config.auth_token.is_none());
     }
 }

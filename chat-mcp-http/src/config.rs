@@ -32,13 +32,16 @@ pub struct ServerConfig {
     /// the client: they are sent again on its next stream (same ids and `seq`s, so a
     /// client drops what it already has).
     pub redeliver_window: Duration,
-    /// The `retry:` (reconnection delay) announced to clients on SSE streams.
-    pub sse_retry: Duration,
     /// Recent messages each session keeps for a GET stream that reconnects with
     /// `Last-Event-ID` (0: no replay).
     pub stream_replay: usize,
     /// Interval of SSE keep-alive comments on open streams.
     pub sse_keep_alive: Duration,
+    /// The reconnection delay (`retry:`, in milliseconds on the wire) an SSE stream's
+    /// priming event gives the client: how long it waits before reopening a stream that
+    /// broke. Default 1 s: well inside the stream grace (3 s), so a client that honours it
+    /// is back before its partner is told `partner.reconnecting`.
+    pub sse_retry: Duration,
     /// `wait_for_events` timeout when the caller gives none.
     pub wait_default: Duration,
     /// Largest `wait_for_events` timeout; below common 60 s client request timeouts.
@@ -82,9 +85,9 @@ impl Default for ServerConfig {
             limits: Limits::default(),
             keepalive_ping: Duration::from_secs(60),
             redeliver_window: Duration::from_secs(2),
-            sse_retry: Duration::from_secs(3),
             stream_replay: 32,
             sse_keep_alive: Duration::from_secs(15),
+            sse_retry: Duration::from_secs(1),
             wait_default: Duration::from_secs(25),
             wait_max: Duration::from_secs(50),
             send_wait_default: Duration::from_secs(60),

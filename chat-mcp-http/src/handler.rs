@@ -251,8 +251,10 @@ impl ServerHandler for Gateway {
         context: RequestContext<RoleServer>,
     ) -> Result<CallToolResponse, ErrorData> {
         let server = self.session(&context)?;
-        // Blocking tools end early on `notifications/cancelled`, which arrives as its own
-        // POST: the session layer cancels the token registered here.
+        // Only calls the direct path leaves to rmcp get here (those with a per-request
+        // protocol version). Blocking tools still end early on `notifications/cancelled`,
+        // which arrives as its own POST: the session layer cancels the token registered
+        // here. rmcp answers whatever the tool returns then; the direct path sends nothing.
         let _in_flight = server.slot.track_request(context.id.to_string(), context.ct.clone());
         server.call_tool(request, context).await
     }

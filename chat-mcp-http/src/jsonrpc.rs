@@ -4,8 +4,10 @@
 //!   but JSON-RPC clients expect an error object. This middleware keeps a copy of each
 //!   JSON POST body (a reference-counted buffer, so no extra parse on the normal path).
 //!   When rmcp refuses the body, it answers `400` instead with `-32700 Parse error` (not
-//!   JSON), `-32600 Invalid Request` (JSON but not a JSON-RPC 2.0 message, or a batch) or
+//!   JSON), `-32600 Invalid Request` (JSON but not a JSON-RPC 2.0 message) or
 //!   `-32602 Invalid params` (a request whose params do not fit).
+//! - **Batches.** A JSON array goes to `batch.rs`, which answers each of its messages
+//!   with [`answer_one`], as if it had been POSTed alone.
 //! - **Standard requests with bad params.** rmcp turns these into "custom" requests. The
 //!   handler answers them through [`standard_params_error`] with `-32602` rather than
 //!   rmcp's misleading `-32601 Method not found`.
@@ -14,30 +16,42 @@ use axum::body::{Body, Bytes};
 use axum::extract::{Request, State};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
+use http::request::Parts;
 use http::{Method, StatusCode, header};
 #[allow(deprecated)] // resources/subscribe params: legacy-only in rmcp, current in 2025-11-25.
 use rmcp::model::{
     CallToolRequestParams, ClientJsonRpcMessage, InitializeRequestParams, ReadResourceRequestParams,
     SubscribeRequestParams, UnsubscribeRequestParams,
 };
+use rmcp::transport::StreamableHttpService;
+use rmcp::transport::streamable_http_server::session::local::LocalSessionManager;
 use serde_json::{Value, json};
 use std::sync::Arc;
 
+use crate::batch;
+use crate::handler::Gateway;
 use crate::session::Sessions;
 
-/// What [`validate_post`] needs: the body size limit (the same as rmcp's) and the
-/// session layer, which answers what it can before rmcp.
+/// rmcp's Streamable HTTP service, run statelessly with a [`Gateway`] per request.
+pub type McpService = StreamableHttpService<Gateway, LocalSessionManager>;
+
+/// What [`validate_post`] needs: the body size limit (the same as rmcp's), the session
+/// layer, which answers what it can before rmcp, and rmcp for the rest.
 #[derive(Clone)]
 pub struct PostState {
     /// Largest accepted body, in bytes.
     pub limit: usize,
-    /// `initialize`, notifications, and tool calls that never wait.
+    /// `initialize`, notifications, and tool calls.
     pub sessions: Arc<Sessions>,
+    /// The same service as the `/mcp` route's. It is called from here rather than as the
+    /// next layer because one POST may hold many messages (a batch).
+    pub rmcp: McpService,
 }
 
 /// JSON-RPC error codes.
 const PARSE_ERROR: i64 = -32700;
-const INVALID_REQUEST: i64 = -32600;
+/// The message is not a valid JSON-RPC request (or not one this session may send).
+pub const INVALID_REQUEST: i64 = -32600;
 const INVALID_PARAMS: i64 = -32602;
 
 /// A JSON-RPC error for a body that cannot be served.
@@ -117,8 +131,9 @@ pub fn classify(bytes: &[u8]) -> Option<RpcError> {
     })
 }
 
-/// axum middleware for `/mcp`: turns rmcp's `415` for an unparsable JSON body into a
-/// JSON-RPC error, and refuses bodies over the limit with `413`.
+/// axum middleware for `/mcp`: answers JSON POSTs (one message or a batch), turns
+/// rmcp's `415` for an unparsable JSON body into a JSON-RPC error, and refuses bodies
+/// over the limit with `413`.
 pub async fn validate_post(State(state): State<PostState>, request: Request, next: Next) -> Response {
     let is_json =
         request.headers().get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).is_some_and(|v| {
@@ -135,17 +150,26 @@ pub async fn validate_post(State(state): State<PostState>, request: Request, nex
             return (StatusCode::PAYLOAD_TOO_LARGE, message).into_response();
         }
     };
+    if batch::is_batch(&bytes) {
+        return batch::answer(&state, &parts, &bytes).await;
+    }
+    answer_one(&state, parts, bytes).await
+}
+
+/// The answer to one JSON-RPC message: the session layer's if it has one, else rmcp's,
+/// with a JSON-RPC error instead of rmcp's `415` for a body that is not a message.
+pub async fn answer_one(state: &PostState, parts: Parts, bytes: Bytes) -> Response {
     if let Some(response) = state.sessions.post(&parts, &bytes).await {
         return response;
     }
-    let response = next.run(Request::from_parts(parts, Body::from(bytes.clone()))).await;
+    let response = state.rmcp.handle(Request::from_parts(parts, Body::from(bytes.clone()))).await;
     if response.status() == StatusCode::UNSUPPORTED_MEDIA_TYPE
         && let Some(error) = classify(&bytes)
     {
         tracing::debug!(bytes = bytes.len(), code = error.code, "rejected a malformed JSON-RPC body");
         return error.into_response();
     }
-    response
+    response.map(Body::new)
 }
 
 #[cfg(test)]

@@ -13,6 +13,7 @@
 //!   session ends (lost stream, idle) and keep-alive pings; rmcp serves the rest
 //!   statelessly.
 //! - [`direct`]: tool calls answered in the HTTP handler.
+//! - [`batch`]: JSON-RPC batches, for sessions on protocol version 2025-03-26.
 //! - [`handler`]: one session's handler (tool dispatch, resources) and the gateway rmcp runs.
 //! - [`tools`], [`params`], [`render`], [`resources`]: the MCP surface.
 //! - [`state`]: the core's owner ([`state::hub::Hub`]), per-session slots, the pushers.
@@ -22,6 +23,7 @@
 
 pub mod app;
 pub mod auth;
+pub mod batch;
 pub mod cli;
 pub mod config;
 pub mod direct;
@@ -44,6 +46,6 @@ pub use config::ServerConfig;
 /// on stdout once listening (scripts and tests read it, notably with `--port 0`).
 pub async fn serve(config: ServerConfig) -> std::io::Result<()> {
     let server = Server::start(config).await?;
-    println!("mcp-chat listening on http://{}/mcp", server.local_addr());
+    println!("mcp-chat listening on http://{}{}", server.local_addr(), app::MCP_PATH);
     server.run_until_signal().await
 }

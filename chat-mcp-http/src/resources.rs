@@ -47,10 +47,36 @@ pub fn parse(uri: &str) -> Result<ChatResource, ErrorData> {
     {
         return Ok(ChatResource::Room(room.to_owned()));
     }
-    Err(ErrorData::resource_not_found(
+    Err(not_found(
+        uri,
         format!("unknown resource '{uri}'; this server has {INBOX_URI} and {ROOM_PREFIX}{{room_id}}"),
-        None,
     ))
+}
+
+/// `-32002` (resource not found), with the URI in `data` as the MCP spec's example has it.
+fn not_found(uri: &str, message: String) -> ErrorData {
+    ErrorData::resource_not_found(message, Some(serde_json::json!({ "uri": uri })))
+}
+
+/// The JSON-RPC error for a read the core refused.
+///
+/// A room the caller may not read is "not found", whatever the reason: the core gives an
+/// unknown room and someone else's room the same error so that rooms stay private, and a
+/// session without an identity is in no room at all. These are resource errors, not
+/// `-32600 Invalid Request` (which says the message itself is malformed). Anything else
+/// would be a server fault (`-32603`).
+fn read_error(uri: &str, error: ChatError) -> ErrorData {
+    match error {
+        ChatError::UnknownRoom { .. } | ChatError::InvalidId { .. } => not_found(uri, error.to_string()),
+        ChatError::NotIdentified => not_found(
+            uri,
+            format!(
+                "{uri} can be read only by the room's participants, and this session has no identity yet: \
+                 call resume_session with your resume token (after a reconnect), or enter_queue to chat"
+            ),
+        ),
+        other => ErrorData::internal_error(format!("cannot read {uri}: {other}"), None),
+    }
 }
 
 /// The inbox, plus the caller's current room when chatting.
@@ -101,10 +127,7 @@ pub fn read(hub: &Hub, session: SessionId, uri: &str) -> Result<ReadResourceResu
         })),
         ChatResource::Room(room_id) => hub.call(session, Command::History { room_id }).0,
     };
-    let reply = result.map_err(|e| match e {
-        ChatError::UnknownRoom { .. } => ErrorData::resource_not_found(e.to_string(), None),
-        other => ErrorData::invalid_request(other.to_string(), None),
-    })?;
+    let reply = result.map_err(|e| read_error(uri, e))?;
     let now = crate::state::clock::now();
     let text = render::reply(&reply, now);
     let json = serde_json::to_string_pretty(&reply)
@@ -127,6 +150,7 @@ fn with_mime(contents: ResourceContents, mime: &str) -> ResourceContents {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use rmcp::model::ErrorCode;
 
     #[test]
     fn parses_known_uris_only() {
@@ -135,5 +159,17 @@ mod tests {
         assert!(parse("chat://rooms/").is_err());
         assert!(parse("chat://rooms/a/b").is_err());
         assert!(parse("file:///etc/passwd").is_err());
+    }
+
+    #[test]
+    fn refused_reads_are_resource_errors() {
+        let uri = "chat://rooms/r_1";
+        for error in [ChatError::NotIdentified, ChatError::UnknownRoom { room_id: "r_1".into() }] {
+            let data = read_error(uri, error);
+            assert_eq!(data.code, ErrorCode::RESOURCE_NOT_FOUND);
+            assert_eq!(data.data, Some(serde_json::json!({ "uri": uri })));
+        }
+        assert!(read_error(uri, ChatError::NotIdentified).message.contains("resume_session"));
+        assert_eq!(parse("chat://x").err().map(|e| e.code), Some(ErrorCode::RESOURCE_NOT_FOUND));
     }
 }

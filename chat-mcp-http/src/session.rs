@@ -49,8 +49,8 @@ use futures::{Stream, StreamExt};
 use http::request::Parts;
 use http::{HeaderMap, Method, StatusCode, header};
 use rmcp::model::{
-    ClientJsonRpcMessage, ClientNotification, ClientRequest, ErrorData, JsonRpcRequest, ServerJsonRpcMessage,
-    ServerResult,
+    ClientJsonRpcMessage, ClientNotification, ClientRequest, ErrorData, JsonRpcRequest, ProtocolVersion,
+    ServerJsonRpcMessage, ServerResult,
 };
 
 use crate::direct::Direct;
@@ -101,6 +101,12 @@ impl Sessions {
             Some(slot) => Ok(slot),
             None => Err(Refused(StatusCode::NOT_FOUND, "Not Found: Session not found".into())),
         }
+    }
+
+    /// The session a request names, as [`Sessions::lookup`] finds it, or the response
+    /// that refuses the request.
+    pub(crate) fn session_for(&self, headers: &HeaderMap) -> Result<Arc<Slot>, Box<Response>> {
+        self.lookup(headers).map_err(|refused| Box::new(refused.into_response()))
     }
 
     /// Answers a POST whose JSON body is `body`, or `None` to hand it to rmcp (requests
@@ -181,6 +187,7 @@ impl Sessions {
                 return response;
             }
         };
+        slot.set_protocol_version(result.protocol_version.clone());
         tracing::info!(
             session = %slot.id,
             mcp_session = %slot.mcp_id,
@@ -207,8 +214,15 @@ impl Sessions {
             Ok(slot) => slot,
             Err(refused) => return refused.into_response(),
         };
-        let after =
-            headers.get("last-event-id").and_then(|v| v.to_str().ok()).and_then(|v| v.trim().parse().ok());
+        let last = headers.get("last-event-id").and_then(|v| v.to_str().ok()).map(str::trim);
+        if last.is_some_and(|id| id.starts_with("post-")) {
+            // A client resuming a broken response stream: its result cannot be sent again
+            // (events stay in the inbox, a reply in the mailbox). End at once, and leave
+            // the session's GET stream alone.
+            let nothing = futures::stream::empty::<Result<SseEvent, Infallible>>();
+            return Sse::new(nothing).into_response();
+        }
+        let after = last.and_then(|v| v.parse().ok());
         let Some(opened) = slot.outlet.open(after) else {
             return (StatusCode::NOT_FOUND, "Not Found: Session not found").into_response();
         };
@@ -218,7 +232,7 @@ impl Sessions {
         self.hub.hold(&slot, Hold::Stream);
         self.hub.metrics.get_stream(1);
         let config = &self.hub.config;
-        let priming = SseEvent::default().id(opened.position.to_string()).retry(config.sse_retry).data("");
+        let primed = primes(&slot);
         let body = StreamBody {
             frames: opened.frames,
             recent: VecDeque::new(),
@@ -227,8 +241,8 @@ impl Sessions {
             hub: self.hub.clone(),
             slot,
         };
-        let events = futures::stream::once(std::future::ready(priming)).chain(body).map(Ok::<_, Infallible>);
-        sse(events, config.sse_keep_alive)
+        let response = sse(body.map(Ok::<_, Infallible>), config.sse_keep_alive);
+        if primed { self::primed(response, &opened.position.to_string(), config.sse_retry) } else { response }
     }
 
     /// `DELETE`: the client ends its session.
@@ -241,6 +255,26 @@ impl Sessions {
             Err(refused) => refused.into_response(),
         }
     }
+}
+
+/// The first revision whose SSE streams start with a priming event. Older clients may not
+/// parse an event with empty data (early TypeScript SDKs fail on it), so they get none.
+const PRIMING_SINCE: ProtocolVersion = ProtocolVersion::V_2025_11_25;
+
+/// Whether `slot`'s SSE streams start with a priming event.
+pub(crate) fn primes(slot: &Slot) -> bool {
+    slot.protocol_version().is_some_and(|version| *version >= PRIMING_SINCE)
+}
+
+/// `response` (an SSE stream) with a priming event first: `id`, `retry:` and empty data,
+/// so a client can resume from the very start. axum writes no `data` field for empty
+/// data, and the priming event needs one, so it is framed here.
+pub(crate) fn primed(response: Response, id: &str, retry: Duration) -> Response {
+    let priming = format!("id: {id}\nretry: {}\ndata:\n\n", retry.as_millis());
+    let (parts, body) = response.into_parts();
+    let body =
+        futures::stream::once(std::future::ready(Ok(Bytes::from(priming)))).chain(body.into_data_stream());
+    Response::from_parts(parts, axum::body::Body::from_stream(body))
 }
 
 fn sse(
@@ -265,7 +299,7 @@ fn json_response(status: StatusCode, message: &ServerJsonRpcMessage) -> Response
 }
 
 /// Whether the `Accept` header names `media` (or `*/*`).
-fn accepts(headers: &HeaderMap, media: &str) -> bool {
+pub(crate) fn accepts(headers: &HeaderMap, media: &str) -> bool {
     headers.get_all(header::ACCEPT).iter().filter_map(|v| v.to_str().ok()).flat_map(|v| v.split(',')).any(
         |item| {
             let essence = item.split(';').next().unwrap_or_default().trim();
@@ -274,13 +308,19 @@ fn accepts(headers: &HeaderMap, media: &str) -> bool {
     )
 }
 
+/// The methods `/mcp` serves, for the `Allow` header of a `405`.
+const ALLOWED_METHODS: &str = "GET, POST, DELETE";
+
 /// axum middleware on `/mcp` for GET and DELETE (POSTs go through
-/// [`crate::jsonrpc::validate_post`], which calls [`Sessions::post`]).
+/// [`crate::jsonrpc::validate_post`], which calls [`Sessions::post`]). Other methods get
+/// `405` with the methods this layer serves (rmcp, being stateless, would list only POST).
 pub async fn serve_streams(State(sessions): State<Arc<Sessions>>, request: Request, next: Next) -> Response {
     match *request.method() {
         Method::GET => sessions.get(request.headers()),
         Method::DELETE => sessions.delete(request.headers()),
-        _ => next.run(request).await,
+        Method::POST => next.run(request).await,
+        _ => (StatusCode::METHOD_NOT_ALLOWED, [(header::ALLOW, ALLOWED_METHODS)], "Method Not Allowed")
+            .into_response(),
     }
 }
 

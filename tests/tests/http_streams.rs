@@ -78,9 +78,9 @@ async fn a_cancelled_wait_returns_at_once() {
     assert_eq!(ann.post_raw(&cancel.to_string()).await.status(), 202);
     let body = within(Duration::from_secs(5), "the cancelled wait", wait).await.expect("task");
     assert!(started.elapsed() < Duration::from_secs(10), "the wait ran on for {:?}", started.elapsed());
-    let answer = rpc_messages(&body).into_iter().find(|m| m["id"] == 41).expect("an answer");
-    let text = answer["result"]["content"][0]["text"].as_str().unwrap_or_default();
-    assert!(text.contains("Stopped waiting"), "{answer}");
+    // Its stream ends without a response: the client has given up on the request.
+    let answer = rpc_messages(&body).into_iter().find(|m| m["id"] == 41);
+    assert!(answer.is_none(), "a cancelled request gets no response: {answer:?}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -5,9 +5,10 @@
 
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 
 use chat_core::SessionId;
+use rmcp::model::ProtocolVersion;
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
@@ -54,6 +55,10 @@ pub struct Slot {
     streams: AtomicUsize,
     /// Blocking requests in flight, by JSON-RPC id, for `notifications/cancelled`.
     in_flight: Mutex<HashMap<String, CancellationToken>>,
+    /// The protocol revision negotiated at `initialize`: what the session's messages may
+    /// look like depends on it (batches exist only in 2025-03-26; SSE priming events only
+    /// from 2025-11-25 on).
+    protocol_version: OnceLock<ProtocolVersion>,
 }
 
 impl Slot {
@@ -70,7 +75,19 @@ impl Slot {
             ending: CancellationToken::new(),
             streams: AtomicUsize::new(0),
             in_flight: Mutex::default(),
+            protocol_version: OnceLock::new(),
         }
+    }
+
+    /// Records the protocol revision negotiated at `initialize`. It is set once, before
+    /// the client learns the session id; later calls change nothing.
+    pub fn set_protocol_version(&self, version: ProtocolVersion) {
+        let _ = self.protocol_version.set(version);
+    }
+
+    /// The protocol revision negotiated at `initialize` (`None` only before it is set).
+    pub fn protocol_version(&self) -> Option<&ProtocolVersion> {
+        self.protocol_version.get()
     }
 
     /// Wakes the session's waiting tools: an event with this seq exists now.
