@@ -12,3 +12,7 @@ for component in rustfmt clippy; do
     rustup component add "${component}"
   fi
 done
+
+# The MCP conformance suite and Inspector CLI (pinned, with their own Node.js 22) for
+# tests/tests/conformance.rs; installed into .tools/conformance, skipped when up to date.
+bash "$(dirname "$0")/conformance.sh" install
