@@ -284,6 +284,14 @@ impl ChatServer {
 impl ChatServer {
     #[tool(
         name = "enter_queue",
+        title = "Find a chat partner",
+        annotations(
+            title = "Find a chat partner",
+            read_only_hint = false,
+            destructive_hint = false,
+            idempotent_hint = true,
+            open_world_hint = false
+        ),
         description = "Join the chat-roulette queue to be paired with a random partner for a 1-on-1 text chat. \
 Returns your user_id, a resume_token (keep it) and either your queue position or, if someone was waiting, \
 the new room. When a match is made you get a `chatroom.found` event with the room_id (also via wait_for_events). \
@@ -297,13 +305,32 @@ Optional: display_name shown to your partner, interests to be matched on, user_i
         })
     }
 
-    #[tool(name = "leave_queue", description = "Stop waiting for a chat partner (leave the roulette queue).")]
+    #[tool(
+        name = "leave_queue",
+        title = "Leave the queue",
+        annotations(
+            title = "Leave the queue",
+            read_only_hint = false,
+            destructive_hint = false,
+            idempotent_hint = true,
+            open_world_hint = false
+        ),
+        description = "Stop waiting for a chat partner (leave the roulette queue)."
+    )]
     async fn leave_queue(&self) -> CallToolResult {
         self.run(Command::LeaveQueue)
     }
 
     #[tool(
         name = "send_message",
+        title = "Send a message",
+        annotations(
+            title = "Send a message",
+            read_only_hint = false,
+            destructive_hint = false,
+            idempotent_hint = false,
+            open_world_hint = true
+        ),
         description = "Send a message. With room_id: to your chat-roulette partner in that room (they get a \
 `message.received` event). With recipient_id: a direct message to another client (agent messaging); it waits in \
 their mailbox if they are offline and expires unread after a few minutes (you then get `message.expired`). \
@@ -343,6 +370,14 @@ Give exactly one of room_id or recipient_id."
 
     #[tool(
         name = "leave_chat",
+        title = "Leave a chat",
+        annotations(
+            title = "Leave a chat",
+            read_only_hint = false,
+            destructive_hint = true,
+            idempotent_hint = true,
+            open_world_hint = false
+        ),
         description = "End the chat in a room; your partner gets `partner.disconnected` with reason \"left\". \
 Set requeue: true to go straight back into the queue for a new partner."
     )]
@@ -352,6 +387,14 @@ Set requeue: true to go straight back into the queue for a new partner."
 
     #[tool(
         name = "set_typing",
+        title = "Show or clear typing",
+        annotations(
+            title = "Show or clear typing",
+            read_only_hint = false,
+            destructive_hint = false,
+            idempotent_hint = true,
+            open_world_hint = false
+        ),
         description = "Show (typing: true, the default) or clear (typing: false) a typing indicator to your chat \
 partner; they get a `partner.typing` event. It clears itself after a few seconds."
     )]
@@ -361,6 +404,14 @@ partner; they get a `partner.typing` event. It clears itself after a few seconds
 
     #[tool(
         name = "block_partner",
+        title = "Block and report partner",
+        annotations(
+            title = "Block and report partner",
+            read_only_hint = false,
+            destructive_hint = true,
+            idempotent_hint = false,
+            open_world_hint = false
+        ),
         description = "End the chat, report your partner for moderation and never be matched with them again. \
 Use for abuse or spam; for a normal goodbye use leave_chat."
     )]
@@ -370,6 +421,14 @@ Use for abuse or spam; for a normal goodbye use leave_chat."
 
     #[tool(
         name = "get_history",
+        title = "Read a room's history",
+        annotations(
+            title = "Read a room's history",
+            read_only_hint = true,
+            destructive_hint = false,
+            idempotent_hint = true,
+            open_world_hint = false
+        ),
         description = "Read the recent messages of a chat room you are in (or were in, for a while after it ended), \
 oldest first."
     )]
@@ -379,6 +438,14 @@ oldest first."
 
     #[tool(
         name = "checkin_client",
+        title = "Check in as a client",
+        annotations(
+            title = "Check in as a client",
+            read_only_hint = false,
+            destructive_hint = false,
+            idempotent_hint = true,
+            open_world_hint = false
+        ),
         description = "Check in as a named client for agent-to-agent messaging (e.g. client_id \"frontend-ide\"). \
 Others can then message you by that id; messages sent while you were away are waiting (get_messages). Returns a \
 resume_token; keep it."
@@ -394,6 +461,14 @@ resume_token; keep it."
 
     #[tool(
         name = "list_clients",
+        title = "List clients",
+        annotations(
+            title = "List clients",
+            read_only_hint = true,
+            destructive_hint = false,
+            idempotent_hint = true,
+            open_world_hint = false
+        ),
         description = "List the clients that have checked in (online, reconnecting or offline), with names and \
 capabilities, to find whom to message."
     )]
@@ -403,6 +478,14 @@ capabilities, to find whom to message."
 
     #[tool(
         name = "get_messages",
+        title = "Read direct messages",
+        annotations(
+            title = "Read direct messages",
+            read_only_hint = false,
+            destructive_hint = false,
+            idempotent_hint = false,
+            open_world_hint = false
+        ),
         description = "Read and remove the direct messages waiting in your mailbox, oldest first (peek: true to \
 leave them there). Reply with send_message {recipient_id: <their id>}."
     )]
@@ -422,6 +505,14 @@ leave them there). Reply with send_message {recipient_id: <their id>}."
 
     #[tool(
         name = "send_message_and_wait",
+        title = "Send and wait for the reply",
+        annotations(
+            title = "Send and wait for the reply",
+            read_only_hint = false,
+            destructive_hint = false,
+            idempotent_hint = false,
+            open_world_hint = true
+        ),
         description = "Send a direct message to a client and wait for their reply (a conversation turn). Returns \
 their first message sent after yours, or reports a timeout after `timeout` seconds (default 60); your message then \
 stays in their mailbox and a later reply arrives as an event or via get_messages. Sends progress notifications \
@@ -529,6 +620,14 @@ will arrive as a `message.received` event (see `wait_for_events`) or via `get_me
 
     #[tool(
         name = "get_my_identity",
+        title = "Show my identity",
+        annotations(
+            title = "Show my identity",
+            read_only_hint = true,
+            destructive_hint = false,
+            idempotent_hint = true,
+            open_world_hint = false
+        ),
         description = "Show who this session is (user/client id, display name, resume token), whether you are \
 queued or chatting (and with whom), and how many events and direct messages are waiting."
     )]
@@ -538,6 +637,14 @@ queued or chatting (and with whom), and how many events and direct messages are 
 
     #[tool(
         name = "resume_session",
+        title = "Resume an identity",
+        annotations(
+            title = "Resume an identity",
+            read_only_hint = false,
+            destructive_hint = false,
+            idempotent_hint = true,
+            open_world_hint = false
+        ),
         description = "After a disconnect or in a new session: take back your identity (user_id or client_id) \
 with the resume_token you were given. Your room, queue place and unread events are kept if you return within \
 the reconnect grace (30 s by default). Then call wait_for_events to catch up."
@@ -548,6 +655,14 @@ the reconnect grace (30 s by default). Then call wait_for_events to catch up."
 
     #[tool(
         name = "wait_for_events",
+        title = "Wait for events",
+        annotations(
+            title = "Wait for events",
+            read_only_hint = false,
+            destructive_hint = false,
+            idempotent_hint = true,
+            open_world_hint = false
+        ),
         description = "Fetch your events (chatroom.found, message.received, partner.disconnected, partner.typing, \
 message.expired), waiting up to `timeout` seconds (default 25, max 50) until at least one exists. Pass after_seq = \
 the seq of the newest event you have handled: events up to it are acknowledged and only newer ones returned. Without \
