@@ -14,7 +14,8 @@
 //!   statelessly.
 //! - [`direct`]: tool calls answered in the HTTP handler.
 //! - [`handler`]: one session's handler (tool dispatch, resources) and the gateway rmcp runs.
-//! - [`tools`], [`params`], [`render`], [`resources`]: the MCP surface.
+//! - [`tools`], [`params`], [`render`], [`resources`], [`output`]: the MCP surface
+//!   ([`output`]: the tools' output schemas).
 //! - [`state`]: the core's owner ([`state::hub::Hub`]), per-session slots, the pushers.
 //! - [`metrics`], [`routes`]: `/metrics` and `/healthz`.
 //!
@@ -29,6 +30,7 @@ pub mod handler;
 pub mod jsonrpc;
 pub mod metrics;
 pub mod origin;
+pub mod output;
 pub mod params;
 pub mod render;
 pub mod resources;

@@ -6,7 +6,9 @@
 
 use std::time::{Duration, Instant};
 
-use chat_core::{Chat, ChatError, Command, Reply, SessionId, Time};
+use chat_core::{
+    Chat, ChatError, Command, DirectMessage, EventsReply, Reply, SentDirectReply, SessionId, Time,
+};
 use rmcp::handler::server::wrapper::Parameters;
 use rmcp::model::{CallToolResult, ContentBlock, ProgressNotificationParam, ProgressToken};
 use rmcp::service::RequestContext;
@@ -14,6 +16,7 @@ use rmcp::{RoleServer, tool, tool_router};
 use serde_json::{Value, json};
 
 use crate::handler::ChatServer;
+use crate::output;
 use crate::params::{
     BlockPartnerArgs, CheckinArgs, EnterQueueArgs, GetHistoryArgs, GetMessagesArgs, LeaveChatArgs,
     ResumeArgs, SendAndWaitArgs, SendMessageArgs, SetTypingArgs, WaitForEventsArgs,
@@ -63,11 +66,64 @@ impl Failure {
     }
 }
 
-/// A successful result: `text` (plus the pending footer) and `data` (plus `pending_events`).
-fn success(text: String, mut data: Value, pending: usize) -> CallToolResult {
+// The `structuredContent` of every result is built by the `*_data` functions below, so
+// that `output.rs` can check each shape against the tool's output schema.
+
+/// A successful result's `structuredContent`: `data` plus `pending_events`.
+pub(crate) fn with_pending(mut data: Value, pending: usize) -> Value {
     if let Value::Object(map) = &mut data {
         map.insert("pending_events".into(), json!(pending));
     }
+    data
+}
+
+/// A refused call's `structuredContent`.
+pub(crate) fn error_data(code: &str, message: &str, pending: usize) -> Value {
+    json!({ "error": code, "message": message, "pending_events": pending })
+}
+
+/// The `structuredContent` of a core reply, with an implicit check-in's data (its resume
+/// token) merged in.
+pub(crate) fn reply_data(reply: &Reply, checkin: Option<Reply>, pending: usize) -> Value {
+    let mut data = to_json(reply);
+    if let (Value::Object(map), Some(Reply::CheckedIn(c))) = (&mut data, checkin) {
+        map.insert("checked_in".into(), to_json(&c));
+    }
+    with_pending(data, pending)
+}
+
+/// The `structuredContent` of `wait_for_events`.
+pub(crate) fn events_data(reply: &EventsReply, pending: usize) -> Value {
+    let mut data = to_json(reply);
+    if let Value::Object(map) = &mut data {
+        map.insert("timed_out".into(), json!(reply.events.is_empty()));
+    }
+    with_pending(data, pending)
+}
+
+/// The `structuredContent` of `send_message_and_wait`: `reply` is `None` on a timeout.
+pub(crate) fn wait_data(
+    sent: &SentDirectReply,
+    reply: Option<&DirectMessage>,
+    waited: Duration,
+    checkin: Option<Reply>,
+    pending: usize,
+) -> Value {
+    let mut data = json!({
+        "status": if reply.is_some() { "replied" } else { "timeout" },
+        "sent": sent,
+        "reply": reply,
+        "waited_ms": u64::try_from(waited.as_millis()).unwrap_or(u64::MAX),
+    });
+    if let (Value::Object(map), Some(Reply::CheckedIn(c))) = (&mut data, checkin) {
+        map.insert("checked_in".into(), to_json(&c));
+    }
+    with_pending(data, pending)
+}
+
+/// A successful result: `text` (plus the pending footer) and `data`, which already holds
+/// `pending_events`.
+fn success(text: String, data: Value, pending: usize) -> CallToolResult {
     let mut result =
         CallToolResult::success(vec![ContentBlock::text(text + &render::pending_footer(pending))]);
     result.structured_content = Some(data);
@@ -81,11 +137,7 @@ fn failure(failure: Failure, pending: usize) -> CallToolResult {
         failure.message,
         render::pending_footer(pending)
     ))]);
-    result.structured_content = Some(json!({
-        "error": failure.code,
-        "message": failure.message,
-        "pending_events": pending,
-    }));
+    result.structured_content = Some(error_data(&failure.code, &failure.message, pending));
     result
 }
 
@@ -158,18 +210,10 @@ fn act_as(
     }
 }
 
-/// A successful result with an implicit check-in's data (its resume token) merged in.
+/// A successful result with an implicit check-in's data (its resume token) merged in,
+/// so it is not lost.
 fn with_checkin(reply: &Reply, checkin: Option<Reply>, pending: usize) -> CallToolResult {
-    let mut data = to_json(reply);
-    merge_checkin(&mut data, checkin);
-    success(render::reply(reply, clock::now()), data, pending)
-}
-
-/// Copies the resume token of an implicit check-in into a result, so it is not lost.
-fn merge_checkin(data: &mut Value, checkin: Option<Reply>) {
-    if let (Value::Object(map), Some(Reply::CheckedIn(c))) = (data, checkin) {
-        map.insert("checked_in".into(), to_json(&c));
-    }
+    success(render::reply(reply, clock::now()), reply_data(reply, checkin, pending), pending)
 }
 
 /// Sends `notifications/progress` for a waiting tool when the caller asked for progress.
@@ -246,7 +290,7 @@ impl ChatServer {
 
     fn finish(&self, result: Result<Reply, Failure>, pending: usize) -> CallToolResult {
         match result {
-            Ok(reply) => success(render::reply(&reply, clock::now()), to_json(&reply), pending),
+            Ok(reply) => with_checkin(&reply, None, pending),
             Err(f) => failure(f, pending),
         }
     }
@@ -284,6 +328,7 @@ impl ChatServer {
 impl ChatServer {
     #[tool(
         name = "enter_queue",
+        output_schema = output::schema::<output::EnterQueue>(),
         title = "Find a chat partner",
         annotations(
             title = "Find a chat partner",
@@ -307,6 +352,7 @@ Optional: display_name shown to your partner, interests to be matched on, user_i
 
     #[tool(
         name = "leave_queue",
+        output_schema = output::schema::<output::LeaveQueue>(),
         title = "Leave the queue",
         annotations(
             title = "Leave the queue",
@@ -323,6 +369,7 @@ Optional: display_name shown to your partner, interests to be matched on, user_i
 
     #[tool(
         name = "send_message",
+        output_schema = output::schema::<output::SendMessage>(),
         title = "Send a message",
         annotations(
             title = "Send a message",
@@ -370,6 +417,7 @@ Give exactly one of room_id or recipient_id."
 
     #[tool(
         name = "leave_chat",
+        output_schema = output::schema::<output::LeaveChat>(),
         title = "Leave a chat",
         annotations(
             title = "Leave a chat",
@@ -387,6 +435,7 @@ Set requeue: true to go straight back into the queue for a new partner."
 
     #[tool(
         name = "set_typing",
+        output_schema = output::schema::<output::SetTyping>(),
         title = "Show or clear typing",
         annotations(
             title = "Show or clear typing",
@@ -404,6 +453,7 @@ partner; they get a `partner.typing` event. It clears itself after a few seconds
 
     #[tool(
         name = "block_partner",
+        output_schema = output::schema::<output::BlockPartner>(),
         title = "Block and report partner",
         annotations(
             title = "Block and report partner",
@@ -421,6 +471,7 @@ Use for abuse or spam; for a normal goodbye use leave_chat."
 
     #[tool(
         name = "get_history",
+        output_schema = output::schema::<output::GetHistory>(),
         title = "Read a room's history",
         annotations(
             title = "Read a room's history",
@@ -438,6 +489,7 @@ oldest first."
 
     #[tool(
         name = "checkin_client",
+        output_schema = output::schema::<output::CheckinClient>(),
         title = "Check in as a client",
         annotations(
             title = "Check in as a client",
@@ -461,6 +513,7 @@ resume_token; keep it."
 
     #[tool(
         name = "list_clients",
+        output_schema = output::schema::<output::ListClients>(),
         title = "List clients",
         annotations(
             title = "List clients",
@@ -478,6 +531,7 @@ capabilities, to find whom to message."
 
     #[tool(
         name = "get_messages",
+        output_schema = output::schema::<output::GetMessages>(),
         title = "Read direct messages",
         annotations(
             title = "Read direct messages",
@@ -505,6 +559,7 @@ leave them there). Reply with send_message {recipient_id: <their id>}."
 
     #[tool(
         name = "send_message_and_wait",
+        output_schema = output::schema::<output::SendAndWait>(),
         title = "Send and wait for the reply",
         annotations(
             title = "Send and wait for the reply",
@@ -533,24 +588,21 @@ while waiting if you pass a progressToken."
         let recipient = args.recipient_id;
         // Subscribe before sending so a reply racing the send still wakes us.
         let mut watch = self.slot.watch();
-        let (sent, cursor, pending) = self.hub.with_core(|chat, now| {
+        let (sent, pending) = self.hub.with_core(|chat, now| {
             let outcome = (|| {
-                if let Some(sender) = &sender {
-                    act_as(chat, now, session, sender, "sender_id")?;
-                }
+                let checkin = match &sender {
+                    Some(sender) => act_as(chat, now, session, sender, "sender_id")?,
+                    None => None,
+                };
                 let cursor = chat.event_cursor(session);
                 let command = Command::SendDirect { recipient_id: recipient.clone(), message: args.message };
-                Ok((chat.handle(now, session, command)?, cursor))
+                Ok((chat.handle(now, session, command)?, cursor, checkin))
             })();
-            let pending = chat.pending_events(session);
-            match outcome {
-                Ok((reply, cursor)) => (Ok(reply), cursor, pending),
-                Err(f) => (Err(f), 0, pending),
-            }
+            (outcome, chat.pending_events(session))
         });
-        let sent = match sent {
-            Ok(Reply::SentDirect(sent)) => sent,
-            Ok(other) => return self.finish(Ok(other), pending),
+        let (sent, cursor, checkin) = match sent {
+            Ok((Reply::SentDirect(sent), cursor, checkin)) => (sent, cursor, checkin),
+            Ok((other, _, checkin)) => return with_checkin(&other, checkin, pending),
             Err(f) => return failure(f, pending),
         };
         self.hub.metrics.message_relayed();
@@ -577,12 +629,7 @@ while waiting if you pass a progressToken."
                     waited.as_secs_f64(),
                     message.message.lines().map(|l| format!("> {l}")).collect::<Vec<_>>().join("\n")
                 );
-                let data = json!({
-                    "status": "replied",
-                    "sent": sent,
-                    "reply": message,
-                    "waited_ms": u64::try_from(waited.as_millis()).unwrap_or(u64::MAX),
-                });
+                let data = wait_data(&sent, Some(&message), waited, checkin, pending);
                 return success(text, data, pending);
             }
             match self.wait(&mut watch, deadline, &progress, &context, &what).await {
@@ -590,15 +637,15 @@ while waiting if you pass a progressToken."
                 Woken::Timeout | Woken::Cancelled => {
                     // One last look: the reply may have landed just now.
                     let take = Command::TakeReply { from: recipient.clone(), after_seq: cursor };
-                    if let (Ok(Reply::TakenReply(taken)), _) = self.hub.call(session, take)
+                    if let (Ok(Reply::TakenReply(taken)), pending) = self.hub.call(session, take)
                         && let Some(message) = taken.message
                     {
-                        let data = json!({ "status": "replied", "sent": sent, "reply": message });
+                        let data = wait_data(&sent, Some(&message), started.elapsed(), checkin, pending);
                         let text = format!(
                             "**Reply from {}** (`{}`):\n> {}",
                             message.from_name, message.from, message.message
                         );
-                        return success(text, data, self.hub.pending_events(session));
+                        return success(text, data, pending);
                     }
                     let text = format!(
                         "{}\n\nNo reply from `{recipient}` within {}. Your message stays in their mailbox; their reply \
@@ -606,13 +653,8 @@ will arrive as a `message.received` event (see `wait_for_events`) or via `get_me
                         render::sent_direct(&sent, now),
                         render::seconds(timeout)
                     );
-                    let data = json!({
-                        "status": "timeout",
-                        "sent": sent,
-                        "reply": null,
-                        "waited_ms": u64::try_from(waited.as_millis()).unwrap_or(u64::MAX),
-                    });
-                    return success(text, data, self.hub.pending_events(session));
+                    let pending = self.hub.pending_events(session);
+                    return success(text, wait_data(&sent, None, waited, checkin, pending), pending);
                 }
             }
         }
@@ -620,6 +662,7 @@ will arrive as a `message.received` event (see `wait_for_events`) or via `get_me
 
     #[tool(
         name = "get_my_identity",
+        output_schema = output::schema::<output::Identity>(),
         title = "Show my identity",
         annotations(
             title = "Show my identity",
@@ -637,6 +680,7 @@ queued or chatting (and with whom), and how many events and direct messages are 
 
     #[tool(
         name = "resume_session",
+        output_schema = output::schema::<output::Identity>(),
         title = "Resume an identity",
         annotations(
             title = "Resume an identity",
@@ -655,6 +699,7 @@ the reconnect grace (30 s by default). Then call wait_for_events to catch up."
 
     #[tool(
         name = "wait_for_events",
+        output_schema = output::schema::<output::WaitForEvents>(),
         title = "Wait for events",
         annotations(
             title = "Wait for events",
@@ -696,16 +741,14 @@ after_seq every unacknowledged event is returned. Use this in a loop when your c
             let expired = tokio::time::Instant::now() >= deadline;
             if !reply.events.is_empty() || expired {
                 let timed_out = (reply.events.is_empty() && !timeout.is_zero()).then_some(timeout);
-                let mut data = to_json(&reply);
-                if let Value::Object(map) = &mut data {
-                    map.insert("timed_out".into(), json!(reply.events.is_empty()));
-                }
+                let data = events_data(&reply, pending);
                 return success(render::events(&reply, timed_out, clock::now()), data, pending);
             }
             match self.wait(&mut watch, deadline, &progress, &context, "waiting for events").await {
                 Woken::Event | Woken::Timeout => continue,
                 Woken::Cancelled => {
-                    let data = json!({ "events": [], "last_seq": reply.last_seq, "pending": pending, "timed_out": true });
+                    // Nothing arrived (the events would have been returned above).
+                    let data = events_data(&reply, pending);
                     return success("Stopped waiting (cancelled or server stopping).".into(), data, pending);
                 }
             }
