@@ -22,6 +22,7 @@ use rmcp::model::{
 use rmcp::service::RequestContext;
 use rmcp::{ErrorData, RoleServer, ServerHandler, tool_handler};
 
+use crate::arguments;
 use crate::jsonrpc;
 use crate::resources;
 use crate::state::hub::Hub;
@@ -101,26 +102,36 @@ impl ServerHandler for ChatServer {
 
     async fn call_tool(
         &self,
-        request: CallToolRequestParams,
+        mut request: CallToolRequestParams,
         context: RequestContext<RoleServer>,
     ) -> Result<CallToolResponse, ErrorData> {
         let started = Instant::now();
         let tool = tools::static_name(&request.name);
-        if self.tool_router.get(&request.name).is_none() {
+        let Some(definition) = self.tool_router.get(&request.name) else {
             let message =
                 format!("unknown tool `{}`; the tools are: {}", request.name, tools::TOOL_NAMES.join(", "));
             return Err(ErrorData::invalid_params(message, None));
-        }
-        let mut result = self.tool_router.call(ToolCallContext::new(self, request, context)).await;
-        if let Ok(CallToolResponse::Complete(r)) = &mut result
-            && r.is_error == Some(true)
-            && r.structured_content.is_none()
-        {
-            // rmcp's own message for arguments that do not fit the schema: make it
-            // actionable and give it the same shape as every other error.
-            let required = self.tool_router.get(tool).and_then(|t| t.input_schema.get("required").cloned());
-            tools::explain_argument_error(r, tool, required, self.hub.pending_events(self.slot.id));
-        }
+        };
+        let result = match arguments::check(tool, &definition.input_schema, request.arguments.take()) {
+            Err(problem) => {
+                let pending = self.hub.pending_events(self.slot.id);
+                Ok(CallToolResponse::Complete(tools::refuse_arguments(problem, pending)))
+            }
+            Ok(checked) => {
+                request.arguments = checked.arguments;
+                let mut result = self.tool_router.call(ToolCallContext::new(self, request, context)).await;
+                if let Ok(CallToolResponse::Complete(r)) = &mut result
+                    && r.is_error == Some(true)
+                    && r.structured_content.is_none()
+                {
+                    // rmcp's own message for arguments that do not fit the schema: make it
+                    // actionable and give it the same shape as every other error.
+                    let required = definition.input_schema.get("required").cloned();
+                    tools::explain_argument_error(r, tool, required, self.hub.pending_events(self.slot.id));
+                }
+                result
+            }
+        };
         let is_error = match &result {
             Ok(CallToolResponse::Complete(r)) => r.is_error == Some(true),
             Ok(_) => false,

@@ -13,7 +13,8 @@
 //!   session ends (lost stream, idle) and keep-alive pings; rmcp serves the rest
 //!   statelessly.
 //! - [`direct`]: tool calls answered in the HTTP handler.
-//! - [`handler`]: one session's handler (tool dispatch, resources) and the gateway rmcp runs.
+//! - [`handler`]: one session's handler (tool dispatch, resources) and the gateway rmcp runs;
+//!   [`arguments`] checks tool arguments against the input schemas first.
 //! - [`tools`], [`params`], [`render`], [`resources`], [`output`]: the MCP surface
 //!   ([`output`]: the tools' output schemas).
 //! - [`state`]: the core's owner ([`state::hub::Hub`]), per-session slots, the pushers.
@@ -22,6 +23,7 @@
 //! Run [`serve`] (what the binary does) or [`app::Server::start`] to embed it.
 
 pub mod app;
+pub mod arguments;
 pub mod auth;
 pub mod cli;
 pub mod config;

@@ -141,6 +141,12 @@ fn failure(failure: Failure, pending: usize) -> CallToolResult {
     result
 }
 
+/// The `invalid_arguments` result for arguments refused before the tool ran (see
+/// `arguments.rs`).
+pub fn refuse_arguments(message: String, pending: usize) -> CallToolResult {
+    failure(Failure::invalid(message), pending)
+}
+
 /// Rewrites rmcp's "failed to deserialize parameters" result into the standard error
 /// shape, naming the required arguments.
 pub fn explain_argument_error(
