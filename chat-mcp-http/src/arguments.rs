@@ -40,6 +40,25 @@ pub struct Converted {
     pub read: Value,
 }
 
+impl Converted {
+    /// The `debug` log message about this conversion (see `logging.rs`).
+    pub fn log_data(&self, tool: &str) -> Value {
+        let message = format!(
+            "{tool}: argument `{}` was sent as the string {} and read as {}; send it as plain JSON",
+            self.name,
+            quote(&self.sent),
+            self.read
+        );
+        serde_json::json!({
+            "message": message,
+            "tool": tool,
+            "argument": self.name,
+            "sent": self.sent,
+            "read": self.read,
+        })
+    }
+}
+
 /// The arguments to hand to the tool, and what was converted on the way.
 #[derive(Debug, Default)]
 pub struct Checked {

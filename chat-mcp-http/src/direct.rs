@@ -22,7 +22,6 @@ use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use futures::StreamExt;
 use http::{StatusCode, header};
-use rmcp::handler::server::router::tool::ToolRouter;
 use rmcp::model::{
     ClientJsonRpcMessage, ClientRequest, GetMeta, JsonRpcRequest, RequestParamsMeta, ServerJsonRpcMessage,
     ServerResult,
@@ -31,7 +30,7 @@ use rmcp::service::{RequestContext, RunningService};
 use rmcp::transport::Transport;
 use rmcp::{Peer, RoleServer, ServerHandler};
 
-use crate::handler::ChatServer;
+use crate::handler::{ChatServer, Surface};
 use crate::state::hub::Hub;
 use crate::state::slot::Slot;
 
@@ -41,7 +40,7 @@ const BLOCKING_TOOLS: [&str; 2] = ["wait_for_events", "send_message_and_wait"];
 /// Answers eligible tool calls directly.
 pub struct Direct {
     hub: Arc<Hub>,
-    tools: Arc<ToolRouter<ChatServer>>,
+    surface: Arc<Surface>,
     /// A peer connected to nothing. `RequestContext` requires one; the tools use it only
     /// to send progress, and requests that ask for progress are not served here.
     detached: Peer<RoleServer>,
@@ -49,11 +48,11 @@ pub struct Direct {
 }
 
 impl Direct {
-    /// Serves calls on `hub`'s sessions with the shared tool router. Needs a tokio
-    /// runtime (it starts the detached peer's service).
-    pub fn new(hub: Arc<Hub>, tools: Arc<ToolRouter<ChatServer>>) -> Self {
+    /// Serves calls on `hub`'s sessions with the shared tools. Needs a tokio runtime (it
+    /// starts the detached peer's service).
+    pub fn new(hub: Arc<Hub>, surface: Arc<Surface>) -> Self {
         let service = rmcp::service::serve_directly(Detached, Unconnected, None);
-        Direct { hub, tools, detached: service.peer().clone(), _service: service }
+        Direct { hub, surface, detached: service.peer().clone(), _service: service }
     }
 
     /// The answer to `request` in `slot`'s session, or `None` to let rmcp serve it.
@@ -73,7 +72,7 @@ impl Direct {
         let id = request.id;
         let context = RequestContext::new(id.clone(), self.detached.clone());
         let in_flight = blocking.then(|| slot.track_request(id.to_string(), context.ct.clone()));
-        let server = ChatServer::new(self.hub.clone(), slot, self.tools.clone());
+        let server = ChatServer::new(self.hub.clone(), slot, self.surface.clone());
         let run = async move {
             let _in_flight = in_flight;
             let message = match server.call_tool(call.params, context).await {

@@ -14,7 +14,8 @@
 //!   statelessly.
 //! - [`direct`]: tool calls answered in the HTTP handler.
 //! - [`handler`]: one session's handler (tool dispatch, resources) and the gateway rmcp runs;
-//!   [`arguments`] checks tool arguments against the input schemas first.
+//!   [`arguments`] checks tool arguments against the input schemas first; [`logging`]:
+//!   `logging/setLevel` and `notifications/message`.
 //! - [`tools`], [`params`], [`render`], [`resources`], [`output`]: the MCP surface
 //!   ([`output`]: the tools' output schemas).
 //! - [`state`]: the core's owner ([`state::hub::Hub`]), per-session slots, the pushers.
@@ -30,6 +31,7 @@ pub mod config;
 pub mod direct;
 pub mod handler;
 pub mod jsonrpc;
+pub mod logging;
 pub mod metrics;
 pub mod origin;
 pub mod output;

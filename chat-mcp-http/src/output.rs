@@ -660,7 +660,7 @@ mod tests {
     /// Checks `data` against `tool`'s advertised output schema, as advertised and strictly.
     fn check(tool: &str, data: &Value) {
         let router = ChatServer::router();
-        let schema = router.get(tool).and_then(|t| t.output_schema.clone());
+        let schema = router.tools.get(tool).and_then(|t| t.output_schema.clone());
         let Some(schema) = schema else { panic!("{tool} has no output schema") };
         let advertised = Value::Object(schema.as_ref().clone());
         let mut tight = advertised.clone();
@@ -961,7 +961,7 @@ mod tests {
 
     #[test]
     fn schemas_are_objects_at_the_root() {
-        for tool in ChatServer::router().list_all() {
+        for tool in ChatServer::router().tools.list_all() {
             let schema = tool.output_schema.unwrap_or_else(|| panic!("{} has no output schema", tool.name));
             assert_eq!(schema.get("type"), Some(&Value::from("object")), "{}", tool.name);
             assert!(schema.contains_key("anyOf"), "{}: the result or the error shape", tool.name);

@@ -263,8 +263,9 @@ impl ChatServer {
 
     /// Runs `command` for this session, first checking in implicitly as `claimed` (the
     /// seed's `sender_id` / `client_id` arguments, which must match the session's identity
-    /// or bind it). Returns the reply, the implicit check-in's reply and the pending count,
-    /// all under one lock.
+    /// or bind it). Returns the reply, the implicit check-in's reply (also when the command
+    /// then failed: the session is checked in either way) and the pending count, all under
+    /// one lock.
     fn run_as(
         &self,
         claimed: Option<&str>,
@@ -272,20 +273,33 @@ impl ChatServer {
         command: Result<Command, Failure>,
     ) -> (Result<Reply, Failure>, Option<Reply>, usize) {
         let session = self.session();
-        self.hub.with_core(|chat, now| {
+        let (outcome, checkin, pending) = self.hub.with_core(|chat, now| {
+            let mut checkin = None;
             let outcome = command.and_then(|command| {
-                let checkin = match claimed {
-                    Some(id) => act_as(chat, now, session, id, field)?,
-                    None => None,
-                };
-                Ok((chat.handle(now, session, command)?, checkin))
+                if let Some(id) = claimed {
+                    checkin = act_as(chat, now, session, id, field)?;
+                }
+                Ok(chat.handle(now, session, command)?)
             });
-            let pending = chat.pending_events(session);
-            match outcome {
-                Ok((reply, checkin)) => (Ok(reply), checkin, pending),
-                Err(f) => (Err(f), None, pending),
-            }
-        })
+            (outcome, checkin, chat.pending_events(session))
+        });
+        self.log_checkin(checkin.as_ref(), field);
+        (outcome, checkin, pending)
+    }
+
+    /// Tells the session's log that `field` checked it in (the `info` level of
+    /// `logging.rs`). The resume token stays out of the log: it is in the result.
+    fn log_checkin(&self, checkin: Option<&Reply>, field: &str) {
+        if let Some(Reply::CheckedIn(c)) = checkin {
+            self.log_info(json!({
+                    "message": format!(
+                        "{field} checked this session in as client `{}`; keep the resume_token in the result's checked_in",
+                        c.client_id
+                    ),
+                    "client_id": c.client_id,
+                }),
+            );
+        }
     }
 
     /// Runs one command and renders the result the standard way.
@@ -594,21 +608,22 @@ while waiting if you pass a progressToken."
         let recipient = args.recipient_id;
         // Subscribe before sending so a reply racing the send still wakes us.
         let mut watch = self.slot.watch();
-        let (sent, pending) = self.hub.with_core(|chat, now| {
+        let (sent, checkin, pending) = self.hub.with_core(|chat, now| {
+            let mut checkin = None;
             let outcome = (|| {
-                let checkin = match &sender {
-                    Some(sender) => act_as(chat, now, session, sender, "sender_id")?,
-                    None => None,
-                };
+                if let Some(sender) = &sender {
+                    checkin = act_as(chat, now, session, sender, "sender_id")?;
+                }
                 let cursor = chat.event_cursor(session);
                 let command = Command::SendDirect { recipient_id: recipient.clone(), message: args.message };
-                Ok((chat.handle(now, session, command)?, cursor, checkin))
+                Ok((chat.handle(now, session, command)?, cursor))
             })();
-            (outcome, chat.pending_events(session))
+            (outcome, checkin, chat.pending_events(session))
         });
-        let (sent, cursor, checkin) = match sent {
-            Ok((Reply::SentDirect(sent), cursor, checkin)) => (sent, cursor, checkin),
-            Ok((other, _, checkin)) => return with_checkin(&other, checkin, pending),
+        self.log_checkin(checkin.as_ref(), "sender_id");
+        let (sent, cursor) = match sent {
+            Ok((Reply::SentDirect(sent), cursor)) => (sent, cursor),
+            Ok((other, _)) => return with_checkin(&other, checkin, pending),
             Err(f) => return failure(f, pending),
         };
         self.hub.metrics.message_relayed();
@@ -746,6 +761,16 @@ after_seq every unacknowledged event is returned. Use this in a loop when your c
             reply.evicted = evicted;
             let expired = tokio::time::Instant::now() >= deadline;
             if !reply.events.is_empty() || expired {
+                if reply.evicted > 0 {
+                    self.log_warning(json!({
+                            "message": format!(
+                                "{} of your events were dropped because your inbox was full (it keeps {}); call wait_for_events more often",
+                                reply.evicted, config.limits.event_buffer
+                            ),
+                            "evicted": reply.evicted,
+                        }),
+                    );
+                }
                 let timed_out = (reply.events.is_empty() && !timeout.is_zero()).then_some(timeout);
                 let data = events_data(&reply, pending);
                 return success(render::events(&reply, timed_out, clock::now()), data, pending);
@@ -778,7 +803,7 @@ mod tests {
     #[test]
     fn tool_names_match_the_router() {
         let router = ChatServer::router();
-        let mut listed: Vec<_> = router.list_all().into_iter().map(|t| t.name.to_string()).collect();
+        let mut listed: Vec<_> = router.tools.list_all().into_iter().map(|t| t.name.to_string()).collect();
         listed.sort();
         let mut expected: Vec<_> = TOOL_NAMES.iter().map(|s| s.to_string()).collect();
         expected.sort();
