@@ -29,6 +29,10 @@ pub const MAX_QUOTED_NAME_CHARS: usize = 64;
 /// suggest: `reciepient_id` finds `recipient_id`.
 pub const SUGGESTION_DISTANCE: usize = 2;
 
+/// A known name at least this long that begins the unknown one, or the reverse, is
+/// suggested too: `timeout_seconds` finds `timeout`. Shorter names would match too much.
+pub const MIN_PREFIX_CHARS: usize = 4;
+
 /// An argument read as another type than the one it was sent as.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Converted {
@@ -235,7 +239,7 @@ fn suggest<'a>(name: &str, properties: &'a JsonObject) -> Option<&'a str> {
             let candidate = plain(known);
             let distance = edit_distance(&wanted, &candidate);
             let close = distance <= SUGGESTION_DISTANCE
-                || (candidate.len() >= 4
+                || (candidate.len() >= MIN_PREFIX_CHARS
                     && (wanted.starts_with(&candidate) || candidate.starts_with(&wanted)));
             close.then_some((distance, known.as_str()))
         })
