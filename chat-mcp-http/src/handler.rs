@@ -2,10 +2,12 @@
 //!
 //! [`ChatServer`] is one session's handler: the tools (see `tools.rs`), resources,
 //! logging (see `logging.rs`), and tool dispatch with argument checks and metrics. It is a
-//! cheap view (the hub, the session's slot, the shared [`Surface`]) made per request. [`Gateway`] is what rmcp runs for the requests the
-//! session layer (`session.rs`) hands it: rmcp serves those statelessly, so the gateway
-//! finds the session from the request's `Mcp-Session-Id` and delegates to its view.
-#![allow(deprecated)] // resources/subscribe and logging are "legacy-only" in rmcp 3.9 but current for 2025-11-25 clients.
+//! cheap view (the hub, the session's slot, the shared [`Surface`]) made per request.
+//! [`Gateway`] is what rmcp runs for the requests the session layer (`session.rs`) hands
+//! it: rmcp serves those statelessly, so the gateway finds the session from the request's
+//! `Mcp-Session-Id` and delegates to its view.
+// resources/subscribe and logging are "legacy-only" in rmcp 3.9 but current for 2025-11-25.
+#![allow(deprecated)]
 
 use std::borrow::Cow;
 use std::sync::Arc;

@@ -288,17 +288,16 @@ impl ChatServer {
     }
 
     /// Tells the session's log that `field` checked it in (the `info` level of
-    /// `logging.rs`). The resume token stays out of the log: it is in the result.
+    /// `logging.rs`). The resume token stays out of the log, which hosts may keep: the
+    /// result's `checked_in` has it, and `get_my_identity` shows it (also after the command
+    /// itself failed).
     fn log_checkin(&self, checkin: Option<&Reply>, field: &str) {
         if let Some(Reply::CheckedIn(c)) = checkin {
-            self.log_info(json!({
-                    "message": format!(
-                        "{field} checked this session in as client `{}`; keep the resume_token in the result's checked_in",
-                        c.client_id
-                    ),
-                    "client_id": c.client_id,
-                }),
+            let message = format!(
+                "{field} checked this session in as client `{}`; get_my_identity shows its resume token",
+                c.client_id
             );
+            self.log_info(json!({ "message": message, "client_id": c.client_id }));
         }
     }
 
@@ -762,14 +761,12 @@ after_seq every unacknowledged event is returned. Use this in a loop when your c
             let expired = tokio::time::Instant::now() >= deadline;
             if !reply.events.is_empty() || expired {
                 if reply.evicted > 0 {
-                    self.log_warning(json!({
-                            "message": format!(
-                                "{} of your events were dropped because your inbox was full (it keeps {}); call wait_for_events more often",
-                                reply.evicted, config.limits.event_buffer
-                            ),
-                            "evicted": reply.evicted,
-                        }),
+                    let message = format!(
+                        "{} of your events were dropped because your inbox was full (it keeps {}); call \
+wait_for_events more often",
+                        reply.evicted, config.limits.event_buffer
                     );
+                    self.log_warning(json!({ "message": message, "evicted": reply.evicted }));
                 }
                 let timed_out = (reply.events.is_empty() && !timeout.is_zero()).then_some(timeout);
                 let data = events_data(&reply, pending);
