@@ -36,7 +36,6 @@ use axum::response::{IntoResponse, Response};
 use futures::StreamExt;
 use futures::stream::PollNext;
 use http::{StatusCode, header};
-use rmcp::handler::server::router::tool::ToolRouter;
 use rmcp::model::{
     CallToolRequestParams, ClientJsonRpcMessage, ClientRequest, GetMeta, JsonRpcRequest, RequestId,
     RequestMetaObject, RequestParamsMeta, ServerJsonRpcMessage, ServerResult,
@@ -47,7 +46,7 @@ use rmcp::{Peer, RoleServer, ServerHandler};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
-use crate::handler::ChatServer;
+use crate::handler::{ChatServer, Surface};
 use crate::session;
 use crate::state::hub::Hub;
 use crate::state::slot::Slot;
@@ -73,7 +72,7 @@ fn post_event_id(stream: u64, n: u64) -> String {
 /// Answers eligible tool calls directly.
 pub struct Direct {
     hub: Arc<Hub>,
-    tools: Arc<ToolRouter<ChatServer>>,
+    surface: Arc<Surface>,
     /// A peer connected to nothing. `RequestContext` requires one; the tools use it only
     /// to send progress, and a call that asks for progress gets a peer of its own.
     detached: Peer<RoleServer>,
@@ -81,11 +80,11 @@ pub struct Direct {
 }
 
 impl Direct {
-    /// Serves calls on `hub`'s sessions with the shared tool router. Needs a tokio
-    /// runtime (it starts the detached peer's service).
-    pub fn new(hub: Arc<Hub>, tools: Arc<ToolRouter<ChatServer>>) -> Self {
+    /// Serves calls on `hub`'s sessions with the shared tools. Needs a tokio runtime (it
+    /// starts the detached peer's service).
+    pub fn new(hub: Arc<Hub>, surface: Arc<Surface>) -> Self {
         let service = rmcp::service::serve_directly(Detached, Unconnected, None);
-        Direct { hub, tools, detached: service.peer().clone(), _service: service }
+        Direct { hub, surface, detached: service.peer().clone(), _service: service }
     }
 
     /// The answer to `request` in `slot`'s session, or `None` to let rmcp serve it.
@@ -113,7 +112,7 @@ impl Direct {
             return Some(self.blocking(slot, id, call.params, meta));
         }
         let context = RequestContext::new(id.clone(), self.detached.clone());
-        let server = ChatServer::new(self.hub.clone(), slot, self.tools.clone());
+        let server = ChatServer::new(self.hub.clone(), slot, self.surface.clone());
         let message = match server.call_tool(call.params, context).await {
             Ok(response) => ServerJsonRpcMessage::response(ServerResult::from(response), id),
             Err(error) => ServerJsonRpcMessage::error(error, Some(id)),
@@ -156,7 +155,7 @@ impl Direct {
         let in_flight = slot.track_request(id.to_string(), cancelled.clone());
         let session = slot.id;
         let primed = session::primes(&slot);
-        let server = ChatServer::new(self.hub.clone(), slot, self.tools.clone());
+        let server = ChatServer::new(self.hub.clone(), slot, self.surface.clone());
         let tool = params.name.clone();
         let run = async move {
             let _in_flight = in_flight;

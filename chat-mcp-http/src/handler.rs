@@ -1,11 +1,13 @@
 //! The MCP request handlers.
 //!
-//! [`ChatServer`] is one session's handler: the tools (see `tools.rs`), resources, and
-//! tool dispatch with metrics. It is a cheap view (the hub, the session's slot, the shared
-//! tool router) made per request. [`Gateway`] is what rmcp runs for the requests the
-//! session layer (`session.rs`) hands it: rmcp serves those statelessly, so the gateway
-//! finds the session from the request's `Mcp-Session-Id` and delegates to its view.
-#![allow(deprecated)] // resources/subscribe is "legacy-only" in rmcp 3.9 but current for 2025-11-25 clients.
+//! [`ChatServer`] is one session's handler: the tools (see `tools.rs`), resources,
+//! logging (see `logging.rs`), and tool dispatch with argument checks and metrics. It is a
+//! cheap view (the hub, the session's slot, the shared [`Surface`]) made per request.
+//! [`Gateway`] is what rmcp runs for the requests the session layer (`session.rs`) hands
+//! it: rmcp serves those statelessly, so the gateway finds the session from the request's
+//! `Mcp-Session-Id` and delegates to its view.
+// resources/subscribe and logging are "legacy-only" in rmcp 3.9 but current for 2025-11-25.
+#![allow(deprecated)]
 
 use std::borrow::Cow;
 use std::sync::Arc;
@@ -17,12 +19,14 @@ use rmcp::model::{
     CallToolRequestParams, CallToolResponse, CustomRequest, CustomResult, ErrorCode, Implementation,
     InitializeRequestParams, InitializeResult, ListResourceTemplatesResult, ListResourcesResult,
     PaginatedRequestParams, ProtocolVersion, ReadResourceRequestParams, ReadResourceResponse,
-    ServerCapabilities, ServerInfo, SubscribeRequestParams, UnsubscribeRequestParams,
+    ServerCapabilities, ServerInfo, SetLevelRequestParams, SubscribeRequestParams, UnsubscribeRequestParams,
 };
 use rmcp::service::RequestContext;
 use rmcp::{ErrorData, RoleServer, ServerHandler, tool_handler};
 
+use crate::arguments;
 use crate::jsonrpc;
+use crate::logging;
 use crate::resources;
 use crate::state::hub::Hub;
 use crate::state::slot::Slot;
@@ -45,22 +49,32 @@ mcp-chat connects you with people or other agents.
 - Events (matches, messages, partner leaving, typing) are pushed as notifications, but your client may not show them: call wait_for_events (blocks up to 25 s) and pass after_seq = the newest seq you handled next time. Every result says how many events are pending.
 - Keep the resume_token you are given: after a disconnect, resume_session {user_id, resume_token} restores your identity and room.";
 
+/// What every session's view shares, built once per server: the router with every tool,
+/// and the logging level each session set (per session, but every request's view of the
+/// session must see it, and the views are made per request).
+pub struct Surface {
+    /// Every tool.
+    pub tools: ToolRouter<ChatServer>,
+    /// `logging/setLevel`, by session.
+    pub levels: logging::Levels,
+}
+
 /// One MCP session's handler.
 pub struct ChatServer {
     pub(crate) hub: Arc<Hub>,
     pub(crate) slot: Arc<Slot>,
-    pub(crate) tool_router: Arc<ToolRouter<ChatServer>>,
+    pub(crate) surface: Arc<Surface>,
 }
 
 impl ChatServer {
-    /// The handler of the session in `slot`. `router` is built once and shared.
-    pub fn new(hub: Arc<Hub>, slot: Arc<Slot>, router: Arc<ToolRouter<ChatServer>>) -> Self {
-        ChatServer { hub, slot, tool_router: router }
+    /// The handler of the session in `slot`. `surface` is built once and shared.
+    pub fn new(hub: Arc<Hub>, slot: Arc<Slot>, surface: Arc<Surface>) -> Self {
+        ChatServer { hub, slot, surface }
     }
 
-    /// The router with every tool; build once per server.
-    pub fn router() -> Arc<ToolRouter<ChatServer>> {
-        Arc::new(Self::tool_router())
+    /// The tools and the sessions' logging levels; build once per server.
+    pub fn router() -> Arc<Surface> {
+        Arc::new(Surface { tools: Self::tool_router(), levels: logging::Levels::default() })
     }
 }
 
@@ -81,15 +95,20 @@ pub fn initialize_result(request: &InitializeRequestParams) -> Result<Initialize
 
 /// The capabilities, identity and instructions announced at `initialize`.
 pub fn server_info() -> ServerInfo {
-    let capabilities =
-        ServerCapabilities::builder().enable_tools().enable_resources().enable_resources_subscribe().build();
+    // No `completions` or `prompts`: the server has nothing to complete and no prompts.
+    let capabilities = ServerCapabilities::builder()
+        .enable_tools()
+        .enable_resources()
+        .enable_resources_subscribe()
+        .enable_logging()
+        .build();
     ServerInfo::new(capabilities)
         .with_protocol_version(PROTOCOL_VERSION)
         .with_server_info(Implementation::new("mcp-chat", env!("CARGO_PKG_VERSION")).with_title("mcp-chat"))
         .with_instructions(INSTRUCTIONS)
 }
 
-#[tool_handler(router = self.tool_router)]
+#[tool_handler(router = self.surface.tools)]
 impl ServerHandler for ChatServer {
     fn get_info(&self) -> ServerInfo {
         server_info()
@@ -101,26 +120,39 @@ impl ServerHandler for ChatServer {
 
     async fn call_tool(
         &self,
-        request: CallToolRequestParams,
+        mut request: CallToolRequestParams,
         context: RequestContext<RoleServer>,
     ) -> Result<CallToolResponse, ErrorData> {
         let started = Instant::now();
         let tool = tools::static_name(&request.name);
-        if self.tool_router.get(&request.name).is_none() {
+        let Some(definition) = self.surface.tools.get(&request.name) else {
             let message =
                 format!("unknown tool `{}`; the tools are: {}", request.name, tools::TOOL_NAMES.join(", "));
             return Err(ErrorData::invalid_params(message, None));
-        }
-        let mut result = self.tool_router.call(ToolCallContext::new(self, request, context)).await;
-        if let Ok(CallToolResponse::Complete(r)) = &mut result
-            && r.is_error == Some(true)
-            && r.structured_content.is_none()
-        {
-            // rmcp's own message for arguments that do not fit the schema: make it
-            // actionable and give it the same shape as every other error.
-            let required = self.tool_router.get(tool).and_then(|t| t.input_schema.get("required").cloned());
-            tools::explain_argument_error(r, tool, required, self.hub.pending_events(self.slot.id));
-        }
+        };
+        let result = match arguments::check(tool, &definition.input_schema, request.arguments.take()) {
+            Err(problem) => {
+                let pending = self.hub.pending_events(self.slot.id);
+                Ok(CallToolResponse::Complete(tools::refuse_arguments(problem, pending)))
+            }
+            Ok(checked) => {
+                for converted in &checked.converted {
+                    self.log_debug(converted.log_data(tool));
+                }
+                request.arguments = checked.arguments;
+                let mut result = self.surface.tools.call(ToolCallContext::new(self, request, context)).await;
+                if let Ok(CallToolResponse::Complete(r)) = &mut result
+                    && r.is_error == Some(true)
+                    && r.structured_content.is_none()
+                {
+                    // rmcp's own message for arguments that do not fit the schema: make it
+                    // actionable and give it the same shape as every other error.
+                    let required = definition.input_schema.get("required").cloned();
+                    tools::explain_argument_error(r, tool, required, self.hub.pending_events(self.slot.id));
+                }
+                result
+            }
+        };
         let is_error = match &result {
             Ok(CallToolResponse::Complete(r)) => r.is_error == Some(true),
             Ok(_) => false,
@@ -198,6 +230,15 @@ impl ServerHandler for ChatServer {
         self.slot.subscriptions().remove(&request.uri);
         Ok(())
     }
+
+    async fn set_level(
+        &self,
+        request: SetLevelRequestParams,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<(), ErrorData> {
+        self.set_log_level(request.level);
+        Ok(())
+    }
 }
 
 /// The handler rmcp runs for requests the session layer does not answer itself. It is
@@ -205,13 +246,13 @@ impl ServerHandler for ChatServer {
 /// along in the request's extensions.
 pub struct Gateway {
     hub: Arc<Hub>,
-    tools: Arc<ToolRouter<ChatServer>>,
+    surface: Arc<Surface>,
 }
 
 impl Gateway {
     /// A gateway to `hub`'s sessions.
-    pub fn new(hub: Arc<Hub>, tools: Arc<ToolRouter<ChatServer>>) -> Self {
-        Gateway { hub, tools }
+    pub fn new(hub: Arc<Hub>, surface: Arc<Surface>) -> Self {
+        Gateway { hub, surface }
     }
 
     /// The view of the session this request belongs to.
@@ -223,11 +264,11 @@ impl Gateway {
             .and_then(|id| id.to_str().ok())
             .and_then(|id| self.hub.slot_by_mcp(id))
             .ok_or_else(|| ErrorData::invalid_request("unknown session: initialize a new one", None))?;
-        Ok(ChatServer::new(self.hub.clone(), slot, self.tools.clone()))
+        Ok(ChatServer::new(self.hub.clone(), slot, self.surface.clone()))
     }
 }
 
-#[tool_handler(router = self.tools)]
+#[tool_handler(router = self.surface.tools)]
 impl ServerHandler for Gateway {
     fn get_info(&self) -> ServerInfo {
         server_info()
@@ -305,5 +346,13 @@ impl ServerHandler for Gateway {
         context: RequestContext<RoleServer>,
     ) -> Result<(), ErrorData> {
         self.session(&context)?.unsubscribe(request, context).await
+    }
+
+    async fn set_level(
+        &self,
+        request: SetLevelRequestParams,
+        context: RequestContext<RoleServer>,
+    ) -> Result<(), ErrorData> {
+        self.session(&context)?.set_level(request, context).await
     }
 }

@@ -14,14 +14,18 @@
 //!   statelessly.
 //! - [`direct`]: tool calls answered in the HTTP handler.
 //! - [`batch`]: JSON-RPC batches, for sessions on protocol version 2025-03-26.
-//! - [`handler`]: one session's handler (tool dispatch, resources) and the gateway rmcp runs.
-//! - [`tools`], [`params`], [`render`], [`resources`]: the MCP surface.
+//! - [`handler`]: one session's handler (tool dispatch, resources) and the gateway rmcp runs;
+//!   [`arguments`] checks tool arguments against the input schemas first; [`logging`]:
+//!   `logging/setLevel` and `notifications/message`.
+//! - [`tools`], [`params`], [`render`], [`resources`], [`output`]: the MCP surface
+//!   ([`output`]: the tools' output schemas).
 //! - [`state`]: the core's owner ([`state::hub::Hub`]), per-session slots, the pushers.
 //! - [`metrics`], [`routes`]: `/metrics` and `/healthz`.
 //!
 //! Run [`serve`] (what the binary does) or [`app::Server::start`] to embed it.
 
 pub mod app;
+pub mod arguments;
 pub mod auth;
 pub mod batch;
 pub mod cli;
@@ -29,8 +33,10 @@ pub mod config;
 pub mod direct;
 pub mod handler;
 pub mod jsonrpc;
+pub mod logging;
 pub mod metrics;
 pub mod origin;
+pub mod output;
 pub mod params;
 pub mod render;
 pub mod resources;

@@ -1,8 +1,10 @@
 //! Tool arguments. Their doc comments become the JSON-schema descriptions a language model
 //! reads in `tools/list`, so they say what to pass and why.
 //!
-//! Unknown fields are ignored (models sometimes add extras); missing or mistyped required
-//! fields produce an `isError` result naming the problem.
+//! Before these types see the arguments, `arguments.rs` refuses unknown names (listing
+//! the valid ones) and reads scalars sent as strings (`"5"`, `"true"`) as the types
+//! declared here. Missing or mistyped fields produce an `isError` result naming the
+//! problem.
 
 use schemars::JsonSchema;
 use serde::{Deserialize, Deserializer};

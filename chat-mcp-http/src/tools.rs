@@ -6,7 +6,9 @@
 
 use std::time::{Duration, Instant};
 
-use chat_core::{Chat, ChatError, Command, Hold, Reply, SessionId, Time};
+use chat_core::{
+    Chat, ChatError, Command, DirectMessage, EventsReply, Hold, Reply, SentDirectReply, SessionId, Time,
+};
 use rmcp::handler::server::wrapper::Parameters;
 use rmcp::model::{CallToolResult, ContentBlock, ProgressNotificationParam, ProgressToken};
 use rmcp::service::RequestContext;
@@ -14,6 +16,7 @@ use rmcp::{RoleServer, tool, tool_router};
 use serde_json::{Value, json};
 
 use crate::handler::ChatServer;
+use crate::output;
 use crate::params::{
     BlockPartnerArgs, CheckinArgs, EnterQueueArgs, GetHistoryArgs, GetMessagesArgs, LeaveChatArgs,
     ResumeArgs, SendAndWaitArgs, SendMessageArgs, SetTypingArgs, WaitForEventsArgs,
@@ -63,11 +66,64 @@ impl Failure {
     }
 }
 
-/// A successful result: `text` (plus the pending footer) and `data` (plus `pending_events`).
-fn success(text: String, mut data: Value, pending: usize) -> CallToolResult {
+// The `structuredContent` of every result is built by the `*_data` functions below, so
+// that `output.rs` can check each shape against the tool's output schema.
+
+/// A successful result's `structuredContent`: `data` plus `pending_events`.
+pub(crate) fn with_pending(mut data: Value, pending: usize) -> Value {
     if let Value::Object(map) = &mut data {
         map.insert("pending_events".into(), json!(pending));
     }
+    data
+}
+
+/// A refused call's `structuredContent`.
+pub(crate) fn error_data(code: &str, message: &str, pending: usize) -> Value {
+    json!({ "error": code, "message": message, "pending_events": pending })
+}
+
+/// The `structuredContent` of a core reply, with an implicit check-in's data (its resume
+/// token) merged in.
+pub(crate) fn reply_data(reply: &Reply, checkin: Option<Reply>, pending: usize) -> Value {
+    let mut data = to_json(reply);
+    if let (Value::Object(map), Some(Reply::CheckedIn(c))) = (&mut data, checkin) {
+        map.insert("checked_in".into(), to_json(&c));
+    }
+    with_pending(data, pending)
+}
+
+/// The `structuredContent` of `wait_for_events`.
+pub(crate) fn events_data(reply: &EventsReply, pending: usize) -> Value {
+    let mut data = to_json(reply);
+    if let Value::Object(map) = &mut data {
+        map.insert("timed_out".into(), json!(reply.events.is_empty()));
+    }
+    with_pending(data, pending)
+}
+
+/// The `structuredContent` of `send_message_and_wait`: `reply` is `None` on a timeout.
+pub(crate) fn wait_data(
+    sent: &SentDirectReply,
+    reply: Option<&DirectMessage>,
+    waited: Duration,
+    checkin: Option<Reply>,
+    pending: usize,
+) -> Value {
+    let mut data = json!({
+        "status": if reply.is_some() { "replied" } else { "timeout" },
+        "sent": sent,
+        "reply": reply,
+        "waited_ms": u64::try_from(waited.as_millis()).unwrap_or(u64::MAX),
+    });
+    if let (Value::Object(map), Some(Reply::CheckedIn(c))) = (&mut data, checkin) {
+        map.insert("checked_in".into(), to_json(&c));
+    }
+    with_pending(data, pending)
+}
+
+/// A successful result: `text` (plus the pending footer) and `data`, which already holds
+/// `pending_events`.
+fn success(text: String, data: Value, pending: usize) -> CallToolResult {
     let mut result =
         CallToolResult::success(vec![ContentBlock::text(text + &render::pending_footer(pending))]);
     result.structured_content = Some(data);
@@ -81,12 +137,14 @@ fn failure(failure: Failure, pending: usize) -> CallToolResult {
         failure.message,
         render::pending_footer(pending)
     ))]);
-    result.structured_content = Some(json!({
-        "error": failure.code,
-        "message": failure.message,
-        "pending_events": pending,
-    }));
+    result.structured_content = Some(error_data(&failure.code, &failure.message, pending));
     result
+}
+
+/// The `invalid_arguments` result for arguments refused before the tool ran (see
+/// `arguments.rs`).
+pub fn refuse_arguments(message: String, pending: usize) -> CallToolResult {
+    failure(Failure::invalid(message), pending)
 }
 
 /// Rewrites rmcp's "failed to deserialize parameters" result into the standard error
@@ -158,18 +216,10 @@ fn act_as(
     }
 }
 
-/// A successful result with an implicit check-in's data (its resume token) merged in.
+/// A successful result with an implicit check-in's data (its resume token) merged in,
+/// so it is not lost.
 fn with_checkin(reply: &Reply, checkin: Option<Reply>, pending: usize) -> CallToolResult {
-    let mut data = to_json(reply);
-    merge_checkin(&mut data, checkin);
-    success(render::reply(reply, clock::now()), data, pending)
-}
-
-/// Copies the resume token of an implicit check-in into a result, so it is not lost.
-fn merge_checkin(data: &mut Value, checkin: Option<Reply>) {
-    if let (Value::Object(map), Some(Reply::CheckedIn(c))) = (data, checkin) {
-        map.insert("checked_in".into(), to_json(&c));
-    }
+    success(render::reply(reply, clock::now()), reply_data(reply, checkin, pending), pending)
 }
 
 /// Sends `notifications/progress` for a waiting tool when the caller asked for progress.
@@ -213,8 +263,9 @@ impl ChatServer {
 
     /// Runs `command` for this session, first checking in implicitly as `claimed` (the
     /// seed's `sender_id` / `client_id` arguments, which must match the session's identity
-    /// or bind it). Returns the reply, the implicit check-in's reply and the pending count,
-    /// all under one lock.
+    /// or bind it). Returns the reply, the implicit check-in's reply (also when the command
+    /// then failed: the session is checked in either way) and the pending count, all under
+    /// one lock.
     fn run_as(
         &self,
         claimed: Option<&str>,
@@ -222,20 +273,32 @@ impl ChatServer {
         command: Result<Command, Failure>,
     ) -> (Result<Reply, Failure>, Option<Reply>, usize) {
         let session = self.session();
-        self.hub.with_core(|chat, now| {
+        let (outcome, checkin, pending) = self.hub.with_core(|chat, now| {
+            let mut checkin = None;
             let outcome = command.and_then(|command| {
-                let checkin = match claimed {
-                    Some(id) => act_as(chat, now, session, id, field)?,
-                    None => None,
-                };
-                Ok((chat.handle(now, session, command)?, checkin))
+                if let Some(id) = claimed {
+                    checkin = act_as(chat, now, session, id, field)?;
+                }
+                Ok(chat.handle(now, session, command)?)
             });
-            let pending = chat.pending_events(session);
-            match outcome {
-                Ok((reply, checkin)) => (Ok(reply), checkin, pending),
-                Err(f) => (Err(f), None, pending),
-            }
-        })
+            (outcome, checkin, chat.pending_events(session))
+        });
+        self.log_checkin(checkin.as_ref(), field);
+        (outcome, checkin, pending)
+    }
+
+    /// Tells the session's log that `field` checked it in (the `info` level of
+    /// `logging.rs`). The resume token stays out of the log, which hosts may keep: the
+    /// result's `checked_in` has it, and `get_my_identity` shows it (also after the command
+    /// itself failed).
+    fn log_checkin(&self, checkin: Option<&Reply>, field: &str) {
+        if let Some(Reply::CheckedIn(c)) = checkin {
+            let message = format!(
+                "{field} checked this session in as client `{}`; get_my_identity shows its resume token",
+                c.client_id
+            );
+            self.log_info(json!({ "message": message, "client_id": c.client_id }));
+        }
     }
 
     /// Runs one command and renders the result the standard way.
@@ -246,7 +309,7 @@ impl ChatServer {
 
     fn finish(&self, result: Result<Reply, Failure>, pending: usize) -> CallToolResult {
         match result {
-            Ok(reply) => success(render::reply(&reply, clock::now()), to_json(&reply), pending),
+            Ok(reply) => with_checkin(&reply, None, pending),
             Err(f) => failure(f, pending),
         }
     }
@@ -286,6 +349,15 @@ impl ChatServer {
 impl ChatServer {
     #[tool(
         name = "enter_queue",
+        output_schema = output::schema::<output::EnterQueue>(),
+        title = "Find a chat partner",
+        annotations(
+            title = "Find a chat partner",
+            read_only_hint = false,
+            destructive_hint = false,
+            idempotent_hint = true,
+            open_world_hint = false
+        ),
         description = "Join the chat-roulette queue to be paired with a random partner for a 1-on-1 text chat. \
 Returns your user_id, a resume_token (keep it) and either your queue position or, if someone was waiting, \
 the new room. When a match is made you get a `chatroom.found` event with the room_id (also via wait_for_events). \
@@ -299,13 +371,34 @@ Optional: display_name shown to your partner, interests to be matched on, user_i
         })
     }
 
-    #[tool(name = "leave_queue", description = "Stop waiting for a chat partner (leave the roulette queue).")]
+    #[tool(
+        name = "leave_queue",
+        output_schema = output::schema::<output::LeaveQueue>(),
+        title = "Leave the queue",
+        annotations(
+            title = "Leave the queue",
+            read_only_hint = false,
+            destructive_hint = false,
+            idempotent_hint = true,
+            open_world_hint = false
+        ),
+        description = "Stop waiting for a chat partner (leave the roulette queue)."
+    )]
     async fn leave_queue(&self) -> CallToolResult {
         self.run(Command::LeaveQueue)
     }
 
     #[tool(
         name = "send_message",
+        output_schema = output::schema::<output::SendMessage>(),
+        title = "Send a message",
+        annotations(
+            title = "Send a message",
+            read_only_hint = false,
+            destructive_hint = false,
+            idempotent_hint = false,
+            open_world_hint = true
+        ),
         description = "Send a message. With room_id: to your chat-roulette partner in that room (they get a \
 `message.received` event). With recipient_id: a direct message to another client (agent messaging); it waits in \
 their mailbox if they are offline and expires unread after a few minutes (you then get `message.expired`). \
@@ -345,6 +438,15 @@ Give exactly one of room_id or recipient_id."
 
     #[tool(
         name = "leave_chat",
+        output_schema = output::schema::<output::LeaveChat>(),
+        title = "Leave a chat",
+        annotations(
+            title = "Leave a chat",
+            read_only_hint = false,
+            destructive_hint = true,
+            idempotent_hint = true,
+            open_world_hint = false
+        ),
         description = "End the chat in a room; your partner gets `partner.disconnected` with reason \"left\". \
 Set requeue: true to go straight back into the queue for a new partner."
     )]
@@ -354,6 +456,15 @@ Set requeue: true to go straight back into the queue for a new partner."
 
     #[tool(
         name = "set_typing",
+        output_schema = output::schema::<output::SetTyping>(),
+        title = "Show or clear typing",
+        annotations(
+            title = "Show or clear typing",
+            read_only_hint = false,
+            destructive_hint = false,
+            idempotent_hint = true,
+            open_world_hint = false
+        ),
         description = "Show (typing: true, the default) or clear (typing: false) a typing indicator to your chat \
 partner; they get a `partner.typing` event. It clears itself after a few seconds."
     )]
@@ -363,6 +474,15 @@ partner; they get a `partner.typing` event. It clears itself after a few seconds
 
     #[tool(
         name = "block_partner",
+        output_schema = output::schema::<output::BlockPartner>(),
+        title = "Block and report partner",
+        annotations(
+            title = "Block and report partner",
+            read_only_hint = false,
+            destructive_hint = true,
+            idempotent_hint = false,
+            open_world_hint = false
+        ),
         description = "End the chat, report your partner for moderation and never be matched with them again. \
 Use for abuse or spam; for a normal goodbye use leave_chat."
     )]
@@ -372,6 +492,15 @@ Use for abuse or spam; for a normal goodbye use leave_chat."
 
     #[tool(
         name = "get_history",
+        output_schema = output::schema::<output::GetHistory>(),
+        title = "Read a room's history",
+        annotations(
+            title = "Read a room's history",
+            read_only_hint = true,
+            destructive_hint = false,
+            idempotent_hint = true,
+            open_world_hint = false
+        ),
         description = "Read the recent messages of a chat room you are in (or were in, for a while after it ended), \
 oldest first."
     )]
@@ -381,6 +510,15 @@ oldest first."
 
     #[tool(
         name = "checkin_client",
+        output_schema = output::schema::<output::CheckinClient>(),
+        title = "Check in as a client",
+        annotations(
+            title = "Check in as a client",
+            read_only_hint = false,
+            destructive_hint = false,
+            idempotent_hint = true,
+            open_world_hint = false
+        ),
         description = "Check in as a named client for agent-to-agent messaging (e.g. client_id \"frontend-ide\"). \
 Others can then message you by that id; messages sent while you were away are waiting (get_messages). Returns a \
 resume_token; keep it."
@@ -396,6 +534,15 @@ resume_token; keep it."
 
     #[tool(
         name = "list_clients",
+        output_schema = output::schema::<output::ListClients>(),
+        title = "List clients",
+        annotations(
+            title = "List clients",
+            read_only_hint = true,
+            destructive_hint = false,
+            idempotent_hint = true,
+            open_world_hint = false
+        ),
         description = "List the clients that have checked in (online, reconnecting or offline), with names and \
 capabilities, to find whom to message."
     )]
@@ -405,6 +552,15 @@ capabilities, to find whom to message."
 
     #[tool(
         name = "get_messages",
+        output_schema = output::schema::<output::GetMessages>(),
+        title = "Read direct messages",
+        annotations(
+            title = "Read direct messages",
+            read_only_hint = false,
+            destructive_hint = false,
+            idempotent_hint = false,
+            open_world_hint = false
+        ),
         description = "Read and remove the direct messages waiting in your mailbox, oldest first (peek: true to \
 leave them there). Reply with send_message {recipient_id: <their id>}."
     )]
@@ -424,6 +580,15 @@ leave them there). Reply with send_message {recipient_id: <their id>}."
 
     #[tool(
         name = "send_message_and_wait",
+        output_schema = output::schema::<output::SendAndWait>(),
+        title = "Send and wait for the reply",
+        annotations(
+            title = "Send and wait for the reply",
+            read_only_hint = false,
+            destructive_hint = false,
+            idempotent_hint = false,
+            open_world_hint = true
+        ),
         description = "Send a direct message to a client and wait for their reply (a conversation turn). Returns \
 their first message sent after yours, or reports a timeout after `timeout` seconds (default 60); your message then \
 stays in their mailbox and a later reply arrives as an event or via get_messages. Sends progress notifications \
@@ -444,24 +609,22 @@ while waiting if you pass a progressToken."
         let recipient = args.recipient_id;
         // Subscribe before sending so a reply racing the send still wakes us.
         let mut watch = self.slot.watch();
-        let (sent, cursor, pending) = self.hub.with_core(|chat, now| {
+        let (sent, checkin, pending) = self.hub.with_core(|chat, now| {
+            let mut checkin = None;
             let outcome = (|| {
                 if let Some(sender) = &sender {
-                    act_as(chat, now, session, sender, "sender_id")?;
+                    checkin = act_as(chat, now, session, sender, "sender_id")?;
                 }
                 let cursor = chat.event_cursor(session);
                 let command = Command::SendDirect { recipient_id: recipient.clone(), message: args.message };
                 Ok((chat.handle(now, session, command)?, cursor))
             })();
-            let pending = chat.pending_events(session);
-            match outcome {
-                Ok((reply, cursor)) => (Ok(reply), cursor, pending),
-                Err(f) => (Err(f), 0, pending),
-            }
+            (outcome, checkin, chat.pending_events(session))
         });
-        let sent = match sent {
-            Ok(Reply::SentDirect(sent)) => sent,
-            Ok(other) => return self.finish(Ok(other), pending),
+        self.log_checkin(checkin.as_ref(), "sender_id");
+        let (sent, cursor) = match sent {
+            Ok((Reply::SentDirect(sent), cursor)) => (sent, cursor),
+            Ok((other, _)) => return with_checkin(&other, checkin, pending),
             Err(f) => return failure(f, pending),
         };
         self.hub.metrics.message_relayed();
@@ -488,12 +651,7 @@ while waiting if you pass a progressToken."
                     waited.as_secs_f64(),
                     message.message.lines().map(|l| format!("> {l}")).collect::<Vec<_>>().join("\n")
                 );
-                let data = json!({
-                    "status": "replied",
-                    "sent": sent,
-                    "reply": message,
-                    "waited_ms": u64::try_from(waited.as_millis()).unwrap_or(u64::MAX),
-                });
+                let data = wait_data(&sent, Some(&message), waited, checkin, pending);
                 return success(text, data, pending);
             }
             match self.wait(&mut watch, deadline, &progress, &context, &what).await {
@@ -501,15 +659,15 @@ while waiting if you pass a progressToken."
                 Woken::Timeout | Woken::Cancelled => {
                     // One last look: the reply may have landed just now.
                     let take = Command::TakeReply { from: recipient.clone(), after_seq: cursor };
-                    if let (Ok(Reply::TakenReply(taken)), _) = self.hub.call(session, take)
+                    if let (Ok(Reply::TakenReply(taken)), pending) = self.hub.call(session, take)
                         && let Some(message) = taken.message
                     {
-                        let data = json!({ "status": "replied", "sent": sent, "reply": message });
+                        let data = wait_data(&sent, Some(&message), started.elapsed(), checkin, pending);
                         let text = format!(
                             "**Reply from {}** (`{}`):\n> {}",
                             message.from_name, message.from, message.message
                         );
-                        return success(text, data, self.hub.pending_events(session));
+                        return success(text, data, pending);
                     }
                     let text = format!(
                         "{}\n\nNo reply from `{recipient}` within {}. Your message stays in their mailbox; their reply \
@@ -517,13 +675,8 @@ will arrive as a `message.received` event (see `wait_for_events`) or via `get_me
                         render::sent_direct(&sent, now),
                         render::seconds(timeout)
                     );
-                    let data = json!({
-                        "status": "timeout",
-                        "sent": sent,
-                        "reply": null,
-                        "waited_ms": u64::try_from(waited.as_millis()).unwrap_or(u64::MAX),
-                    });
-                    return success(text, data, self.hub.pending_events(session));
+                    let pending = self.hub.pending_events(session);
+                    return success(text, wait_data(&sent, None, waited, checkin, pending), pending);
                 }
             }
         }
@@ -531,6 +684,15 @@ will arrive as a `message.received` event (see `wait_for_events`) or via `get_me
 
     #[tool(
         name = "get_my_identity",
+        output_schema = output::schema::<output::Identity>(),
+        title = "Show my identity",
+        annotations(
+            title = "Show my identity",
+            read_only_hint = true,
+            destructive_hint = false,
+            idempotent_hint = true,
+            open_world_hint = false
+        ),
         description = "Show who this session is (user/client id, display name, resume token), whether you are \
 queued or chatting (and with whom), and how many events and direct messages are waiting."
     )]
@@ -540,6 +702,15 @@ queued or chatting (and with whom), and how many events and direct messages are 
 
     #[tool(
         name = "resume_session",
+        output_schema = output::schema::<output::Identity>(),
+        title = "Resume an identity",
+        annotations(
+            title = "Resume an identity",
+            read_only_hint = false,
+            destructive_hint = false,
+            idempotent_hint = true,
+            open_world_hint = false
+        ),
         description = "After a disconnect or in a new session: take back your identity (user_id or client_id) \
 with the resume_token you were given. Your room, queue place and unread events are kept if you return within \
 the reconnect grace (30 s by default). Then call wait_for_events to catch up."
@@ -550,6 +721,15 @@ the reconnect grace (30 s by default). Then call wait_for_events to catch up."
 
     #[tool(
         name = "wait_for_events",
+        output_schema = output::schema::<output::WaitForEvents>(),
+        title = "Wait for events",
+        annotations(
+            title = "Wait for events",
+            read_only_hint = false,
+            destructive_hint = false,
+            idempotent_hint = true,
+            open_world_hint = false
+        ),
         description = "Fetch your events (chatroom.found, message.received, partner.disconnected, partner.typing, \
 message.expired), waiting up to `timeout` seconds (default 25, max 50) until at least one exists. Pass after_seq = \
 the seq of the newest event you have handled: events up to it are acknowledged and only newer ones returned. Without \
@@ -582,17 +762,23 @@ after_seq every unacknowledged event is returned. Use this in a loop when your c
             reply.evicted = evicted;
             let expired = tokio::time::Instant::now() >= deadline;
             if !reply.events.is_empty() || expired {
-                let timed_out = (reply.events.is_empty() && !timeout.is_zero()).then_some(timeout);
-                let mut data = to_json(&reply);
-                if let Value::Object(map) = &mut data {
-                    map.insert("timed_out".into(), json!(reply.events.is_empty()));
+                if reply.evicted > 0 {
+                    let message = format!(
+                        "{} of your events were dropped because your inbox was full (it keeps {}); call \
+wait_for_events more often",
+                        reply.evicted, config.limits.event_buffer
+                    );
+                    self.log_warning(json!({ "message": message, "evicted": reply.evicted }));
                 }
+                let timed_out = (reply.events.is_empty() && !timeout.is_zero()).then_some(timeout);
+                let data = events_data(&reply, pending);
                 return success(render::events(&reply, timed_out, clock::now()), data, pending);
             }
             match self.wait(&mut watch, deadline, &progress, &context, "waiting for events").await {
                 Woken::Event | Woken::Timeout => continue,
                 Woken::Cancelled => {
-                    let data = json!({ "events": [], "last_seq": reply.last_seq, "pending": pending, "timed_out": true });
+                    // Nothing arrived (the events would have been returned above).
+                    let data = events_data(&reply, pending);
                     return success("Stopped waiting (cancelled or server stopping).".into(), data, pending);
                 }
             }
@@ -616,7 +802,7 @@ mod tests {
     #[test]
     fn tool_names_match_the_router() {
         let router = ChatServer::router();
-        let mut listed: Vec<_> = router.list_all().into_iter().map(|t| t.name.to_string()).collect();
+        let mut listed: Vec<_> = router.tools.list_all().into_iter().map(|t| t.name.to_string()).collect();
         listed.sort();
         let mut expected: Vec<_> = TOOL_NAMES.iter().map(|s| s.to_string()).collect();
         expected.sort();

@@ -10,6 +10,8 @@ use std::process::Stdio;
 use std::sync::OnceLock;
 use std::time::Duration;
 
+#[allow(deprecated)] // logging is "legacy-only" in rmcp 3.9 but current for 2025-11-25 servers.
+use rmcp::model::LoggingMessageNotificationParam;
 use rmcp::model::{
     CallToolRequestParams, CallToolResult, ClientCapabilities, ClientConfig, CustomNotification,
     Implementation, ProgressNotificationParam, ProtocolVersion, RequestMetaObject,
@@ -434,7 +436,8 @@ pub struct Notice {
     pub params: Value,
 }
 
-/// A [`ClientHandler`] that records custom notifications, resource updates and progress.
+/// A [`ClientHandler`] that records custom notifications, resource updates, progress and
+/// log messages.
 #[derive(Clone)]
 pub struct Recorder {
     tx: mpsc::UnboundedSender<Notice>,
@@ -466,6 +469,15 @@ impl ClientHandler for Recorder {
 
     async fn on_progress(&self, p: ProgressNotificationParam, _: NotificationContext<RoleClient>) {
         self.record("notifications/progress", serde_json::to_value(&p).unwrap_or(Value::Null));
+    }
+
+    #[allow(deprecated)]
+    async fn on_logging_message(
+        &self,
+        p: LoggingMessageNotificationParam,
+        _: NotificationContext<RoleClient>,
+    ) {
+        self.record("notifications/message", serde_json::to_value(&p).unwrap_or(Value::Null));
     }
 }
 

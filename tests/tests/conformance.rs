@@ -22,9 +22,6 @@ const EXPECTED_FAILURES: &[(&str, &str, &str)] = &[
     // errors with `isError: true` are covered by the project's own tests (`TestClient::err`
     // in http_agents.rs, http_roulette.rs, http_security.rs).
     ("tools-call-error", "MCP error -32602", "needs the suite's fixture tool test_error_handling"),
-    // No `logging` capability yet: `logging/setLevel` answers -32601 Method not found
-    // (issue 10, "What to build": the logging capability). Remove once it is served.
-    ("logging-set-level", "MCP error -32601", "logging/setLevel is not implemented"),
 ];
 
 /// Bound for one scenario run (Node start-up plus the checks take about a second).
