@@ -90,6 +90,26 @@ pub enum Entry {
         /// Why.
         reason: DisconnectReason,
     },
+    /// The partner's connection dropped; the room waits for them.
+    PartnerReconnecting {
+        /// When.
+        ts: Time,
+        /// The room.
+        room_id: Arc<str>,
+        /// The partner's name.
+        name: Arc<str>,
+        /// When the room ends unless they are back.
+        reconnect_by: Time,
+    },
+    /// The partner is back after [`Entry::PartnerReconnecting`].
+    PartnerReconnected {
+        /// When.
+        ts: Time,
+        /// The room.
+        room_id: Arc<str>,
+        /// The partner's name.
+        name: Arc<str>,
+    },
     /// We left a room.
     Left {
         /// When.
@@ -225,6 +245,8 @@ impl Entry {
             | Entry::Message { ts, .. }
             | Entry::Typing { ts, .. }
             | Entry::PartnerLeft { ts, .. }
+            | Entry::PartnerReconnecting { ts, .. }
+            | Entry::PartnerReconnected { ts, .. }
             | Entry::Left { ts, .. }
             | Entry::LeftQueue { ts }
             | Entry::Blocked { ts, .. }
@@ -244,8 +266,10 @@ impl Entry {
         !matches!(self, Entry::Typing { .. })
     }
 
-    /// The words of the entry; `clock` formats times inside multi-line entries.
-    pub fn body(&self, clock: &dyn Fn(Time) -> String) -> Body {
+    /// The words of the entry. Times inside it are wall-clock at `offset_secs`, with
+    /// `seconds` or without (a deadline always has them).
+    pub fn body(&self, offset_secs: i32, seconds: bool) -> Body {
+        let clock = |t: Time| clock_time(t, offset_secs, seconds);
         let system = |line: String| Body::System(vec![line]);
         match self {
             Entry::Connected { server, user_id, display_name, .. } => {
@@ -279,6 +303,11 @@ impl Entry {
                 }
                 DisconnectReason::Shutdown => "the server is shutting down; the chat has ended".to_owned(),
             }),
+            Entry::PartnerReconnecting { name, reconnect_by, .. } => system(format!(
+                "{name}'s connection dropped — waiting for them (until {})…",
+                clock_time(*reconnect_by, offset_secs, true)
+            )),
+            Entry::PartnerReconnected { name, .. } => system(format!("{name} is back")),
             Entry::Left { requeued: true, .. } => system("you left the chat; looking for someone new".into()),
             Entry::Left { requeued: false, .. } => {
                 system("you left the chat; /next to meet someone new".into())
@@ -339,8 +368,7 @@ impl Entry {
     /// `None` for entries that have no text form.
     pub fn plain_text(&self, offset_secs: i32) -> Option<String> {
         let ts = clock_time(self.ts(), offset_secs, true);
-        let clock = |t: Time| clock_time(t, offset_secs, true);
-        match self.body(&clock) {
+        match self.body(offset_secs, true) {
             Body::Message { speaker, text, .. } => Some(format!("[{ts}] <{speaker}> {text}")),
             Body::System(lines) => {
                 let mut out = String::new();

@@ -267,6 +267,31 @@ impl App {
                     });
                 }
             }
+            Event::PartnerReconnecting(away) => {
+                if let Roulette::Chatting { room_id, partner, partner_typing, partner_away, .. } =
+                    &mut self.roulette
+                    && *room_id == away.room_id
+                {
+                    *partner_typing = None;
+                    *partner_away = Some(away.reconnect_by);
+                    let name = partner.display_name.clone();
+                    self.push(Entry::PartnerReconnecting {
+                        ts: now,
+                        room_id: away.room_id,
+                        name,
+                        reconnect_by: away.reconnect_by,
+                    });
+                }
+            }
+            Event::PartnerReconnected(back) => {
+                if let Roulette::Chatting { room_id, partner, partner_away, .. } = &mut self.roulette
+                    && *room_id == back.room_id
+                    && partner_away.take().is_some()
+                {
+                    let name = partner.display_name.clone();
+                    self.push(Entry::PartnerReconnected { ts: now, room_id: back.room_id, name });
+                }
+            }
             Event::PartnerTyping(t) => {
                 if let Roulette::Chatting { room_id, partner, partner_typing, .. } = &mut self.roulette
                     && *room_id == t.room_id
@@ -276,7 +301,6 @@ impl App {
                     self.push(Entry::Typing { ts: now, room_id: t.room_id, name, typing: t.typing });
                 }
             }
-            Event::PartnerReconnecting(_) | Event::PartnerReconnected(_) => {}
             Event::MessageExpired(e) => self.push(Entry::Expired {
                 ts: now,
                 recipient_id: e.recipient_id,
@@ -335,6 +359,7 @@ impl App {
                     partner: partner.clone(),
                     shared_interests: shared_interests.clone(),
                     partner_typing: None,
+                    partner_away: None,
                 };
                 self.push(Entry::Matched { ts: now, room_id, partner, shared_interests });
             }

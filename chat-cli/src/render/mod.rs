@@ -86,8 +86,7 @@ fn draw_status(frame: &mut Frame<'_>, app: &App, area: Rect) {
 /// The entry's rows before wrapping: one `Vec<Span>` per logical line.
 fn entry_lines(entry: &Entry, offset_secs: i32) -> Vec<Vec<Span<'static>>> {
     let time = Span::styled(format!("{} ", clock_time(entry.ts(), offset_secs, false)), dim());
-    let clock = |t| clock_time(t, offset_secs, false);
-    match entry.body(&clock) {
+    match entry.body(offset_secs, false) {
         Body::Message { speaker, mine, text } => {
             let colour = if mine { Color::Cyan } else { Color::Magenta };
             let speaker = Span::styled(speaker, Style::default().fg(colour).add_modifier(Modifier::BOLD));
