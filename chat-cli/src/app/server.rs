@@ -1,9 +1,11 @@
 //! What the server says (replies, events, connection changes) and what time does
 //! (indicator expiry, periodic refreshes).
 
-use chat_core::{ActivityState, Envelope, Event, IdentityReply, PartnerInfo, QueueStatus, Time};
+use std::sync::Arc;
 
-use super::entry::Entry;
+use chat_core::{ActivityState, Envelope, Event, IdentityReply, MessageId, PartnerInfo, QueueStatus, Time};
+
+use super::entry::{Entry, Undelivered};
 use super::{
     Action, App, CLIENTS_REFRESH, CLIENTS_REFRESH_MIN, Connection, Joined, Mode, NetEvent,
     PARTNER_TYPING_MAX, POSITION_REFRESH, Request, Roulette, TYPING_IDLE, Typing, anonymous,
@@ -104,6 +106,7 @@ impl App {
                     to: None,
                     text: text.into(),
                     mine: true,
+                    undelivered: false,
                 });
             }
             NetEvent::SentDirect { text, reply } => {
@@ -119,6 +122,7 @@ impl App {
                     to: Some(reply.recipient_id),
                     text: text.into(),
                     mine: true,
+                    undelivered: false,
                 });
                 if offline {
                     self.info(now, &format!("{to} is offline; the message waits in their mailbox"));
@@ -248,6 +252,7 @@ impl App {
                     to: None,
                     text: m.message.into(),
                     mine: false,
+                    undelivered: false,
                 });
             }
             Event::PartnerDisconnected(gone) => {
@@ -259,11 +264,13 @@ impl App {
                     self.roulette =
                         Roulette::PartnerLeft { room_id: gone.room_id.clone(), partner, reason: gone.reason };
                     self.typing.sent_at = None;
+                    let undelivered = self.mark_undelivered(&gone.room_id, &gone.undelivered);
                     self.push(Entry::PartnerLeft {
                         ts: now,
                         room_id: gone.room_id,
                         name,
                         reason: gone.reason,
+                        undelivered,
                     });
                 }
             }
@@ -332,6 +339,26 @@ impl App {
         }
         self.dm.refreshed = Some(now);
         vec![Action::ListClients { quiet: true }]
+    }
+
+    /// Marks our messages in `room` that the server says never arrived, newest scrollback
+    /// copy only, and lists them (with their text while the scrollback has it).
+    fn mark_undelivered(&mut self, room: &str, ids: &[MessageId]) -> Vec<Undelivered> {
+        ids.iter()
+            .map(|id| {
+                let message_id: Arc<str> = id.to_string().into();
+                let text = self.scrollback.iter_mut().rev().find_map(|entry| match entry {
+                    Entry::Message {
+                        room_id: Some(r), message_id: m, mine: true, undelivered, text, ..
+                    } if **r == *room && *m == message_id => {
+                        *undelivered = true;
+                        Some(text.clone())
+                    }
+                    _ => None,
+                });
+                Undelivered { message_id, text }
+            })
+            .collect()
     }
 
     pub(super) fn in_room(&self, room: &str) -> bool {

@@ -127,3 +127,14 @@ fn the_partner_is_back() {
     app.on_net(back(3, "r_1"), at(12));
     insta::assert_snapshot!("partner_reconnected", screen(&mut app, 64, 10).backend());
 }
+
+#[test]
+fn undelivered_messages_are_marked() {
+    let mut app = chatting();
+    app.on_net(sent_as(10, "r_1", "see you at eight", 3), at(3));
+    app.on_net(dropped(2, "r_1", 37), at(7));
+    app.on_net(sent_as(11, "r_1", "are you there?", 9), at(9));
+    app.on_net(sent_as(12, "r_1", "hello?", 20), at(20));
+    app.on_net(timed_out(3, "r_1", &[11, 12]), at(37));
+    insta::assert_snapshot!("undelivered", screen(&mut app, 64, 14).backend());
+}
