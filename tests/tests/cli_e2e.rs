@@ -348,3 +348,48 @@ async fn a_missing_token_is_a_clear_error() {
     let mut member = Cli::start("member", &server.url, &["--auth-token", "s3cret"]).await;
     member.expect("waiting").await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_partner_sees_a_dropped_connection_and_the_return() {
+    // A session without its streams is lost after 300 ms; the room then waits 20 s.
+    let server = ServerProcess::start(&["--stream-grace", "300ms", "--reconnect-grace", "20s"]).await;
+    let proxy = Proxy::start(server.addr).await;
+    let (mut ann, mut bob) = pair_at(&proxy.url(), &server.url).await;
+
+    proxy.cut();
+    let away = bob.expect_where("partner_reconnecting", STEP, |_| true).await;
+    assert_eq!(away["name"], "Ann", "{away}");
+    assert!(away["reconnect_by"].as_str().is_some_and(|t| t.ends_with('Z')), "{away}");
+    bob.say("take your time").await;
+    bob.expect_where("message", STEP, |m| m["mine"] == true).await;
+    proxy.restore();
+
+    let back = ann.expect_where("reconnected", Duration::from_secs(20), |_| true).await;
+    assert_eq!(back["resumed"], true, "{back}");
+    let returned = bob.expect_where("partner_reconnected", STEP, |_| true).await;
+    assert_eq!((&returned["name"], &returned["room_id"]), (&away["name"], &away["room_id"]));
+    let got = ann.expect_where("message", STEP, |m| m["mine"] == false).await;
+    assert_eq!(got["text"], "take your time", "sent while she was away, delivered when she came back");
+    bob.expect_none("partner_left", Duration::from_millis(500)).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn messages_to_a_partner_who_never_returns_are_reported_undelivered() {
+    let server = ServerProcess::start(&["--stream-grace", "300ms", "--reconnect-grace", "1500ms"]).await;
+    let (mut ann, mut bob) = pair(&server).await;
+    bob.say("before the crash").await;
+    ann.expect_where("message", STEP, |m| m["mine"] == false).await;
+
+    ann.child.start_kill().expect("kill ann");
+    bob.expect_where("partner_reconnecting", STEP, |_| true).await;
+    let mut sent = Vec::new();
+    for text in ["are you there?", "hello?"] {
+        bob.say(text).await;
+        let echo = bob.expect_where("message", STEP, |m| m["mine"] == true && m["text"] == text).await;
+        sent.push(serde_json::json!({"message_id": echo["message_id"], "text": text}));
+    }
+
+    let left = bob.expect_where("partner_left", STEP, |_| true).await;
+    assert_eq!(left["reason"], "timeout", "{left}");
+    assert_eq!(left["undelivered"], Value::Array(sent), "only what was sent after she was lost: {left}");
+}

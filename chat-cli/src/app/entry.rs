@@ -67,6 +67,11 @@ pub enum Entry {
         text: Arc<str>,
         /// Sent by us.
         mine: bool,
+        /// One of ours that the partner never got (`partner.disconnected` said so). Set
+        /// on the scrollback's copy after the fact, so it is not part of the JSON line;
+        /// `partner_left` lists these instead.
+        #[serde(skip)]
+        undelivered: bool,
     },
     /// The partner started or stopped typing (never in the scrollback; a status line).
     Typing {
@@ -89,6 +94,29 @@ pub enum Entry {
         name: Arc<str>,
         /// Why.
         reason: DisconnectReason,
+        /// Our messages that never reached them (lost while their connection was down).
+        #[serde(skip_serializing_if = "Vec::is_empty")]
+        undelivered: Vec<Undelivered>,
+    },
+    /// The partner's connection dropped; the room waits for them.
+    PartnerReconnecting {
+        /// When.
+        ts: Time,
+        /// The room.
+        room_id: Arc<str>,
+        /// The partner's name.
+        name: Arc<str>,
+        /// When the room ends unless they are back.
+        reconnect_by: Time,
+    },
+    /// The partner is back after [`Entry::PartnerReconnecting`].
+    PartnerReconnected {
+        /// When.
+        ts: Time,
+        /// The room.
+        room_id: Arc<str>,
+        /// The partner's name.
+        name: Arc<str>,
     },
     /// We left a room.
     Left {
@@ -182,6 +210,16 @@ pub enum Entry {
     },
 }
 
+/// A message of ours that never reached the partner.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Undelivered {
+    /// The server's message id, as in the `message` line that echoed it.
+    pub message_id: Arc<str>,
+    /// Its text, when the scrollback still has it (so it can be sent again).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub text: Option<Arc<str>>,
+}
+
 /// How an entry reads, independent of colours and layout.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Body {
@@ -193,6 +231,8 @@ pub enum Body {
         mine: bool,
         /// The text.
         text: String,
+        /// Ours, and it never reached the partner.
+        undelivered: bool,
     },
     /// A system line (and continuation lines).
     System(Vec<String>),
@@ -225,6 +265,8 @@ impl Entry {
             | Entry::Message { ts, .. }
             | Entry::Typing { ts, .. }
             | Entry::PartnerLeft { ts, .. }
+            | Entry::PartnerReconnecting { ts, .. }
+            | Entry::PartnerReconnected { ts, .. }
             | Entry::Left { ts, .. }
             | Entry::LeftQueue { ts }
             | Entry::Blocked { ts, .. }
@@ -244,8 +286,10 @@ impl Entry {
         !matches!(self, Entry::Typing { .. })
     }
 
-    /// The words of the entry; `clock` formats times inside multi-line entries.
-    pub fn body(&self, clock: &dyn Fn(Time) -> String) -> Body {
+    /// The words of the entry. Times inside it are wall-clock at `offset_secs`, with
+    /// `seconds` or without (a deadline always has them).
+    pub fn body(&self, offset_secs: i32, seconds: bool) -> Body {
+        let clock = |t: Time| clock_time(t, offset_secs, seconds);
         let system = |line: String| Body::System(vec![line]);
         match self {
             Entry::Connected { server, user_id, display_name, .. } => {
@@ -263,22 +307,45 @@ impl Entry {
                 }
                 system(line + "; say hi!")
             }
-            Entry::Message { from, from_name, to, text, mine, room_id, .. } => {
+            Entry::Message { from, from_name, to, text, mine, room_id, undelivered, .. } => {
                 let speaker = match (to, room_id) {
                     (Some(to), _) => format!("{from_name} → {to}"),
                     (None, None) if !mine => name_and_id(from_name, from),
                     _ => from_name.to_string(),
                 };
-                Body::Message { speaker, mine: *mine, text: text.to_string() }
+                Body::Message { speaker, mine: *mine, text: text.to_string(), undelivered: *undelivered }
             }
             Entry::Typing { .. } => Body::Hidden,
-            Entry::PartnerLeft { name, reason, .. } => system(match reason {
-                DisconnectReason::Left => format!("{name} left the chat; /next to meet someone new"),
-                DisconnectReason::Timeout => {
-                    format!("{name} lost their connection and did not come back; /next to meet someone new")
+            Entry::PartnerLeft { name, reason, undelivered, .. } => {
+                let mut lines = vec![match reason {
+                    DisconnectReason::Left => format!("{name} left the chat; /next to meet someone new"),
+                    DisconnectReason::Timeout => format!(
+                        "{name} lost their connection and did not come back; /next to meet someone new"
+                    ),
+                    DisconnectReason::Shutdown => {
+                        "the server is shutting down; the chat has ended".to_owned()
+                    }
+                }];
+                match undelivered.len() {
+                    0 => {}
+                    1 => lines.push("1 of your messages was not delivered:".into()),
+                    n => lines.push(format!("{n} of your messages were not delivered:")),
                 }
-                DisconnectReason::Shutdown => "the server is shutting down; the chat has ended".to_owned(),
-            }),
+                for lost in undelivered {
+                    lines.push(match &lost.text {
+                        Some(text) => format!("  {UNDELIVERED_MARK} {}", excerpt(text)),
+                        None => {
+                            format!("  {UNDELIVERED_MARK} (message {}, no longer shown)", lost.message_id)
+                        }
+                    });
+                }
+                Body::System(lines)
+            }
+            Entry::PartnerReconnecting { name, reconnect_by, .. } => system(format!(
+                "{name}'s connection dropped — waiting for them (until {})…",
+                clock_time(*reconnect_by, offset_secs, true)
+            )),
+            Entry::PartnerReconnected { name, .. } => system(format!("{name} is back")),
             Entry::Left { requeued: true, .. } => system("you left the chat; looking for someone new".into()),
             Entry::Left { requeued: false, .. } => {
                 system("you left the chat; /next to meet someone new".into())
@@ -339,9 +406,13 @@ impl Entry {
     /// `None` for entries that have no text form.
     pub fn plain_text(&self, offset_secs: i32) -> Option<String> {
         let ts = clock_time(self.ts(), offset_secs, true);
-        let clock = |t: Time| clock_time(t, offset_secs, true);
-        match self.body(&clock) {
-            Body::Message { speaker, text, .. } => Some(format!("[{ts}] <{speaker}> {text}")),
+        match self.body(offset_secs, true) {
+            Body::Message { speaker, text, undelivered: false, .. } => {
+                Some(format!("[{ts}] <{speaker}> {text}"))
+            }
+            Body::Message { speaker, text, undelivered: true, .. } => {
+                Some(format!("[{ts}] <{speaker}> {text} {UNDELIVERED_MARK} not delivered"))
+            }
             Body::System(lines) => {
                 let mut out = String::new();
                 for (i, line) in lines.iter().enumerate() {
@@ -356,6 +427,21 @@ impl Entry {
             Body::Error(message) => Some(format!("[{ts}] ! {message}")),
             Body::Hidden => None,
         }
+    }
+}
+
+/// Marks a message of ours that never reached the partner.
+pub const UNDELIVERED_MARK: &str = "✗";
+
+/// Characters of an undelivered message quoted in the notice.
+const EXCERPT_CHARS: usize = 60;
+
+/// The start of `text` on one line, for quoting it.
+fn excerpt(text: &str) -> String {
+    let flat: String = text.chars().map(|c| if c.is_control() { ' ' } else { c }).collect();
+    match flat.char_indices().nth(EXCERPT_CHARS) {
+        Some((cut, _)) => format!("{}…", flat[..cut].trim_end()),
+        None => flat,
     }
 }
 
@@ -397,6 +483,7 @@ mod tests {
             to: None,
             text: "hi".into(),
             mine: false,
+            undelivered: false,
         };
         assert_eq!(message.plain_text(0).as_deref(), Some("[12:00:00] <Bob> hi"));
         let error = Entry::Error { ts: T, message: "too long".into() };
@@ -428,9 +515,26 @@ mod tests {
             to: None,
             text: "yo".into(),
             mine: false,
+            undelivered: false,
         };
         assert_eq!(dm.plain_text(0).as_deref(), Some("[12:00:00] <Bob [bob]> yo"));
         assert_eq!(wait_text(12), "12 s");
         assert_eq!(wait_text(200), "4 min");
+    }
+
+    #[test]
+    fn undelivered_messages_are_quoted_on_one_line_and_shortened() {
+        let long = format!("line one\nline two {}", "x".repeat(80));
+        let left = Entry::PartnerLeft {
+            ts: T,
+            room_id: "r".into(),
+            name: "Bob".into(),
+            reason: DisconnectReason::Timeout,
+            undelivered: vec![Undelivered { message_id: "m_1".into(), text: Some(long.into()) }],
+        };
+        let Body::System(lines) = left.body(0, true) else { panic!("a system entry") };
+        assert_eq!(lines[1], "1 of your messages was not delivered:");
+        let quoted = format!("  ✗ line one line two {}…", "x".repeat(42));
+        assert_eq!(lines[2], quoted);
     }
 }

@@ -107,6 +107,9 @@ pub enum Roulette {
         shared_interests: Vec<Arc<str>>,
         /// Since when the partner is typing, if they are.
         partner_typing: Option<Time>,
+        /// While the partner's connection is lost (`partner.reconnecting`): when the room
+        /// ends unless they are back.
+        partner_away: Option<Time>,
     },
     /// The partner left; the room has ended.
     PartnerLeft {

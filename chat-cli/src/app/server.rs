@@ -1,9 +1,11 @@
 //! What the server says (replies, events, connection changes) and what time does
 //! (indicator expiry, periodic refreshes).
 
-use chat_core::{ActivityState, Envelope, Event, IdentityReply, PartnerInfo, QueueStatus, Time};
+use std::sync::Arc;
 
-use super::entry::Entry;
+use chat_core::{ActivityState, Envelope, Event, IdentityReply, MessageId, PartnerInfo, QueueStatus, Time};
+
+use super::entry::{Entry, Undelivered};
 use super::{
     Action, App, CLIENTS_REFRESH, CLIENTS_REFRESH_MIN, Connection, Joined, Mode, NetEvent,
     PARTNER_TYPING_MAX, POSITION_REFRESH, Request, Roulette, TYPING_IDLE, Typing, anonymous,
@@ -104,6 +106,7 @@ impl App {
                     to: None,
                     text: text.into(),
                     mine: true,
+                    undelivered: false,
                 });
             }
             NetEvent::SentDirect { text, reply } => {
@@ -119,6 +122,7 @@ impl App {
                     to: Some(reply.recipient_id),
                     text: text.into(),
                     mine: true,
+                    undelivered: false,
                 });
                 if offline {
                     self.info(now, &format!("{to} is offline; the message waits in their mailbox"));
@@ -248,6 +252,7 @@ impl App {
                     to: None,
                     text: m.message.into(),
                     mine: false,
+                    undelivered: false,
                 });
             }
             Event::PartnerDisconnected(gone) => {
@@ -259,12 +264,39 @@ impl App {
                     self.roulette =
                         Roulette::PartnerLeft { room_id: gone.room_id.clone(), partner, reason: gone.reason };
                     self.typing.sent_at = None;
+                    let undelivered = self.mark_undelivered(&gone.room_id, &gone.undelivered);
                     self.push(Entry::PartnerLeft {
                         ts: now,
                         room_id: gone.room_id,
                         name,
                         reason: gone.reason,
+                        undelivered,
                     });
+                }
+            }
+            Event::PartnerReconnecting(away) => {
+                if let Roulette::Chatting { room_id, partner, partner_typing, partner_away, .. } =
+                    &mut self.roulette
+                    && *room_id == away.room_id
+                {
+                    *partner_typing = None;
+                    *partner_away = Some(away.reconnect_by);
+                    let name = partner.display_name.clone();
+                    self.push(Entry::PartnerReconnecting {
+                        ts: now,
+                        room_id: away.room_id,
+                        name,
+                        reconnect_by: away.reconnect_by,
+                    });
+                }
+            }
+            Event::PartnerReconnected(back) => {
+                if let Roulette::Chatting { room_id, partner, partner_away, .. } = &mut self.roulette
+                    && *room_id == back.room_id
+                    && partner_away.take().is_some()
+                {
+                    let name = partner.display_name.clone();
+                    self.push(Entry::PartnerReconnected { ts: now, room_id: back.room_id, name });
                 }
             }
             Event::PartnerTyping(t) => {
@@ -276,7 +308,6 @@ impl App {
                     self.push(Entry::Typing { ts: now, room_id: t.room_id, name, typing: t.typing });
                 }
             }
-            Event::PartnerReconnecting(_) | Event::PartnerReconnected(_) => {}
             Event::MessageExpired(e) => self.push(Entry::Expired {
                 ts: now,
                 recipient_id: e.recipient_id,
@@ -310,6 +341,26 @@ impl App {
         vec![Action::ListClients { quiet: true }]
     }
 
+    /// Marks our messages in `room` that the server says never arrived, newest scrollback
+    /// copy only, and lists them (with their text while the scrollback has it).
+    fn mark_undelivered(&mut self, room: &str, ids: &[MessageId]) -> Vec<Undelivered> {
+        ids.iter()
+            .map(|id| {
+                let message_id: Arc<str> = id.to_string().into();
+                let text = self.scrollback.iter_mut().rev().find_map(|entry| match entry {
+                    Entry::Message {
+                        room_id: Some(r), message_id: m, mine: true, undelivered, text, ..
+                    } if **r == *room && *m == message_id => {
+                        *undelivered = true;
+                        Some(text.clone())
+                    }
+                    _ => None,
+                });
+                Undelivered { message_id, text }
+            })
+            .collect()
+    }
+
     pub(super) fn in_room(&self, room: &str) -> bool {
         matches!(&self.roulette, Roulette::Chatting { room_id, .. } if **room_id == *room)
     }
@@ -335,6 +386,7 @@ impl App {
                     partner: partner.clone(),
                     shared_interests: shared_interests.clone(),
                     partner_typing: None,
+                    partner_away: None,
                 };
                 self.push(Entry::Matched { ts: now, room_id, partner, shared_interests });
             }

@@ -3,8 +3,8 @@
 use super::*;
 use chat_core::{
     ActivityState, BlockedReply, ChatroomFound, CheckedInReply, ClientsReply, EnterQueueReply, Envelope,
-    Event, IdentityReply, LeftChatReply, MessageReceived, PartnerDisconnected, PartnerTyping, PresenceStatus,
-    QueueStatus, SentDirectReply, SentRoomReply,
+    Event, IdentityReply, LeftChatReply, MessageId, MessageReceived, PartnerDisconnected, PartnerReconnected,
+    PartnerReconnecting, PartnerTyping, PresenceStatus, QueueStatus, SentDirectReply, SentRoomReply,
 };
 
 /// Builders for the events and replies a real server sends, shared with the render tests.
@@ -87,15 +87,48 @@ pub(crate) mod fixtures {
     }
 
     pub fn sent(room: &str, text: &str, secs: u64) -> NetEvent {
+        sent_as(0xfeed, room, text, secs)
+    }
+
+    /// Our message `text`, accepted by the server as message `id`.
+    pub fn sent_as(id: u64, room: &str, text: &str, secs: u64) -> NetEvent {
         NetEvent::SentRoom {
             text: text.into(),
             reply: SentRoomReply {
                 room_id: room.into(),
-                message_id: chat_core::MessageId(0xfeed),
+                message_id: MessageId(id),
                 seq: 1,
                 timestamp: at(secs),
             },
         }
+    }
+
+    /// `partner.reconnecting`: the room waits for the partner until `by_secs`.
+    pub fn dropped(seq: u64, room: &str, by_secs: u64) -> NetEvent {
+        event(
+            seq,
+            Event::PartnerReconnecting(PartnerReconnecting {
+                room_id: room.into(),
+                reconnect_by: at(by_secs),
+            }),
+        )
+    }
+
+    /// `partner.reconnected`.
+    pub fn back(seq: u64, room: &str) -> NetEvent {
+        event(seq, Event::PartnerReconnected(PartnerReconnected { room_id: room.into() }))
+    }
+
+    /// `partner.disconnected {reason: timeout}` listing our messages `undelivered`.
+    pub fn timed_out(seq: u64, room: &str, undelivered: &[u64]) -> NetEvent {
+        event(
+            seq,
+            Event::PartnerDisconnected(PartnerDisconnected {
+                room_id: room.into(),
+                reason: DisconnectReason::Timeout,
+                undelivered: undelivered.iter().map(|id| MessageId(*id)).collect(),
+            }),
+        )
     }
 
     pub fn dm_joined(client_id: &str) -> NetEvent {
@@ -145,6 +178,8 @@ fn kinds(app: &App) -> Vec<&'static str> {
             Entry::Message { mine: true, .. } => "mine",
             Entry::Message { .. } => "message",
             Entry::PartnerLeft { .. } => "partner_left",
+            Entry::PartnerReconnecting { .. } => "partner_reconnecting",
+            Entry::PartnerReconnected { .. } => "partner_reconnected",
             Entry::Left { .. } => "left",
             Entry::LeftQueue { .. } => "left_queue",
             Entry::Blocked { .. } => "blocked",
@@ -567,4 +602,114 @@ fn plain_and_tui_see_the_same_entries() {
     let scrollback: Vec<Entry> = app.scrollback().cloned().collect();
     assert_eq!(emitted, scrollback);
     assert!(app.take_emitted().is_empty());
+}
+
+/// The plain-mode text of every scrollback entry, for assertions on what is shown.
+fn plain_lines(app: &App) -> Vec<String> {
+    app.scrollback().filter_map(|e| e.plain_text(0)).collect()
+}
+
+fn last_line(app: &App) -> String {
+    plain_lines(app).pop().unwrap_or_default()
+}
+
+#[test]
+fn a_partner_whose_connection_dropped_is_waited_for_then_welcomed_back() {
+    let mut app = chatting();
+    app.on_net(typing(2, "r_1", true), at(2));
+    app.on_net(dropped(3, "r_1", 33), at(3));
+    assert_eq!(last_line(&app), "[12:00:03] * Bob's connection dropped — waiting for them (until 12:00:33)…");
+    assert_eq!(
+        app.status(),
+        ("Bob's connection dropped · waiting for them until 12:00:33…".into(), view::Tone::Pending)
+    );
+    assert_eq!(app.typing_line(), None, "someone who is away is not typing");
+    assert_eq!(
+        app.submit("are you there?", at(4)),
+        [Action::SendRoom { room_id: "r_1".into(), text: "are you there?".into() }],
+        "the room is still open: messages wait for them"
+    );
+
+    app.on_net(dropped(4, "r_other", 40), at(4));
+    app.on_net(back(5, "r_other"), at(4));
+    assert!(last_line(&app).contains("waiting for them"), "another room's events change nothing");
+
+    app.on_net(back(6, "r_1"), at(9));
+    assert_eq!(last_line(&app), "[12:00:09] * Bob is back");
+    assert_eq!(app.status(), ("chatting with Bob · shared: rust".into(), view::Tone::Normal));
+    app.on_net(back(7, "r_1"), at(10));
+    assert_eq!(plain_lines(&app).iter().filter(|l| l.ends_with("Bob is back")).count(), 1, "told once");
+}
+
+#[test]
+fn undelivered_messages_are_marked_and_counted() {
+    let mut app = chatting();
+    app.on_net(sent_as(10, "r_1", "see you", 2), at(2));
+    app.on_net(dropped(2, "r_1", 33), at(3));
+    app.on_net(sent_as(11, "r_1", "are you there?", 5), at(5));
+    app.on_net(sent_as(12, "r_1", "hello?", 6), at(6));
+    app.on_net(timed_out(3, "r_1", &[11, 12]), at(33));
+    let lines = plain_lines(&app);
+    assert!(lines.contains(&"[12:00:02] <Alice> see you".to_owned()), "{lines:#?}");
+    assert!(lines.contains(&"[12:00:05] <Alice> are you there? ✗ not delivered".to_owned()), "{lines:#?}");
+    assert!(lines.contains(&"[12:00:06] <Alice> hello? ✗ not delivered".to_owned()), "{lines:#?}");
+    assert_eq!(
+        last_line(&app),
+        "[12:00:33] * Bob lost their connection and did not come back; /next to meet someone new\n\
+         [12:00:33] * 2 of your messages were not delivered:\n\
+         [12:00:33] *   ✗ are you there?\n\
+         [12:00:33] *   ✗ hello?"
+    );
+    assert_eq!(app.status(), ("Bob left · /next for someone new".into(), view::Tone::Alert));
+}
+
+#[test]
+fn the_partners_connection_state_as_json_lines() {
+    let mut app = chatting();
+    app.take_emitted();
+    app.on_net(dropped(2, "r_1", 33), at(3));
+    app.on_net(back(3, "r_1"), at(9));
+    app.on_net(dropped(4, "r_1", 50), at(20));
+    app.on_net(sent_as(11, "r_1", "still there?", 21), at(21));
+    app.on_net(timed_out(5, "r_1", &[11, 99]), at(50));
+    let json: Vec<serde_json::Value> =
+        app.take_emitted().iter().map(|e| serde_json::to_value(e).unwrap_or_default()).collect();
+    assert_eq!(
+        json,
+        [
+            serde_json::json!({"type": "partner_reconnecting", "ts": "2024-01-01T12:00:03.000Z",
+                "room_id": "r_1", "name": "Bob", "reconnect_by": "2024-01-01T12:00:33.000Z"}),
+            serde_json::json!({"type": "partner_reconnected", "ts": "2024-01-01T12:00:09.000Z",
+                "room_id": "r_1", "name": "Bob"}),
+            serde_json::json!({"type": "partner_reconnecting", "ts": "2024-01-01T12:00:20.000Z",
+                "room_id": "r_1", "name": "Bob", "reconnect_by": "2024-01-01T12:00:50.000Z"}),
+            serde_json::json!({"type": "message", "ts": "2024-01-01T12:00:21.000Z", "room_id": "r_1",
+                "message_id": "m_000000000000000b", "from": "u_alice", "from_name": "Alice",
+                "text": "still there?", "mine": true}),
+            serde_json::json!({"type": "partner_left", "ts": "2024-01-01T12:00:50.000Z", "room_id": "r_1",
+            "name": "Bob", "reason": "timeout", "undelivered": [
+                {"message_id": "m_000000000000000b", "text": "still there?"},
+                {"message_id": "m_0000000000000063"},
+            ]}),
+        ]
+    );
+    let plain = app.scrollback().last().and_then(|e| e.plain_text(0)).unwrap_or_default();
+    assert!(
+        plain.ends_with(
+            "2 of your messages were not delivered:\n[12:00:50] *   ✗ still there?\n\
+                         [12:00:50] *   ✗ (message m_0000000000000063, no longer shown)"
+        ),
+        "{plain}"
+    );
+}
+
+#[test]
+fn a_departure_with_everything_delivered_says_nothing_about_delivery() {
+    let mut app = chatting();
+    app.on_net(sent_as(10, "r_1", "bye", 2), at(2));
+    app.on_net(gone(2, "r_1"), at(3));
+    let json = app.take_emitted().last().map(|e| serde_json::to_value(e).unwrap_or_default());
+    assert_eq!(json.as_ref().and_then(|j| j.get("undelivered")), None, "{json:?}");
+    assert_eq!(last_line(&app), "[12:00:03] * Bob left the chat; /next to meet someone new");
+    assert!(plain_lines(&app).contains(&"[12:00:02] <Alice> bye".to_owned()));
 }

@@ -221,11 +221,14 @@ impl App {
             |m| format!("you are {}", entry::name_and_id(&m.display_name, &m.user_id)),
         );
         let state = match &self.roulette {
-            Roulette::Chatting { partner, shared_interests, .. } => {
+            Roulette::Chatting { partner, shared_interests, partner_away, .. } => {
                 let mut s =
                     format!("chatting with {}", entry::name_and_id(&partner.display_name, &partner.user_id));
                 if !shared_interests.is_empty() {
                     s.push_str(&format!("; shared interests: {}", shared_interests.join(", ")));
+                }
+                if partner_away.is_some() {
+                    s.push_str("; their connection dropped, waiting for them");
                 }
                 s
             }

@@ -3,7 +3,7 @@
 
 use chat_core::PresenceStatus;
 
-use super::entry::wait_text;
+use super::entry::{clock_time, wait_text};
 use super::{App, Connection, Mode, Roulette};
 
 /// How urgent the status bar looks.
@@ -68,6 +68,14 @@ impl App {
                 }
                 (s, Tone::Pending)
             }
+            Roulette::Chatting { partner, partner_away: Some(until), .. } => (
+                format!(
+                    "{}'s connection dropped · waiting for them until {}…",
+                    partner.display_name,
+                    clock_time(*until, self.settings.offset_secs, true)
+                ),
+                Tone::Pending,
+            ),
             Roulette::Chatting { partner, shared_interests, .. } => {
                 let mut s = format!("chatting with {}", partner.display_name);
                 if !shared_interests.is_empty() {

@@ -15,7 +15,7 @@ use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, Borders, Paragraph};
 use unicode_width::UnicodeWidthStr;
 
-use crate::app::entry::{Body, Entry, clock_time};
+use crate::app::entry::{Body, Entry, UNDELIVERED_MARK, clock_time};
 use crate::app::view::{SidebarItem, Tone};
 use crate::app::{App, Mode};
 
@@ -86,12 +86,18 @@ fn draw_status(frame: &mut Frame<'_>, app: &App, area: Rect) {
 /// The entry's rows before wrapping: one `Vec<Span>` per logical line.
 fn entry_lines(entry: &Entry, offset_secs: i32) -> Vec<Vec<Span<'static>>> {
     let time = Span::styled(format!("{} ", clock_time(entry.ts(), offset_secs, false)), dim());
-    let clock = |t| clock_time(t, offset_secs, false);
-    match entry.body(&clock) {
-        Body::Message { speaker, mine, text } => {
+    match entry.body(offset_secs, false) {
+        Body::Message { speaker, mine, text, undelivered } => {
             let colour = if mine { Color::Cyan } else { Color::Magenta };
             let speaker = Span::styled(speaker, Style::default().fg(colour).add_modifier(Modifier::BOLD));
-            vec![vec![time, speaker, Span::raw(": "), Span::raw(text)]]
+            let mut line = vec![time, speaker, Span::raw(": "), Span::raw(text)];
+            if undelivered {
+                line.push(Span::styled(
+                    format!(" {UNDELIVERED_MARK} not delivered"),
+                    Style::default().fg(Color::Red),
+                ));
+            }
+            vec![line]
         }
         Body::System(lines) => {
             let style = Style::default().fg(Color::Yellow);

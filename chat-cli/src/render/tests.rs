@@ -110,3 +110,31 @@ fn the_input_scrolls_to_keep_the_cursor_visible() {
     assert_eq!(input_row, "> to a narrow terminal window ");
     terminal.backend_mut().assert_cursor_position((29, 4));
 }
+
+#[test]
+fn the_partners_connection_dropped() {
+    let mut app = chatting();
+    app.on_net(received(2, Some("r_1"), "u_bob", "brb, train tunnel", 5), at(5));
+    app.on_net(dropped(3, "r_1", 37), at(7));
+    insta::assert_snapshot!("partner_reconnecting", screen(&mut app, 64, 10).backend());
+}
+
+#[test]
+fn the_partner_is_back() {
+    let mut app = chatting();
+    app.on_net(dropped(2, "r_1", 37), at(7));
+    app.on_net(sent("r_1", "welcome back?", 9), at(9));
+    app.on_net(back(3, "r_1"), at(12));
+    insta::assert_snapshot!("partner_reconnected", screen(&mut app, 64, 10).backend());
+}
+
+#[test]
+fn undelivered_messages_are_marked() {
+    let mut app = chatting();
+    app.on_net(sent_as(10, "r_1", "see you at eight", 3), at(3));
+    app.on_net(dropped(2, "r_1", 37), at(7));
+    app.on_net(sent_as(11, "r_1", "are you there?", 9), at(9));
+    app.on_net(sent_as(12, "r_1", "hello?", 20), at(20));
+    app.on_net(timed_out(3, "r_1", &[11, 12]), at(37));
+    insta::assert_snapshot!("undelivered", screen(&mut app, 64, 14).backend());
+}
