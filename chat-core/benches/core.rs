@@ -35,7 +35,7 @@ fn ok(chat: &mut Chat, now: Time, s: SessionId, cmd: Command) -> Reply {
 
 /// A chat with `PARTICIPANTS` checked-in clients; returns their sessions.
 fn populated() -> (Chat, Time, Vec<SessionId>) {
-    let mut chat = Chat::new(Config { seed: [5; 32], limits: limits() });
+    let mut chat = Chat::new(Config { seed: [5; 32], limits: limits(), registered: Vec::new() });
     let now = Time::from_millis(1_704_110_400_000);
     let sessions: Vec<SessionId> = (0..PARTICIPANTS)
         .map(|i| {
@@ -44,7 +44,12 @@ fn populated() -> (Chat, Time, Vec<SessionId>) {
                 &mut chat,
                 now,
                 s,
-                Command::Checkin { client_id: format!("client-{i}"), name: None, capabilities: vec![] },
+                Command::Checkin {
+                    client_id: format!("client-{i}"),
+                    name: None,
+                    capabilities: vec![],
+                    resume_token: None,
+                },
             );
             s
         })
@@ -59,7 +64,7 @@ fn drain(chat: &mut Chat) {
 }
 
 fn enter() -> Command {
-    Command::EnterQueue { user_id: None, display_name: None, interests: vec![] }
+    Command::EnterQueue { user_id: None, display_name: None, interests: vec![], resume_token: None }
 }
 
 fn bench(c: &mut Criterion) {
@@ -84,7 +89,11 @@ fn bench(c: &mut Criterion) {
         b.iter(|| {
             let (s, room) = &rooms[i % HOT_ROOMS];
             i += 1;
-            let cmd = Command::SendRoom { room_id: room.clone(), message: "hello there".into() };
+            let cmd = Command::SendRoom {
+                room_id: room.clone(),
+                message: "hello there".into(),
+                client_message_id: None,
+            };
             black_box(chat.handle(now, *s, cmd).expect("send"));
             drain(&mut chat);
         })
@@ -115,7 +124,16 @@ fn bench(c: &mut Criterion) {
             let recipient = format!("client-{}", (i + 1) % PARTICIPANTS);
             i += 1;
             now = now.plus(Duration::from_millis(1));
-            ok(&mut chat, now, from, Command::SendDirect { recipient_id: recipient, message: "ping".into() });
+            ok(
+                &mut chat,
+                now,
+                from,
+                Command::SendDirect {
+                    recipient_id: recipient,
+                    message: "ping".into(),
+                    client_message_id: None,
+                },
+            );
             black_box(ok(&mut chat, now, to, Command::GetMessages { limit: None }));
             drain(&mut chat);
         })

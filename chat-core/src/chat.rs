@@ -164,7 +164,7 @@ impl Chat {
     pub fn new(config: Config) -> Self {
         let mut ids = Ids::new(config.seed);
         let hasher = FixedState::with_seed(ids.next_u64());
-        Chat {
+        let mut chat = Chat {
             limits: config.limits,
             ids,
             now: Time::ZERO,
@@ -183,7 +183,32 @@ impl Chat {
             outbox: Outbox::default(),
             reports: VecDeque::new(),
             stats: Stats::default(),
+        };
+        for client in config.registered {
+            chat.register(client);
         }
+        chat
+    }
+
+    /// Creates an operator-registered client: offline, never forgotten, its secret as
+    /// its token. A malformed id is skipped (the adapter validates its input first).
+    fn register(&mut self, client: crate::config::Registered) {
+        if crate::ids::validate_id("client_id", &client.client_id, &self.limits).is_err()
+            || self.by_id.contains_key(client.client_id.as_str())
+        {
+            return;
+        }
+        let id: Arc<str> = client.client_id.into();
+        let name: Arc<str> = client.name.map_or_else(|| id.clone(), Arc::from);
+        let Ok(key) = self.create_participant(id.clone(), name, Presence::Offline { since: self.now }) else {
+            return;
+        };
+        if let Some(p) = self.participants.get_mut(&key) {
+            p.token = client.secret.into();
+            p.registered = true;
+            p.client = Some(crate::participant::ClientMeta::default());
+        }
+        self.clients.insert(id);
     }
 
     /// The limits in force.
@@ -245,7 +270,14 @@ impl Chat {
     /// the state as of `now`. Events it causes queue up for [`Chat::poll_outbound`].
     pub fn handle(&mut self, now: Time, session: SessionId, command: Command) -> Result<Reply, ChatError> {
         self.tick(now);
-        let bound = self.sessions.get(&session).ok_or(ChatError::UnknownSession)?.bound;
+        let record = self.sessions.get(&session).ok_or(ChatError::UnknownSession)?;
+        let bound = record.bound;
+        // A command that needs an identity, on a session without one: say why.
+        let missing = match &record.taken_over {
+            Some(id) => ChatError::TakenOver { id: id.to_string() },
+            None => ChatError::NotIdentified,
+        };
+        let need = |bound: Option<u64>| bound.ok_or_else(|| missing.clone());
         self.activity(session);
         if let Some(key) = bound
             && let Some(p) = self.participants.get_mut(&key)
@@ -253,49 +285,59 @@ impl Chat {
             p.last_seen = self.now;
         }
         match command {
-            Command::EnterQueue { user_id, display_name, interests } => self
-                .enter_queue(session, user_id.as_deref(), display_name.as_deref(), &interests)
+            Command::EnterQueue { user_id, display_name, interests, resume_token } => self
+                .enter_queue(
+                    session,
+                    user_id.as_deref(),
+                    display_name.as_deref(),
+                    &interests,
+                    resume_token.as_deref(),
+                )
                 .map(Reply::EnterQueue),
             Command::LeaveQueue => {
-                let key = self.require(bound)?;
+                let key = need(bound)?;
                 Ok(Reply::LeaveQueue(crate::reply::LeaveQueueReply { was_queued: self.leave_queue_of(key) }))
             }
-            Command::SendRoom { room_id, message } => {
-                self.send_room(self.require(bound)?, &room_id, message).map(Reply::SentRoom)
+            Command::SendRoom { room_id, message, client_message_id } => {
+                let key = need(bound)?;
+                self.once(key, client_message_id, |chat| {
+                    chat.send_room(key, &room_id, message).map(Reply::SentRoom)
+                })
             }
-            Command::SendDirect { recipient_id, message } => {
-                self.send_direct(self.require(bound)?, &recipient_id, message).map(Reply::SentDirect)
+            Command::SendDirect { recipient_id, message, client_message_id } => {
+                let key = need(bound)?;
+                self.once(key, client_message_id, |chat| {
+                    chat.send_direct(key, &recipient_id, message).map(Reply::SentDirect)
+                })
             }
             Command::LeaveChat { room_id, requeue } => {
-                self.leave_chat(self.require(bound)?, &room_id, requeue).map(Reply::LeftChat)
+                self.leave_chat(need(bound)?, &room_id, requeue).map(Reply::LeftChat)
             }
             Command::SetTyping { room_id, typing } => {
-                self.set_typing(self.require(bound)?, &room_id, typing).map(Reply::Typing)
+                self.set_typing(need(bound)?, &room_id, typing).map(Reply::Typing)
             }
             Command::BlockPartner { room_id, reason } => {
-                self.block_partner(self.require(bound)?, &room_id, reason.as_deref()).map(Reply::Blocked)
+                self.block_partner(need(bound)?, &room_id, reason.as_deref()).map(Reply::Blocked)
             }
-            Command::History { room_id } => self.history(self.require(bound)?, &room_id).map(Reply::History),
-            Command::Checkin { client_id, name, capabilities } => {
-                self.checkin(session, &client_id, name.as_deref(), &capabilities).map(Reply::CheckedIn)
-            }
+            Command::History { room_id } => self.history(need(bound)?, &room_id).map(Reply::History),
+            Command::Checkin { client_id, name, capabilities, resume_token } => self
+                .checkin(session, &client_id, name.as_deref(), &capabilities, resume_token.as_deref())
+                .map(Reply::CheckedIn),
             Command::ListClients => {
-                self.require(bound)?;
+                need(bound)?;
                 Ok(Reply::Clients(self.list_clients()))
             }
-            Command::GetMessages { limit } => {
-                Ok(Reply::Messages(self.get_messages(self.require(bound)?, limit)))
-            }
-            Command::PeekMessages => Ok(Reply::Messages(self.peek_messages(self.require(bound)?))),
+            Command::GetMessages { limit } => Ok(Reply::Messages(self.get_messages(need(bound)?, limit))),
+            Command::PeekMessages => Ok(Reply::Messages(self.peek_messages(need(bound)?))),
             Command::TakeReply { from, after_seq } => {
-                Ok(Reply::TakenReply(self.take_reply(self.require(bound)?, &from, after_seq)))
+                Ok(Reply::TakenReply(self.take_reply(need(bound)?, &from, after_seq)))
             }
             Command::Identity => Ok(Reply::Identity(self.identity(bound))),
             Command::Resume { user_id, resume_token } => {
                 self.resume(session, &user_id, &resume_token).map(Reply::Identity)
             }
             Command::Events { after_seq, limit } => {
-                self.events(self.require(bound)?, after_seq, limit).map(Reply::Events)
+                self.events(need(bound)?, after_seq, limit).map(Reply::Events)
             }
         }
     }
@@ -412,8 +454,32 @@ impl Chat {
         self.now = self.now.max(now);
     }
 
-    pub(crate) fn require(&self, bound: Option<u64>) -> Result<u64, ChatError> {
-        bound.ok_or(ChatError::NotIdentified)
+    /// Runs a send once per `client_message_id`: a retry with a key the sender used
+    /// recently returns the first result (success only; a refused send may be retried).
+    fn once(
+        &mut self,
+        key: u64,
+        client_message_id: Option<String>,
+        send: impl FnOnce(&mut Self) -> Result<Reply, ChatError>,
+    ) -> Result<Reply, ChatError> {
+        let Some(id) = client_message_id else { return send(self) };
+        crate::ids::validate_id("client_message_id", &id, &self.limits)?;
+        if let Some(p) = self.participants.get(&key)
+            && let Some((_, reply)) = p.sent_keys.iter().find(|(k, _)| **k == *id)
+        {
+            return Ok(reply.clone());
+        }
+        let reply = send(self)?;
+        let keep = self.limits.idempotency_keys;
+        if keep > 0
+            && let Some(p) = self.participants.get_mut(&key)
+        {
+            if p.sent_keys.len() >= keep {
+                p.sent_keys.pop_front();
+            }
+            p.sent_keys.push_back((id.into(), reply.clone()));
+        }
+        Ok(reply)
     }
 
     fn session_participant(&self, session: SessionId) -> Option<&Participant> {
@@ -489,7 +555,7 @@ impl Chat {
 
     fn forget(&mut self, key: u64, generation: u64) {
         let Some(p) = self.participants.get(&key) else { return };
-        if p.generation != generation || !matches!(p.presence, Presence::Offline { .. }) {
+        if p.generation != generation || !matches!(p.presence, Presence::Offline { .. }) || p.registered {
             return;
         }
         if p.inbox.direct_len() > 0 {

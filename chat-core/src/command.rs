@@ -15,6 +15,9 @@ pub enum Command {
         display_name: Option<String>,
         /// Topics to be matched on (preferred, not required after `interest_timeout`).
         interests: Vec<String>,
+        /// Proof of ownership when `user_id` names an existing identity.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        resume_token: Option<String>,
     },
     /// Leave the queue (no error if not queued).
     LeaveQueue,
@@ -24,13 +27,20 @@ pub enum Command {
         room_id: String,
         /// The text.
         message: String,
+        /// The sender's own key for this message: a retry with the same key returns the
+        /// first result instead of sending again.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        client_message_id: Option<String>,
     },
-    /// Send a direct message to a client's mailbox (created on demand).
+    /// Send a direct message to the mailbox of a known client.
     SendDirect {
         /// The recipient's client id.
         recipient_id: String,
         /// The text.
         message: String,
+        /// As for `SendRoom`.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        client_message_id: Option<String>,
     },
     /// End the chat; with `requeue` go straight back into the queue ("next").
     LeaveChat {
@@ -66,6 +76,10 @@ pub enum Command {
         name: Option<String>,
         /// What the client can do, free-form labels.
         capabilities: Vec<String>,
+        /// Proof of ownership when `client_id` exists already (its resume token, or the
+        /// secret an operator registered it with).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        resume_token: Option<String>,
     },
     /// Who is known: checked-in clients, online or offline.
     ListClients,

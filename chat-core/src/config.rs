@@ -12,6 +12,21 @@ pub struct Config {
     pub seed: [u8; 32],
     /// Sizes, rates and durations.
     pub limits: Limits,
+    /// Client ids an operator registered, each with the secret that claims it. They exist
+    /// from the start (offline), so mail to them is held, and checking in as one needs
+    /// its secret (`Checkin { resume_token }` or `Resume`).
+    pub registered: Vec<Registered>,
+}
+
+/// A client id registered by the operator (see [`Config::registered`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Registered {
+    /// The client id.
+    pub client_id: String,
+    /// The secret that proves ownership; it serves as the identity's resume token.
+    pub secret: String,
+    /// A display name, if not the id.
+    pub name: Option<String>,
 }
 
 /// Sizes, capacities, rates and durations. See each field for its default.
@@ -87,6 +102,9 @@ pub struct Limits {
     pub offline_retention: Duration,
     /// Matches remembered for the queue's wait estimate, over at most this window. Default 5 min.
     pub match_rate_window: Duration,
+    /// `client_message_id`s remembered per sender, so a retried send returns its first
+    /// result; older keys are forgotten first. Default 256.
+    pub idempotency_keys: usize,
 }
 
 impl Default for Limits {
@@ -121,6 +139,7 @@ impl Default for Limits {
             history_retention: Duration::from_secs(600),
             offline_retention: Duration::from_secs(24 * 3600),
             match_rate_window: Duration::from_secs(300),
+            idempotency_keys: 256,
         }
     }
 }

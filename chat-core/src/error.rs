@@ -26,9 +26,9 @@ pub enum ChatError {
         /// The identity that was asked for.
         requested: String,
     },
-    /// Another live (or reconnecting) session holds the identity.
+    /// The identity exists and belongs to whoever holds its token.
     #[error(
-        "'{id}' is in use by another session; if it is yours, call resume_session with its resume_token, otherwise choose another id"
+        "'{id}' belongs to someone; if it is yours, pass its resume_token (or call resume_session with it), otherwise choose another id"
     )]
     IdentityTaken {
         /// The identity asked for.
@@ -121,6 +121,22 @@ pub enum ChatError {
         /// The limit.
         capacity: usize,
     },
+    /// Direct messages go only to clients that exist (checked in once, or registered).
+    #[error(
+        "no client '{recipient_id}' is known; direct messages are accepted only for clients that have checked in (list_clients shows them)"
+    )]
+    UnknownRecipient {
+        /// The recipient asked for.
+        recipient_id: String,
+    },
+    /// The session's identity was taken over by another session with its token.
+    #[error(
+        "your identity '{id}' was resumed by another session; call resume_session with its resume_token to take it back here"
+    )]
+    TakenOver {
+        /// The identity this session had.
+        id: String,
+    },
     /// Direct messages go to someone else.
     #[error(
         "you cannot send a direct message to yourself; pick another recipient_id (list_clients shows who is known)"
@@ -161,6 +177,8 @@ impl ChatError {
             ChatError::RateLimited { .. } => "rate_limited",
             ChatError::MailboxFull { .. } => "mailbox_full",
             ChatError::SelfMessage => "self_message",
+            ChatError::UnknownRecipient { .. } => "unknown_recipient",
+            ChatError::TakenOver { .. } => "taken_over",
             ChatError::CursorAhead { .. } => "cursor_ahead",
         }
     }

@@ -1,9 +1,11 @@
 //! Binding sessions to identities, and proving ownership with resume tokens.
 //!
-//! The rule: an identity held by a live session, or by one still within its reconnect
-//! grace, can only be taken over with its resume token (`Resume`). An offline identity
-//! may be claimed by any session; the claim rotates its token, so the previous token no
-//! longer works.
+//! The rule: an identity, once bound, belongs to whoever holds its token, for as long as
+//! the core keeps it (online, reconnecting or offline). Binding an existing id needs the
+//! token (`resume_token` on the binding command, or `Resume`); without it the id is
+//! taken. Generated roulette ids are the server's and unguessable, so only their owner
+//! ever has the token. Ids an operator registered start out offline with their secret as
+//! the token.
 
 use std::sync::Arc;
 
@@ -27,6 +29,7 @@ impl Chat {
         session: SessionId,
         field: &'static str,
         requested: Option<&str>,
+        token: Option<&str>,
         default_name: impl FnOnce(&str) -> Arc<str>,
     ) -> Result<Bound, ChatError> {
         if let Some(requested) = requested {
@@ -50,15 +53,16 @@ impl Chat {
             let Some(p) = self.participants.get(&key) else {
                 return Err(ChatError::IdentityTaken { id: id.to_string() });
             };
-            if !matches!(p.presence, Presence::Offline { .. }) {
-                return Err(ChatError::IdentityTaken { id: id.to_string() });
-            }
-            let token = self.ids.resume_token();
-            if let Some(p) = self.participants.get_mut(&key) {
-                p.token = token.clone();
-            }
-            self.attach(session, key);
-            return Ok(Bound { key, new_token: Some(token) });
+            return match token {
+                None => Err(ChatError::IdentityTaken { id: id.to_string() }),
+                Some(token) if !constant_time_eq(&p.token, token) => {
+                    Err(ChatError::BadResumeToken { id: id.to_string() })
+                }
+                Some(_) => {
+                    self.attach(session, key);
+                    Ok(Bound { key, new_token: None })
+                }
+            };
         }
         let name = default_name(&id);
         let key = self.create_participant(id, name, Presence::Online(session))?;
@@ -111,6 +115,7 @@ impl Chat {
             && let Some(record) = self.sessions.get_mut(&old)
         {
             record.bound = None;
+            record.taken_over = self.participants.get(&key).map(|p| p.id.clone());
             if !self.is_live(old) {
                 self.expire(old);
             }

@@ -181,6 +181,18 @@ pub(crate) fn clean_list(
 /// A message body: non-empty, within `max_message_bytes`, and free of control characters
 /// other than newline, carriage return and tab (so it cannot drive a reader's terminal).
 /// Runs on every message: pure-ASCII text (the common case) is checked byte by byte.
+/// Characters that render as nothing on their own: zero-width spaces and joiners,
+/// direction marks and isolates, word joiners and invisible operators, the byte-order
+/// mark, the soft hyphen, variation selectors and Hangul fillers. A message made only of
+/// these (and whitespace) is empty to a reader.
+fn is_invisible(c: char) -> bool {
+    matches!(c,
+        '\u{00AD}' | '\u{034F}' | '\u{061C}' | '\u{115F}' | '\u{1160}' | '\u{17B4}' | '\u{17B5}'
+        | '\u{180B}'..='\u{180F}' | '\u{200B}'..='\u{200F}' | '\u{202A}'..='\u{202E}'
+        | '\u{2060}'..='\u{206F}' | '\u{3164}' | '\u{FE00}'..='\u{FE0F}' | '\u{FEFF}' | '\u{FFA0}'
+        | '\u{E0000}'..='\u{E007F}' | '\u{E0100}'..='\u{E01EF}')
+}
+
 pub(crate) fn validate_message(text: &str, limits: &Limits) -> Result<(), ChatError> {
     if text.len() > limits.max_message_bytes {
         return Err(ChatError::MessageTooLarge { bytes: text.len(), max: limits.max_message_bytes });
@@ -190,7 +202,7 @@ pub(crate) fn validate_message(text: &str, limits: &Limits) -> Result<(), ChatEr
         let bytes = text.as_bytes();
         (bytes.iter().all(|&b| allowed(char::from(b))), bytes.iter().any(|b| !b.is_ascii_whitespace()))
     } else {
-        (text.chars().all(allowed), !text.trim().is_empty())
+        (text.chars().all(allowed), text.chars().any(|c| !c.is_whitespace() && !is_invisible(c)))
     };
     if !visible {
         return Err(ChatError::EmptyMessage);
@@ -260,6 +272,16 @@ mod tests {
         assert!(validate_message("c1 control \u{85} é", &l).is_err());
         assert!(validate_message("é\u{3000}ok", &l).is_ok());
         assert_eq!(validate_message("\u{3000}\u{2003}", &l), Err(ChatError::EmptyMessage));
+        for invisible in
+            ["\u{200B}", "\u{200B}\u{200C}\u{200D}\u{FEFF}", " \u{2060}\u{00AD} ", "\u{3164}\u{FE0F}"]
+        {
+            assert_eq!(validate_message(invisible, &l), Err(ChatError::EmptyMessage), "{invisible:?}");
+        }
+        assert!(validate_message("a\u{200B}b", &l).is_ok());
+        assert!(
+            validate_message("\u{1F44D}\u{FE0F}", &l).is_ok(),
+            "an emoji with a variation selector is visible"
+        );
         assert!(matches!(
             validate_message(&"x".repeat(16 * 1024 + 1), &l),
             Err(ChatError::MessageTooLarge { .. })

@@ -22,7 +22,7 @@
 //! let mut chat = Chat::new(Config::default());
 //! let now = Time::from_millis(1_700_000_000_000);
 //! let (a, b) = (chat.open_session(now), chat.open_session(now));
-//! let enter = || Command::EnterQueue { user_id: None, display_name: None, interests: vec![] };
+//! let enter = || Command::EnterQueue { user_id: None, display_name: None, interests: vec![], resume_token: None };
 //! chat.handle(now, a, enter()).unwrap();
 //! chat.handle(now, b, enter()).unwrap();
 //! let found: Vec<_> = std::iter::from_fn(|| chat.poll_outbound()).collect();
@@ -51,7 +51,7 @@ mod timers;
 
 pub use chat::{Chat, Report, SessionEnd, Stats};
 pub use command::Command;
-pub use config::{Config, Limits};
+pub use config::{Config, Limits, Registered};
 pub use error::ChatError;
 pub use event::{
     ChatroomFound, DisconnectReason, Envelope, Event, MessageExpired, MessageReceived, Outbound,

@@ -61,6 +61,8 @@ pub(crate) enum Liveness {
 pub(crate) struct Session {
     /// The participant bound to it, if any.
     pub(crate) bound: Option<u64>,
+    /// The identity another session took from it with the token (for a clear error).
+    pub(crate) taken_over: Option<std::sync::Arc<str>>,
     pub(crate) liveness: Liveness,
     /// Streams open plus requests in flight.
     holds: u32,
@@ -80,6 +82,7 @@ impl Session {
     pub(crate) fn new(now: Time) -> Self {
         Session {
             bound: None,
+            taken_over: None,
             liveness: Liveness::Live,
             holds: 0,
             streamed: false,

@@ -7,7 +7,7 @@ use crate::chat::Chat;
 use crate::error::ChatError;
 use crate::event::{Event, MessageExpired, MessageReceived};
 use crate::ids::{SessionId, clean_label, clean_list, validate_id, validate_message};
-use crate::participant::{ClientMeta, Presence};
+use crate::participant::ClientMeta;
 use crate::reply::{
     CheckedInReply, ClientSummary, ClientsReply, EventsReply, MessagesReply, SentDirectReply, TakenReply,
 };
@@ -22,6 +22,7 @@ impl Chat {
         client_id: &str,
         name: Option<&str>,
         capabilities: &[String],
+        token: Option<&str>,
     ) -> Result<CheckedInReply, ChatError> {
         let limits = &self.limits;
         let name = name.map(|n| clean_label("name", n, limits.max_display_name_chars)).transpose()?;
@@ -32,7 +33,7 @@ impl Chat {
             limits.max_capability_chars,
             false,
         )?;
-        let bound = self.bind(session, "client_id", Some(client_id), |id: &str| Arc::from(id))?;
+        let bound = self.bind(session, "client_id", Some(client_id), token, |id: &str| Arc::from(id))?;
         let p = self.participants.get_mut(&bound.key).ok_or(ChatError::NotIdentified)?;
         if let Some(name) = name {
             p.name = name;
@@ -69,8 +70,9 @@ impl Chat {
         ClientsReply { clients, omitted: self.clients.len().saturating_sub(max) }
     }
 
-    /// `SendDirect`: into the recipient's mailbox (created on demand), pushed if online,
-    /// expiring after the TTL with a notice to the sender.
+    /// `SendDirect`: into a known recipient's mailbox, pushed if online, expiring after
+    /// the TTL with a notice to the sender. Mail to an id nobody has checked in as (nor an
+    /// operator registered) is refused: whoever claimed that id first would read it.
     pub(crate) fn send_direct(
         &mut self,
         key: u64,
@@ -85,39 +87,16 @@ impl Chat {
         }
         let (from, from_name) = (sender.id.clone(), sender.name.clone());
         let now = self.now;
-        let recipient = match self.by_id.get(recipient_id) {
-            Some(&r) => {
-                let capacity = self.limits.mailbox_capacity;
-                if self.participants.get(&r).is_some_and(|p| p.inbox.direct_len() >= capacity) {
-                    return Err(ChatError::MailboxFull { recipient_id: recipient_id.to_string(), capacity });
-                }
-                r
-            }
-            None => {
-                if self.limits.mailbox_capacity == 0 {
-                    return Err(ChatError::MailboxFull {
-                        recipient_id: recipient_id.to_string(),
-                        capacity: 0,
-                    });
-                }
-                if self.participants.len() >= self.limits.max_participants {
-                    return Err(ChatError::ServerFull { capacity: self.limits.max_participants });
-                }
-                0
-            }
-        };
+        let unknown = || ChatError::UnknownRecipient { recipient_id: recipient_id.to_string() };
+        let recipient = *self.by_id.get(recipient_id).ok_or_else(unknown)?;
+        let r = self.participants.get(&recipient).ok_or_else(unknown)?;
+        let capacity = self.limits.mailbox_capacity;
+        if r.inbox.direct_len() >= capacity {
+            return Err(ChatError::MailboxFull { recipient_id: recipient_id.to_string(), capacity });
+        }
         let limits = &self.limits;
         let sender = self.participants.get_mut(&key).ok_or(ChatError::NotIdentified)?;
         rate_check(sender, now, limits)?;
-        let recipient = if recipient == 0 {
-            self.create_participant(
-                recipient_id.into(),
-                recipient_id.into(),
-                Presence::Offline { since: now },
-            )?
-        } else {
-            recipient
-        };
         let message_id = self.ids.message_id();
         let event = MessageReceived { room_id: None, message_id, from, from_name, message, timestamp: now };
         let seq = self.emit(recipient, Event::MessageReceived(event), Some(key));
@@ -199,6 +178,13 @@ impl Chat {
             p.inbox.ack(after);
         }
         let events = p.inbox.after(after_seq.unwrap_or(0), limit);
-        Ok(EventsReply { events, last_seq, pending: p.inbox.len(), evicted: p.inbox.take_evicted() })
+        let next = events.last().map_or(after_seq.unwrap_or(0), |e| e.seq);
+        Ok(EventsReply {
+            events,
+            next_after_seq: next,
+            last_seq: next,
+            pending: p.inbox.len(),
+            evicted: p.inbox.take_evicted(),
+        })
     }
 }

@@ -65,6 +65,10 @@ pub(crate) struct Participant {
     pub(crate) cooldown: Option<(Arc<str>, Time)>,
     pub(crate) inbox: Inbox,
     pub(crate) rate: RateLimiter,
+    /// Registered by the operator: never forgotten.
+    pub(crate) registered: bool,
+    /// Results of recent sends by `client_message_id`, oldest first.
+    pub(crate) sent_keys: std::collections::VecDeque<(Arc<str>, crate::reply::Reply)>,
 }
 
 impl Participant {
@@ -90,6 +94,8 @@ impl Participant {
             cooldown: None,
             inbox: Inbox::default(),
             rate: RateLimiter::new(now, rate_capacity),
+            registered: false,
+            sent_keys: std::collections::VecDeque::new(),
         }
     }
 

@@ -323,7 +323,11 @@ pub struct IdentityReply {
 pub struct EventsReply {
     /// Events after the cursor, oldest first.
     pub events: Vec<Arc<Envelope>>,
-    /// Seq of the newest event so far; pass it (or the last seq processed) as the next cursor.
+    /// The `after_seq` to pass next: the seq of the last event returned (or the cursor
+    /// given, when none was). Passing it acknowledges exactly what this reply returned,
+    /// never events a `limit` cut off.
+    pub next_after_seq: u64,
+    /// The same value as `next_after_seq` (kept for older clients).
     pub last_seq: u64,
     /// Unacknowledged events left after this call (including those returned).
     pub pending: usize,

@@ -30,6 +30,7 @@ impl Chat {
         user_id: Option<&str>,
         display_name: Option<&str>,
         interests: &[String],
+        token: Option<&str>,
     ) -> Result<EnterQueueReply, ChatError> {
         let limits = &self.limits;
         let name = display_name
@@ -37,7 +38,7 @@ impl Chat {
             .transpose()?;
         let interests =
             clean_list("interests", interests, limits.max_interests, limits.max_interest_chars, true)?;
-        let bound = self.bind(session, "user_id", user_id, |_| "Anonymous".into())?;
+        let bound = self.bind(session, "user_id", user_id, token, |_| "Anonymous".into())?;
         let key = bound.key;
         let p = self.participants.get_mut(&key).ok_or(ChatError::NotIdentified)?;
         if let Activity::Chatting { room } = p.activity {

@@ -23,13 +23,22 @@ fn remaining_replies_transcript() {
             user_id: Some("b".into()),
             display_name: Some("Bo".into()),
             interests: vec!["Chess".into()],
+            resume_token: None,
         },
     );
     d.ok("a", Command::Identity);
     d.close("a", SessionEnd::Lost);
     d.advance(Duration::from_secs(5));
     d.ok("a2", Command::Resume { user_id: "a".into(), resume_token: token });
-    d.ok("b", Command::Checkin { client_id: "b".into(), name: None, capabilities: vec!["chat".into()] });
+    d.ok(
+        "b",
+        Command::Checkin {
+            client_id: "b".into(),
+            name: None,
+            capabilities: vec!["chat".into()],
+            resume_token: None,
+        },
+    );
     d.ok("b", dm("a", "psst"));
     d.ok("a2", Command::PeekMessages);
     let room = d.pushed_to("b")[0]["room_id"].as_str().unwrap().to_string();

@@ -18,6 +18,7 @@ fn scripted_messaging_transcript() {
     let limits = Limits { message_ttl: secs(300), ..Limits::default() };
     let mut d = Driver::new(limits);
     d.open("ide");
+    let agent_token = d.known_offline("agent");
     d.open("agent");
     d.ok(
         "ide",
@@ -25,12 +26,21 @@ fn scripted_messaging_transcript() {
             client_id: "ide".into(),
             name: Some("IDE".into()),
             capabilities: vec!["edit".into()],
+            resume_token: None,
         },
     );
     d.ok("ide", dm("agent", "are you there?"));
     d.ok("ide", Command::ListClients);
     d.advance(secs(60));
-    d.ok("agent", Command::Checkin { client_id: "agent".into(), name: None, capabilities: vec![] });
+    d.ok(
+        "agent",
+        Command::Checkin {
+            client_id: "agent".into(),
+            name: None,
+            capabilities: vec![],
+            resume_token: Some(agent_token),
+        },
+    );
     d.ok("agent", Command::GetMessages { limit: None });
     d.ok("agent", dm("ide", "yes, here"));
     d.ok("ide", Command::TakeReply { from: "agent".into(), after_seq: 0 });
@@ -46,10 +56,29 @@ fn offline_mailbox_is_delivered_on_checkin_exactly_once() {
     let mut d = Driver::new(Limits::default());
     d.open("a");
     d.ok("a", checkin("a"));
+    let token = d.known_offline("b");
     let sent = d.ok("a", dm("b", "hello b"));
     assert_eq!(sent["recipient_online"], false);
     d.open("b");
-    let checked = d.ok("b", checkin("b"));
+    let taken = d.err("b", checkin("b"));
+    assert!(
+        matches!(taken, ChatError::IdentityTaken { .. }),
+        "an offline id is still its owner's: {taken:?}"
+    );
+    let wrong = Command::Checkin {
+        client_id: "b".into(),
+        name: None,
+        capabilities: vec![],
+        resume_token: Some("rt_nope".into()),
+    };
+    assert!(matches!(d.err("b", wrong), ChatError::BadResumeToken { .. }));
+    let mine = Command::Checkin {
+        client_id: "b".into(),
+        name: None,
+        capabilities: vec![],
+        resume_token: Some(token),
+    };
+    let checked = d.ok("b", mine);
     assert_eq!(checked["pending_messages"], 1);
     let pushed = d.pushed_to("b");
     assert_eq!(pushed.len(), 1, "waiting mail is pushed when the identity is bound");
@@ -96,6 +125,7 @@ fn expiry_tells_the_sender_and_never_also_delivers() {
     let mut d = Driver::new(limits);
     d.open("a");
     d.ok("a", checkin("a"));
+    let token = d.known_offline("b");
     let sent = d.ok("a", dm("b", "anyone?"));
     d.advance(secs(299));
     assert!(d.pushed_to("a").is_empty());
@@ -107,7 +137,13 @@ fn expiry_tells_the_sender_and_never_also_delivers() {
     assert_eq!(notice[0]["recipient_id"], "b");
     assert_eq!(notice[0]["message"], "anyone?");
     d.open("b");
-    assert_eq!(d.ok("b", checkin("b"))["pending_messages"], 0);
+    let mine = Command::Checkin {
+        client_id: "b".into(),
+        name: None,
+        capabilities: vec![],
+        resume_token: Some(token),
+    };
+    assert_eq!(d.ok("b", mine)["pending_messages"], 0);
     assert_eq!(d.chat.stats().direct_messages_expired, 1);
 }
 
@@ -138,6 +174,8 @@ fn mailbox_capacity_is_an_error_to_the_sender() {
     let mut d = Driver::new(limits);
     d.open("a");
     d.ok("a", checkin("a"));
+    d.known_offline("b");
+    assert_eq!(d.err("a", dm("nobody", "x")), ChatError::UnknownRecipient { recipient_id: "nobody".into() });
     d.ok("a", dm("b", "1"));
     d.ok("a", dm("b", "2"));
     let e = d.err("a", dm("b", "3"));
@@ -159,6 +197,7 @@ fn clients_list_presence_and_impersonation() {
             client_id: "a".into(),
             name: Some("Alpha".into()),
             capabilities: vec!["review".into()],
+            resume_token: None,
         },
     );
     let token = a["resume_token"].as_str().unwrap().to_string();
@@ -177,11 +216,12 @@ fn clients_list_presence_and_impersonation() {
     let list = d.ok("b", Command::ListClients);
     assert_eq!(list["clients"][0]["status"], "offline");
     assert_eq!(list["clients"][1]["status"], "online");
-    // After grace an offline id may be claimed; that rotates the token.
-    d.ok("mallory", checkin("a"));
+    // Offline, the id is still a's: nobody claims it without the token, and the token
+    // still works.
+    assert!(matches!(d.err("mallory", checkin("a")), ChatError::IdentityTaken { .. }), "held offline too");
     d.open("a_again");
-    let stale = Command::Resume { user_id: "a".into(), resume_token: token };
-    assert!(matches!(d.err("a_again", stale), ChatError::BadResumeToken { .. }));
+    let back = d.ok("a_again", Command::Resume { user_id: "a".into(), resume_token: token });
+    assert_eq!(back["user_id"], "a");
 }
 
 #[test]
@@ -212,9 +252,100 @@ fn offline_participants_are_forgotten_after_retention() {
     let mut d = Driver::new(limits);
     d.open("a");
     d.ok("a", checkin("a"));
+    d.known_offline("ghost");
     d.ok("a", dm("ghost", "boo"));
     d.close("a", SessionEnd::Closed);
     assert_eq!(d.chat.stats().participants, 2);
     d.advance(secs(100));
     assert_eq!(d.chat.stats().participants, 0);
+}
+
+#[test]
+fn following_next_after_seq_over_a_backlog_loses_nothing() {
+    let limits = Limits { rate_messages: 1000, ..Limits::default() };
+    let mut d = Driver::new(limits);
+    d.open("a");
+    d.ok("a", checkin("a"));
+    d.open("b");
+    d.ok("b", checkin("b"));
+    let sent: Vec<_> = (0..30).map(|i| d.ok("a", dm("b", &format!("m{i}")))["message_id"].clone()).collect();
+    let (mut cursor, mut got) = (None, Vec::new());
+    loop {
+        let page = d.ok("b", Command::Events { after_seq: cursor, limit: Some(7) });
+        let events = page["events"].as_array().unwrap().clone();
+        if events.is_empty() {
+            break;
+        }
+        got.extend(events.iter().map(|e| e["message_id"].clone()));
+        assert_eq!(
+            page["next_after_seq"],
+            events.last().unwrap()["seq"],
+            "the cursor is the last event returned"
+        );
+        assert_eq!(page["last_seq"], page["next_after_seq"], "both names mean the same");
+        cursor = page["next_after_seq"].as_u64();
+    }
+    assert_eq!(got, sent, "every message, once, in order");
+}
+
+#[test]
+fn a_retried_send_with_the_same_key_is_sent_once() {
+    let mut d = Driver::new(Limits::default());
+    for c in ["a", "b"] {
+        d.open(c);
+        d.ok(c, checkin(c));
+    }
+    let send = |key: &str| Command::SendDirect {
+        recipient_id: "b".into(),
+        message: "exactly once".into(),
+        client_message_id: Some(key.into()),
+    };
+    let first = d.ok("a", send("k-1"));
+    let retry = d.ok("a", send("k-1"));
+    assert_eq!(first, retry, "the retry returns the first result");
+    assert_eq!(d.pushed_to("b").len(), 1, "and delivers nothing again");
+    let other = d.ok("a", send("k-2"));
+    assert_ne!(other["message_id"], first["message_id"]);
+    assert!(matches!(d.err("a", send("bad key!")), ChatError::InvalidId { field: "client_message_id", .. }));
+}
+
+#[test]
+fn a_session_whose_identity_was_taken_is_told_so() {
+    let mut d = Driver::new(Limits::default());
+    d.open("old");
+    let token = d.ok("old", checkin("a"))["resume_token"].as_str().unwrap().to_string();
+    d.open("new");
+    d.ok("new", Command::Resume { user_id: "a".into(), resume_token: token });
+    assert_eq!(d.err("old", Command::ListClients), ChatError::TakenOver { id: "a".into() });
+}
+
+#[test]
+fn registered_clients_hold_mail_and_need_their_secret() {
+    use chat_core::{Config, Registered};
+    let registered = vec![Registered {
+        client_id: "backend".into(),
+        secret: "s3cret-s3cret-s3cret".into(),
+        name: Some("Backend IDE".into()),
+    }];
+    let mut d = Driver::with_config(Config { seed: [4; 32], limits: Limits::default(), registered });
+    d.open("front");
+    d.ok("front", checkin("front"));
+    let list = d.ok("front", Command::ListClients);
+    assert_eq!(
+        (list["clients"][0]["client_id"].clone(), list["clients"][0]["status"].clone()),
+        (json!("backend"), json!("offline"))
+    );
+    d.ok("front", dm("backend", "waiting for you"));
+    d.open("mallory");
+    assert!(matches!(d.err("mallory", checkin("backend")), ChatError::IdentityTaken { .. }));
+    d.open("backend");
+    let with_secret = Command::Checkin {
+        client_id: "backend".into(),
+        name: None,
+        capabilities: vec![],
+        resume_token: Some("s3cret-s3cret-s3cret".into()),
+    };
+    assert_eq!(d.ok("backend", with_secret)["pending_messages"], 1);
+    d.advance(Duration::from_secs(48 * 3600));
+    assert_eq!(d.ok("front", Command::ListClients)["clients"][0]["client_id"], "backend", "never forgotten");
 }

@@ -126,7 +126,7 @@ struct Run {
 
 impl Run {
     fn new(seed: [u8; 32]) -> Self {
-        let mut chat = Chat::new(Config { seed, limits: limits() });
+        let mut chat = Chat::new(Config { seed, limits: limits(), registered: Vec::new() });
         chat.record_events();
         Run { chat, now: Time::from_millis(1_704_110_400_000), m: Model::default() }
     }
@@ -177,6 +177,7 @@ impl Run {
                         user_id: user.map(|u| USERS[u].to_string()),
                         display_name: None,
                         interests,
+                        resume_token: None,
                     };
                     if let Some(Reply::EnterQueue(r)) = self.handle(s, cmd)
                         && let Some(t) = r.resume_token
@@ -208,8 +209,14 @@ impl Run {
                     .rooms
                     .get(&room)
                     .and_then(|(members, _)| members.iter().find(|p| **p != me).cloned());
-                let reply =
-                    self.handle(s, Command::SendRoom { room_id: room.to_string(), message: "hi".into() });
+                let reply = self.handle(
+                    s,
+                    Command::SendRoom {
+                        room_id: room.to_string(),
+                        message: "hi".into(),
+                        client_message_id: None,
+                    },
+                );
                 if let Some(Reply::SentRoom(r)) = reply {
                     prop_assert!(!foreign, "sent into a room {me} is not in");
                     self.m.room_msgs.insert(r.message_id, (room.clone(), me.clone()));
@@ -245,8 +252,12 @@ impl Run {
             }
             Op::Checkin { s, user } => {
                 if let Some(s) = self.session(s) {
-                    let cmd =
-                        Command::Checkin { client_id: USERS[user].into(), name: None, capabilities: vec![] };
+                    let cmd = Command::Checkin {
+                        client_id: USERS[user].into(),
+                        name: None,
+                        capabilities: vec![],
+                        resume_token: None,
+                    };
                     if let Some(Reply::CheckedIn(r)) = self.handle(s, cmd)
                         && let Some(t) = r.resume_token
                     {
@@ -259,7 +270,11 @@ impl Run {
                     && let Some(me) = self.me(s)
                     && let Some(Reply::SentDirect(r)) = self.handle(
                         s,
-                        Command::SendDirect { recipient_id: USERS[to].into(), message: "dm".into() },
+                        Command::SendDirect {
+                            recipient_id: USERS[to].into(),
+                            message: "dm".into(),
+                            client_message_id: None,
+                        },
                     )
                 {
                     prop_assert!(
@@ -528,7 +543,7 @@ proptest! {
     /// Without interests, blocks or partings, the queue is strictly first come, first served.
     #[test]
     fn fifo_without_interests(ops in proptest::collection::vec((0usize..8, 0u8..4), 1..80)) {
-        let mut chat = Chat::new(Config { seed: [1; 32], limits: limits() });
+        let mut chat = Chat::new(Config { seed: [1; 32], limits: limits(), registered: Vec::new() });
         let now = Time::from_millis(1_704_110_400_000);
         let mut sessions: Vec<SessionId> = Vec::new();
         let mut queue: Vec<SessionId> = Vec::new();
@@ -537,7 +552,7 @@ proptest! {
                 0 | 1 => {
                     let s = chat.open_session(now);
                     sessions.push(s);
-                    let reply = chat.handle(now, s, Command::EnterQueue { user_id: None, display_name: None, interests: vec![] });
+                    let reply = chat.handle(now, s, Command::EnterQueue { user_id: None, display_name: None, interests: vec![], resume_token: None });
                     match reply {
                         Ok(Reply::EnterQueue(r)) => match r.status {
                             chat_core::QueueStatus::Matched { partner, .. } => {

@@ -322,7 +322,7 @@ fn a_single_call_session_holds_nothing_hostage() {
     // Its identity is offline at once, not held for the reconnect grace.
     assert_eq!(d.chat.stats().online, 1);
     d.open("c");
-    assert_eq!(d.ok("c", enter("ghost"))["user_id"], "ghost");
+    assert!(matches!(d.err("c", enter("ghost")), ChatError::IdentityTaken { .. }), "still the ghost's own");
 }
 
 #[test]
@@ -387,23 +387,39 @@ fn identity_rules() {
     let mut d = Driver::new(Limits::default());
     d.open("s1");
     d.open("s2");
-    let generated = d.ok("s1", Command::EnterQueue { user_id: None, display_name: None, interests: vec![] });
+    let generated = d.ok(
+        "s1",
+        Command::EnterQueue { user_id: None, display_name: None, interests: vec![], resume_token: None },
+    );
     let id = generated["user_id"].as_str().unwrap().to_string();
     assert!(id.starts_with("u_"));
     assert!(matches!(d.err("s1", enter("someone_else")), ChatError::AlreadyIdentified { .. }));
     assert!(matches!(d.err("s2", enter(&id)), ChatError::IdentityTaken { .. }));
     assert!(matches!(d.err("s2", say("r_0000000000000000", "x")), ChatError::NotIdentified));
     assert!(matches!(d.err("s2", enter("bad id")), ChatError::InvalidId { .. }));
-    let bad_name =
-        Command::EnterQueue { user_id: None, display_name: Some("\u{1b}[2J".into()), interests: vec![] };
+    let bad_name = Command::EnterQueue {
+        user_id: None,
+        display_name: Some("\u{1b}[2J".into()),
+        interests: vec![],
+        resume_token: None,
+    };
     assert!(matches!(d.err("s2", bad_name), ChatError::InvalidText { .. }));
-    // Once the owner is gone for good, the id can be claimed again, with a new token.
+    // Once the owner is gone, the id is still theirs: an ex-partner who saw it cannot
+    // claim it; its token can, on the binding command itself.
     d.close("s1", SessionEnd::Closed);
-    let again = d.ok("s2", enter(&id));
-    assert_ne!(again["resume_token"], generated["resume_token"]);
+    assert!(matches!(d.err("s2", enter(&id)), ChatError::IdentityTaken { .. }), "offline ids stay owned");
+    let token = generated["resume_token"].as_str().unwrap().to_string();
+    let mine = Command::EnterQueue {
+        user_id: Some(id.clone()),
+        display_name: None,
+        interests: vec![],
+        resume_token: Some(token),
+    };
+    d.ok("s2", mine);
     let who = d.ok("s2", Command::Identity);
     assert_eq!(who["user_id"], id.as_str());
     assert_eq!(who["state"], "waiting");
+    assert_eq!(who["resume_token"], generated["resume_token"], "proving ownership does not rotate the token");
 }
 
 #[test]

@@ -25,13 +25,17 @@ fn now() -> Time {
 
 fn chat_with_agents() -> (Chat, Vec<SessionId>) {
     let limits = Limits { rate_messages: u32::MAX, ..Limits::default() };
-    let mut chat = Chat::new(Config { seed: [7; 32], limits });
+    let mut chat = Chat::new(Config { seed: [7; 32], limits, registered: Vec::new() });
     let t = now();
     let sessions: Vec<_> = (0..TASKS)
         .map(|i| {
             let s = chat.open_session(t);
-            let checkin =
-                Command::Checkin { client_id: format!("agent-{i}"), name: None, capabilities: vec![] };
+            let checkin = Command::Checkin {
+                client_id: format!("agent-{i}"),
+                name: None,
+                capabilities: vec![],
+                resume_token: None,
+            };
             chat.handle(t, s, checkin).map(|_| s).expect("check in")
         })
         .collect();
@@ -44,6 +48,7 @@ fn step(chat: &mut Chat, session: SessionId, i: usize, round: usize) -> Vec<Outb
         Command::SendDirect {
             recipient_id: format!("agent-{}", (i + 1) % TASKS),
             message: "hello there".into(),
+            client_message_id: None,
         }
     } else {
         Command::GetMessages { limit: None }

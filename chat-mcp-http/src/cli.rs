@@ -199,6 +199,17 @@ pub struct Cli {
     #[arg(long, env = "MCP_CHAT_MATCH_RATE_WINDOW", default_value_t = HumanDuration(limits().match_rate_window), help_heading = "Chat")]
     pub match_rate_window: HumanDuration,
 
+    /// `client_message_id`s remembered per sender, so a retried send returns its first
+    /// result instead of sending twice.
+    #[arg(long, env = "MCP_CHAT_IDEMPOTENCY_KEYS", default_value_t = limits().idempotency_keys, help_heading = "Chat")]
+    pub idempotency_keys: usize,
+
+    /// A file of client ids an operator registers, one per line: `CLIENT_ID SECRET [NAME]`
+    /// (`#` starts a comment). They exist from the start, so mail to them is held, and
+    /// checking in as one needs its secret (as `resume_token`).
+    #[arg(long, env = "MCP_CHAT_CLIENTS_FILE", help_heading = "Chat")]
+    pub clients_file: Option<std::path::PathBuf>,
+
     /// Messages a participant may send per --rate-window.
     #[arg(long, env = "MCP_CHAT_RATE_MESSAGES", default_value_t = limits().rate_messages, help_heading = "Limits")]
     pub rate_messages: u32,
@@ -364,10 +375,16 @@ impl Cli {
             history_retention: self.history_retention.0,
             offline_retention: self.offline_retention.0,
             match_rate_window: self.match_rate_window.0,
+            idempotency_keys: self.idempotency_keys,
+        };
+        let registered = match &self.clients_file {
+            Some(path) => read_clients_file(path, &limits)?,
+            None => Vec::new(),
         };
         Ok(ServerConfig {
             listen,
             listen_backlog: self.listen_backlog,
+            registered,
             auth_token,
             allowed_hosts,
             allowed_origins,
@@ -393,9 +410,84 @@ fn clean_list(list: &[String]) -> Vec<String> {
     list.iter().map(|s| s.trim().to_owned()).filter(|s| !s.is_empty()).collect()
 }
 
+/// Shortest secret accepted in `--clients-file`: a guessable secret would make the
+/// registration pointless.
+pub const MIN_CLIENT_SECRET_CHARS: usize = 16;
+
+/// Reads `--clients-file`: `CLIENT_ID SECRET [NAME...]` per line, `#` comments. Any bad
+/// line is a start-up error naming the file and the line.
+fn read_clients_file(path: &std::path::Path, limits: &Limits) -> Result<Vec<chat_core::Registered>, String> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| format!("cannot read --clients-file {}: {e}", path.display()))?;
+    let mut clients: Vec<chat_core::Registered> = Vec::new();
+    for (n, line) in text.lines().enumerate() {
+        let line = line.split('#').next().unwrap_or_default().trim();
+        if line.is_empty() {
+            continue;
+        }
+        let at = || format!("--clients-file {} line {}", path.display(), n + 1);
+        let mut words = line.split_whitespace();
+        let (Some(id), Some(secret)) = (words.next(), words.next()) else {
+            return Err(format!("{}: expected `CLIENT_ID SECRET [NAME]`", at()));
+        };
+        let id_ok = |c: char| c.is_ascii_alphanumeric() || "-_.@:".contains(c);
+        if id.chars().count() > limits.max_id_chars || !id.chars().all(id_ok) {
+            return Err(format!("{}: `{id}` is not a valid client id", at()));
+        }
+        if secret.chars().count() < MIN_CLIENT_SECRET_CHARS {
+            return Err(format!(
+                "{}: the secret must be at least {MIN_CLIENT_SECRET_CHARS} characters",
+                at()
+            ));
+        }
+        if clients.iter().any(|c| c.client_id == id) {
+            return Err(format!("{}: `{id}` is registered twice", at()));
+        }
+        let name: Vec<&str> = words.collect();
+        clients.push(chat_core::Registered {
+            client_id: id.to_owned(),
+            secret: secret.to_owned(),
+            name: (!name.is_empty()).then(|| name.join(" ")),
+        });
+    }
+    Ok(clients)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn reads_a_clients_file_and_names_the_bad_line() {
+        let dir = std::env::temp_dir().join(format!("mcp-chat-clients-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("temp dir");
+        let good = dir.join("good");
+        std::fs::write(
+            &good,
+            "# team\nbackend 0123456789abcdef0123 Backend IDE\n\nfrontend fedcba9876543210fedc\n",
+        )
+        .expect("write");
+        let clients = read_clients_file(&good, &Limits::default()).expect("valid file");
+        assert_eq!(clients.len(), 2);
+        assert_eq!(
+            (clients[0].client_id.as_str(), clients[0].name.as_deref()),
+            ("backend", Some("Backend IDE"))
+        );
+        assert_eq!(clients[1].name, None);
+        for (text, problem) in [
+            ("backend\n", "expected `CLIENT_ID SECRET"),
+            ("back end! 0123456789abcdef0123\n", "not a valid client id"),
+            ("backend short\n", "at least 16"),
+            ("a 0123456789abcdef0123\na 0123456789abcdef0123\n", "registered twice"),
+        ] {
+            let bad = dir.join("bad");
+            std::fs::write(&bad, text).expect("write");
+            let error = read_clients_file(&bad, &Limits::default()).expect_err(text);
+            assert!(error.contains(problem) && error.contains("line"), "{error}");
+        }
+        assert!(read_clients_file(&dir.join("missing"), &Limits::default()).is_err());
+        let _ = std::fs::remove_dir_all(&dir);
+    }
 
     #[test]
     fn parses_durations() {

@@ -25,6 +25,8 @@ pub struct ServerConfig {
     pub allowed_origins: Vec<String>,
     /// The core's limits (sizes, rates, grace periods, TTLs).
     pub limits: Limits,
+    /// Client ids registered by the operator (`--clients-file`), with their secrets.
+    pub registered: Vec<chat_core::Registered>,
     /// Interval of server-to-client `ping` requests on sessions with an open GET stream,
     /// so that a stream to a client that vanished fails to write and drops.
     pub keepalive_ping: Duration,
@@ -83,6 +85,7 @@ impl Default for ServerConfig {
             allowed_hosts: Self::DEFAULT_ALLOWED_HOSTS.map(String::from).to_vec(),
             allowed_origins: Self::DEFAULT_ALLOWED_ORIGINS.map(String::from).to_vec(),
             limits: Limits::default(),
+            registered: Vec::new(),
             keepalive_ping: Duration::from_secs(60),
             redeliver_window: Duration::from_secs(2),
             stream_replay: 32,

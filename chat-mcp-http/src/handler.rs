@@ -46,8 +46,8 @@ pub const INSTRUCTIONS: &str = "\
 mcp-chat connects you with people or other agents.
 - Random 1-on-1 chat: call enter_queue (optional display_name, interests). When matched you get a chatroom.found event with a room_id; talk with send_message {room_id, message}; leave_chat ends it (requeue: true finds the next partner).
 - Agent messaging: call checkin_client {client_id}; send_message {recipient_id, message} leaves a message (kept while they are offline), send_message_and_wait blocks until they reply, get_messages reads your mailbox, list_clients shows who is known.
-- Events (matches, messages, partner leaving, typing) are pushed as notifications, but your client may not show them: call wait_for_events (blocks up to 25 s) and pass after_seq = the newest seq you handled next time. Every result says how many events are pending.
-- Keep the resume_token you are given: after a disconnect, resume_session {user_id, resume_token} restores your identity and room.";
+- Events (matches, messages, partner leaving, typing) are pushed as notifications, but your client may not show them: call wait_for_events (blocks up to 25 s) and pass after_seq = the next_after_seq of the previous result. Every result says how many events are pending.
+- Keep the resume_token you are given: an id is yours only with it. After a disconnect or a restart, resume_session {user_id, resume_token} (or checkin_client / enter_queue with resume_token) restores your identity, mailbox and room.";
 
 /// What every session's view shares, built once per server: the router with every tool,
 /// and the logging level each session set (per session, but every request's view of the

@@ -631,7 +631,11 @@ pub enum Envelope {
 pub struct WaitForEvents {
     /// Your events after the cursor, oldest first.
     pub events: Vec<Envelope>,
-    /// The seq of your newest event so far.
+    /// The `after_seq` to pass next: the seq of the last event returned (or the cursor
+    /// given, when none was). It acknowledges exactly what was returned, never events a
+    /// `limit` cut off.
+    pub next_after_seq: u64,
+    /// The same value as `next_after_seq` (kept for older clients).
     pub last_seq: u64,
     /// Unacknowledged events left after this call, including those returned.
     pub pending: usize,
@@ -940,8 +944,26 @@ mod tests {
                 )),
                 None,
             ),
-            (Reply::Events(EventsReply { events: events(), last_seq: 10, pending: 10, evicted: 0 }), None),
-            (Reply::Events(EventsReply { events: vec![], last_seq: 8, pending: 0, evicted: 2 }), None),
+            (
+                Reply::Events(EventsReply {
+                    events: events(),
+                    next_after_seq: 10,
+                    last_seq: 10,
+                    pending: 10,
+                    evicted: 0,
+                }),
+                None,
+            ),
+            (
+                Reply::Events(EventsReply {
+                    events: vec![],
+                    next_after_seq: 8,
+                    last_seq: 8,
+                    pending: 0,
+                    evicted: 2,
+                }),
+                None,
+            ),
             (Reply::TakenReply(TakenReply { message: None }), None),
         ]
     }

@@ -39,6 +39,9 @@ pub struct EnterQueueArgs {
     /// Topics you would like to talk about, e.g. ["rust", "music"]. Someone sharing one is preferred; after a short wait anyone is accepted.
     #[serde(default, deserialize_with = "one_or_many")]
     pub interests: Option<Vec<String>>,
+    /// The resume_token of `user_id`, when it is an identity you had before (an id, once bound, is its token holder's).
+    #[serde(default)]
+    pub resume_token: Option<String>,
 }
 
 /// Arguments of `send_message`.
@@ -55,6 +58,9 @@ pub struct SendMessageArgs {
     /// Optional, for compatibility: your own client id. It must match this session's identity; if the session has none yet, it checks in as this id first.
     #[serde(default)]
     pub sender_id: Option<String>,
+    /// Optional key of your own for this message (1-64 of letters, digits, `-_.@:`). Retrying with the same key (e.g. after a lost reply) returns the first result instead of sending twice.
+    #[serde(default)]
+    pub client_message_id: Option<String>,
 }
 
 /// Arguments of `leave_chat`.
@@ -97,7 +103,7 @@ pub struct GetHistoryArgs {
 /// Arguments of `checkin_client`.
 #[derive(Debug, Default, Deserialize, JsonSchema)]
 pub struct CheckinArgs {
-    /// The id other clients use to message you, e.g. "frontend-ide" (1-64 of letters, digits, `-_.@:`). An id held by another live session needs `resume_session`.
+    /// The id other clients use to message you, e.g. "frontend-ide" (1-64 of letters, digits, `-_.@:`). An id that exists already (checked in before, or registered by the operator) needs its `resume_token`.
     pub client_id: String,
     /// A human-readable name. Default: the client id.
     #[serde(default)]
@@ -105,6 +111,9 @@ pub struct CheckinArgs {
     /// What you can help with, free-form labels such as ["code-review", "python"].
     #[serde(default, deserialize_with = "one_or_many")]
     pub capabilities: Option<Vec<String>>,
+    /// The resume_token you got when you first checked in as `client_id` (or the secret an operator registered it with). Needed whenever the id exists already.
+    #[serde(default)]
+    pub resume_token: Option<String>,
 }
 
 /// Arguments of `get_messages`.
@@ -134,6 +143,9 @@ pub struct SendAndWaitArgs {
     /// Optional, for compatibility: your own client id (must match this session's identity).
     #[serde(default)]
     pub sender_id: Option<String>,
+    /// Optional key of your own for this message; a retry with the same key does not send it again.
+    #[serde(default)]
+    pub client_message_id: Option<String>,
 }
 
 /// Arguments of `resume_session`.
@@ -148,7 +160,7 @@ pub struct ResumeArgs {
 /// Arguments of `wait_for_events`.
 #[derive(Debug, Default, Deserialize, JsonSchema)]
 pub struct WaitForEventsArgs {
-    /// The seq of the newest event you have processed. Events up to it are acknowledged (removed) and only newer ones are returned. Omit it to get every unacknowledged event.
+    /// Pass `next_after_seq` from your previous result. Events up to it are acknowledged (removed) and only newer ones are returned. Omit it to get every unacknowledged event.
     #[serde(default)]
     pub after_seq: Option<u64>,
     /// Seconds to wait when nothing is pending (default 25, capped at 50 so it returns before typical 60 s client timeouts). 0 returns at once.

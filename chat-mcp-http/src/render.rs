@@ -149,13 +149,13 @@ pub fn events(reply: &EventsReply, waited: Option<std::time::Duration>, now: Tim
             }
             None => s.push_str("No new events. Call `wait_for_events` again"),
         }
-        let _ = write!(s, " (after_seq: {}) to keep waiting.", reply.last_seq);
+        let _ = write!(s, " (after_seq: {}) to keep waiting.", reply.next_after_seq);
     } else {
         let _ = writeln!(s, "### {} event(s)", reply.events.len());
         for e in &reply.events {
             let _ = writeln!(s, "{}", event_line(e, now));
         }
-        let newest = reply.events.last().map_or(reply.last_seq, |e| e.seq);
+        let newest = reply.next_after_seq;
         let _ = write!(
             s,
             "\nNext: call `wait_for_events` with after_seq: {newest} to acknowledge these and wait for more."

@@ -118,9 +118,12 @@ pub fn read(hub: &Hub, session: SessionId, uri: &str) -> Result<ReadResourceResu
         // A read-only view: peek, so reading it neither acknowledges events nor resets the
         // eviction count that the next wait_for_events reports.
         ChatResource::Inbox => Ok(hub.with_core(|chat, _| {
+            let events = chat.peek_events(session, chat.limits().max_fetch);
+            let next = events.last().map_or(0, |e| e.seq);
             Reply::Events(EventsReply {
-                events: chat.peek_events(session, chat.limits().max_fetch),
-                last_seq: chat.event_cursor(session),
+                events,
+                next_after_seq: next,
+                last_seq: next,
                 pending: chat.pending_events(session),
                 evicted: 0,
             })

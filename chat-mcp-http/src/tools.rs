@@ -209,8 +209,12 @@ fn act_as(
             ),
         }),
         None => {
-            let checkin =
-                Command::Checkin { client_id: claimed.to_owned(), name: None, capabilities: Vec::new() };
+            let checkin = Command::Checkin {
+                client_id: claimed.to_owned(),
+                name: None,
+                capabilities: Vec::new(),
+                resume_token: None,
+            };
             Ok(Some(chat.handle(now, session, checkin)?))
         }
     }
@@ -368,6 +372,7 @@ Optional: display_name shown to your partner, interests to be matched on, user_i
             user_id: present(args.user_id),
             display_name: present(args.display_name),
             interests: args.interests.unwrap_or_default(),
+            resume_token: present(args.resume_token),
         })
     }
 
@@ -416,11 +421,16 @@ Give exactly one of room_id or recipient_id."
                 "give room_id (to message your chat partner) or recipient_id (to message a client directly)",
             )),
         };
+        let key = present(args.client_message_id);
         let command = target.map(|(room_id, recipient_id)| match (room_id, recipient_id) {
-            (Some(room_id), _) => Command::SendRoom { room_id, message: args.message },
-            (None, recipient) => {
-                Command::SendDirect { recipient_id: recipient.unwrap_or_default(), message: args.message }
+            (Some(room_id), _) => {
+                Command::SendRoom { room_id, message: args.message, client_message_id: key }
             }
+            (None, recipient) => Command::SendDirect {
+                recipient_id: recipient.unwrap_or_default(),
+                message: args.message,
+                client_message_id: key,
+            },
         });
         let sender = present(args.sender_id);
         let (result, checkin, pending) = self.run_as(sender.as_deref(), "sender_id", command);
@@ -529,6 +539,7 @@ resume_token; keep it."
             client_id: args.client_id,
             name: present(args.name),
             capabilities: args.capabilities.unwrap_or_default(),
+            resume_token: present(args.resume_token),
         })
     }
 
@@ -616,7 +627,11 @@ while waiting if you pass a progressToken."
                     checkin = act_as(chat, now, session, sender, "sender_id")?;
                 }
                 let cursor = chat.event_cursor(session);
-                let command = Command::SendDirect { recipient_id: recipient.clone(), message: args.message };
+                let command = Command::SendDirect {
+                    recipient_id: recipient.clone(),
+                    message: args.message,
+                    client_message_id: present(args.client_message_id),
+                };
                 Ok((chat.handle(now, session, command)?, cursor))
             })();
             (outcome, checkin, chat.pending_events(session))

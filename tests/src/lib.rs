@@ -167,6 +167,15 @@ impl ServerProcess {
         server
     }
 
+    /// Checks `client_id` in on a session of its own, which then ends (so mail to it is
+    /// held: direct messages go only to clients that exist); returns its resume token.
+    pub async fn known_client(&self, client_id: &str) -> String {
+        let client = self.client().await;
+        let checked = client.ok("checkin_client", json!({ "client_id": client_id })).await;
+        client.close().await;
+        checked["resume_token"].as_str().expect("a resume token").to_owned()
+    }
+
     /// `GET base + path` with the server's token, if any.
     pub async fn get(&self, path: &str) -> reqwest::Result<reqwest::Response> {
         let mut request = http().get(format!("{}{path}", self.base));

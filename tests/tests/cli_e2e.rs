@@ -250,14 +250,10 @@ async fn direct_messages_between_named_clients() {
     let got = alice.expect_where("message", STEP, |m| m["mine"] == false).await;
     assert_eq!((got["from"].as_str(), got["text"].as_str()), (Some("bob"), Some("yes, go ahead")));
 
-    // A message to someone offline waits in their mailbox and is delivered on check-in.
+    // Mail only goes to clients that exist: an id nobody checked in as is refused.
     alice.say("/to carol see you tomorrow").await;
-    let info =
-        alice.expect_where("info", STEP, |i| i["text"].as_str().is_some_and(|t| t.contains("offline"))).await;
-    assert!(info["text"].as_str().is_some_and(|t| t.contains("carol")));
-    let mut carol = Cli::start("carol", &server.url, &["dm", "--as", "carol"]).await;
-    let got = carol.expect("message").await;
-    assert_eq!((got["from"].as_str(), got["text"].as_str()), (Some("alice"), Some("see you tomorrow")));
+    let refused = alice.expect("error").await;
+    assert!(refused["message"].as_str().is_some_and(|t| t.contains("carol")), "{refused}");
 }
 
 /// A TCP proxy that can drop every connection and refuse new ones, like a network cut.

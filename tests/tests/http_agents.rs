@@ -61,6 +61,8 @@ async fn offline_mailbox_is_delivered_on_checkin_and_expiry_tells_the_sender() {
     let server = ServerProcess::start(&["--message-ttl", "2s"]).await;
     let alice = server.client().await;
     alice.ok("checkin_client", json!({"client_id": "alice"})).await;
+    let carol_token = server.known_client("carol").await;
+    server.known_client("dave").await;
 
     let sent =
         alice.ok("send_message", json!({"recipient_id": "carol", "message": "see you tomorrow"})).await;
@@ -70,7 +72,8 @@ async fn offline_mailbox_is_delivered_on_checkin_and_expiry_tells_the_sender() {
 
     // Carol checks in before the TTL and finds the message waiting.
     let carol = server.client().await;
-    let checked = carol.ok("checkin_client", json!({"client_id": "carol"})).await;
+    let checked =
+        carol.ok("checkin_client", json!({"client_id": "carol", "resume_token": carol_token})).await;
     assert_eq!(checked["pending_messages"], 1);
     // Mail that waited is delivered on check-in like any message (and stays until read).
     let delivered = carol.next("message.received", STEP).await;
@@ -94,6 +97,8 @@ async fn seed_style_sender_id_checks_in_and_is_verified() {
     let server = ServerProcess::start(&[]).await;
     let ide = server.client().await;
     let other = server.client().await;
+    // The recipient names itself the seed's way first (mail goes only to known clients).
+    assert_eq!(other.ok("get_messages", json!({"client_id": "ide-2"})).await["messages"], json!([]));
     // Like the seed: no check-in, the sender names itself.
     let sent = ide
         .ok("send_message", json!({"sender_id": "ide-1", "recipient_id": "ide-2", "message": "ping"}))
@@ -118,6 +123,7 @@ async fn waiting_sends_progress_and_times_out_cleanly() {
     let server = ServerProcess::start(&["--progress-interval", "200ms"]).await;
     let alice = server.client().await;
     alice.ok("checkin_client", json!({"client_id": "alice"})).await;
+    server.known_client("nobody").await;
     let mut meta = RequestMetaObject::default();
     meta.set_progress_token(ProgressToken(NumberOrString::String("wait-1".into())));
     let started = Instant::now();

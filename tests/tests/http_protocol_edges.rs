@@ -61,6 +61,7 @@ async fn a_cancelled_blocking_call_gets_no_response() {
     let server = ServerProcess::start(&["--progress-interval", "200ms"]).await;
     let mut ann = RawSession::open(&server.url, None).await;
     ann.call("checkin_client", json!({"client_id": "ann"})).await;
+    server.known_client("bob").await;
     let requests = [
         call(51, "wait_for_events", json!({"timeout": 30})),
         call(52, "send_message_and_wait", json!({"recipient_id": "bob", "message": "hi", "timeout": 30})),

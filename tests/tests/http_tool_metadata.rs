@@ -210,11 +210,13 @@ async fn every_tool_result_matches_its_output_schema() {
     let token = checked_in["resume_token"].as_str().expect("token").to_owned();
     s.err(&carol, "checkin_client", json!({"client_id": "someone-else"})).await;
     s.ok(&carol, "list_clients", json!({})).await;
-    s.ok(&carol, "send_message", json!({"recipient_id": "dave", "message": "hi Dave"})).await;
-    s.err(&carol, "send_message", json!({"recipient_id": "carol", "message": "me"})).await;
     let dave = server.client().await;
     let mail = s.ok(&dave, "get_messages", json!({"client_id": "dave", "peek": true})).await;
     assert!(mail["checked_in"].is_object(), "implicit check-in: {mail}");
+    s.ok(&carol, "send_message", json!({"recipient_id": "dave", "message": "hi Dave"})).await;
+    s.err(&carol, "send_message", json!({"recipient_id": "nobody-yet", "message": "hi"})).await;
+    s.err(&carol, "send_message", json!({"recipient_id": "carol", "message": "me"})).await;
+    s.ok(&dave, "get_messages", json!({"client_id": "dave", "peek": true})).await;
     s.ok(&dave, "get_messages", json!({"limit": 5})).await;
     s.err(&dave, "get_messages", json!({"client_id": "not-dave"})).await;
     let frank = server.client().await;
@@ -257,6 +259,7 @@ async fn every_tool_result_matches_its_output_schema() {
     let carol_again = server.client().await;
     s.err(&carol_again, "resume_session", json!({"user_id": "carol", "resume_token": "rt_wrong"})).await;
     s.ok(&carol_again, "resume_session", json!({"user_id": "carol", "resume_token": token})).await;
+    server.known_client("ghost").await;
     s.ok(&carol_again, "send_message", json!({"recipient_id": "ghost", "message": "boo"})).await;
     let expired = tests::within(STEP, "message.expired", async {
         loop {

@@ -29,8 +29,12 @@ impl Driver {
     }
 
     pub fn with_seed(seed: [u8; 32], limits: Limits) -> Self {
+        Driver::with_config(Config { seed, limits, registered: Vec::new() })
+    }
+
+    pub fn with_config(config: Config) -> Self {
         Driver {
-            chat: Chat::new(Config { seed, limits }),
+            chat: Chat::new(config),
             now: Time::from_millis(START),
             sessions: BTreeMap::new(),
             transcript: Vec::new(),
@@ -68,6 +72,16 @@ impl Driver {
         self.chat.hold(self.now, session, Hold::Stream);
         self.transcript.push(json!({ "stream_opened": who }));
         self.drain();
+    }
+
+    /// `who` checks in once on a session of its own and leaves (so mail to it is held);
+    /// returns its resume token.
+    pub fn known_offline(&mut self, who: &str) -> String {
+        let name = format!("{who}@first");
+        self.open(&name);
+        let token = self.ok(&name, checkin(who))["resume_token"].as_str().expect("token").to_string();
+        self.close(&name, SessionEnd::Closed);
+        token
     }
 
     /// Sessions the core ended by itself since the last call.
@@ -149,7 +163,12 @@ impl Driver {
 }
 
 pub fn enter(user: &str) -> Command {
-    Command::EnterQueue { user_id: Some(user.into()), display_name: None, interests: vec![] }
+    Command::EnterQueue {
+        user_id: Some(user.into()),
+        display_name: None,
+        interests: vec![],
+        resume_token: None,
+    }
 }
 
 pub fn enter_named(user: &str, name: &str, interests: &[&str]) -> Command {
@@ -157,19 +176,20 @@ pub fn enter_named(user: &str, name: &str, interests: &[&str]) -> Command {
         user_id: Some(user.into()),
         display_name: Some(name.into()),
         interests: interests.iter().map(|s| s.to_string()).collect(),
+        resume_token: None,
     }
 }
 
 pub fn say(room: &str, text: &str) -> Command {
-    Command::SendRoom { room_id: room.into(), message: text.into() }
+    Command::SendRoom { room_id: room.into(), message: text.into(), client_message_id: None }
 }
 
 pub fn dm(to: &str, text: &str) -> Command {
-    Command::SendDirect { recipient_id: to.into(), message: text.into() }
+    Command::SendDirect { recipient_id: to.into(), message: text.into(), client_message_id: None }
 }
 
 pub fn checkin(id: &str) -> Command {
-    Command::Checkin { client_id: id.into(), name: None, capabilities: vec![] }
+    Command::Checkin { client_id: id.into(), name: None, capabilities: vec![], resume_token: None }
 }
 
 /// The room id from an `EnterQueue` reply that matched.

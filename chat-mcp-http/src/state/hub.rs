@@ -77,7 +77,8 @@ impl Hub {
         let mut seed = [0u8; 32];
         getrandom::fill(&mut seed)
             .map_err(|e| format!("cannot seed the chat core from the OS random source: {e}"))?;
-        let core = Chat::new(Config { seed, limits: config.limits.clone() });
+        let core =
+            Chat::new(Config { seed, limits: config.limits.clone(), registered: config.registered.clone() });
         Ok(Arc::new(Hub {
             core: Mutex::new(core),
             slots: RwLock::default(),
