@@ -64,6 +64,8 @@ pub struct Stats {
     pub events_emitted: u64,
     /// Events dropped from full inboxes.
     pub events_evicted: u64,
+    /// Approximate bytes held in every inbox (events and direct messages).
+    pub inbox_bytes: u64,
     /// Reports filed with `BlockPartner`.
     pub reports: u64,
 }
@@ -143,10 +145,10 @@ impl Outbox {
         p: &mut Participant,
         event: Event,
         direct_from: Option<u64>,
-        buffer: usize,
+        limits: &Limits,
     ) -> Arc<Envelope> {
         let evicted_before = p.inbox.evicted_total();
-        let envelope = p.inbox.push(event, direct_from, buffer).clone();
+        let envelope = p.inbox.push(event, direct_from, inbox_budget(p, limits)).clone();
         if let Some(log) = &mut self.log {
             log.push((p.id.clone(), envelope.clone()));
         }
@@ -422,6 +424,7 @@ impl Chat {
             queued: self.queue.len(),
             events_emitted: self.outbox.emitted,
             events_evicted: self.outbox.evicted,
+            inbox_bytes: self.participants.values().map(|p| p.inbox.bytes() as u64).sum(),
             ..self.stats.clone()
         }
     }
@@ -491,7 +494,7 @@ impl Chat {
     /// Returns the assigned seq (0 if the participant is unknown).
     pub(crate) fn emit(&mut self, to: u64, event: Event, direct_from: Option<u64>) -> u64 {
         let Some(p) = self.participants.get_mut(&to) else { return 0 };
-        self.outbox.deliver(p, event, direct_from, self.limits.event_buffer).seq
+        self.outbox.deliver(p, event, direct_from, &self.limits).seq
     }
 
     /// Changes presence, bumping the generation; returns the new generation.
@@ -502,10 +505,15 @@ impl Chat {
         p.generation
     }
 
-    /// Marks a participant offline and schedules forgetting it.
+    /// Marks a participant offline, shrinks its store to the offline budget, and
+    /// schedules forgetting it.
     pub(crate) fn go_offline(&mut self, key: u64) {
         let now = self.now;
         let generation = self.set_presence(key, Presence::Offline { since: now });
+        if let Some(p) = self.participants.get_mut(&key) {
+            let budget = inbox_budget(p, &self.limits);
+            self.outbox.evicted += p.inbox.trim(budget, u64::MAX);
+        }
         self.timers.set(
             now.plus(self.limits.offline_retention),
             Timer::ForgetParticipant { participant: key, generation },
@@ -569,4 +577,14 @@ impl Chat {
             self.clients.remove(&p.id);
         }
     }
+}
+
+/// What `p`'s inbox may keep of non-direct events: the full budget while it has a
+/// session (online or reconnecting), the offline one otherwise.
+pub(crate) fn inbox_budget(p: &Participant, limits: &Limits) -> crate::inbox::Budget {
+    let bytes = match p.presence {
+        Presence::Offline { .. } => limits.offline_inbox_bytes,
+        _ => limits.inbox_bytes,
+    };
+    crate::inbox::Budget { count: limits.event_buffer, bytes }
 }

@@ -53,6 +53,22 @@ pub struct Limits {
     /// Unacknowledged non-direct events kept per participant; beyond it the oldest is
     /// dropped and counted in the next `Events` reply (`evicted`). Default 1,000.
     pub event_buffer: usize,
+    /// Approximate bytes of unacknowledged non-direct events kept per participant with a
+    /// session (online or reconnecting); beyond it the oldest are evicted as above.
+    /// Default 4 MiB.
+    pub inbox_bytes: usize,
+    /// The same for an offline participant: its store shrinks to this when it goes
+    /// offline, so abandoned participants hold little. Default 32 KiB.
+    pub offline_inbox_bytes: usize,
+    /// Approximate bytes of unread direct messages a mailbox holds; a sender to a full
+    /// mailbox gets `mailbox_full` (direct messages are never evicted). Default 4 MiB.
+    pub mailbox_bytes: usize,
+    /// Approximate bytes of messages kept per room for `History`; the oldest go first.
+    /// Default 512 KiB.
+    pub history_bytes: usize,
+    /// The same for a room that has ended (kept for `history_retention`): its history
+    /// shrinks to this when it ends. Default 32 KiB.
+    pub ended_history_bytes: usize,
     /// Participants waiting in the roulette queue at once. Default 10,000.
     pub queue_capacity: usize,
     /// Participants known at once (online or offline). Default 1,000,000.
@@ -120,6 +136,11 @@ impl Default for Limits {
             max_reason_chars: 500,
             mailbox_capacity: 1_000,
             event_buffer: 1_000,
+            inbox_bytes: 4 * 1024 * 1024,
+            offline_inbox_bytes: 32 * 1024,
+            mailbox_bytes: 4 * 1024 * 1024,
+            history_bytes: 512 * 1024,
+            ended_history_bytes: 32 * 1024,
             queue_capacity: 10_000,
             max_participants: 1_000_000,
             rate_messages: 20,

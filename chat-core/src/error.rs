@@ -113,7 +113,7 @@ pub enum ChatError {
     },
     /// The recipient's mailbox holds `mailbox_capacity` unread messages.
     #[error(
-        "{recipient_id}'s mailbox is full ({capacity} unread messages); wait until they read some, then send again"
+        "{recipient_id}'s mailbox is full (it holds at most {capacity} unread messages, and a byte budget); wait until they read some, then send again"
     )]
     MailboxFull {
         /// The recipient.

@@ -144,6 +144,23 @@ pub enum Event {
     MessageExpired(MessageExpired),
 }
 
+impl Envelope {
+    /// Roughly how many bytes the envelope holds in memory (for the inbox and history
+    /// budgets): its texts plus [`ENVELOPE_OVERHEAD_BYTES`].
+    pub fn approx_bytes(&self) -> usize {
+        let text = match &self.event {
+            Event::MessageReceived(m) => m.message.len() + m.from.len() + m.from_name.len(),
+            Event::MessageExpired(m) => m.message.len() + m.recipient_id.len(),
+            Event::ChatroomFound(f) => {
+                f.partner.display_name.len() + f.shared_interests.iter().map(|i| i.len()).sum::<usize>()
+            }
+            Event::PartnerDisconnected(d) => d.undelivered.len() * 8,
+            _ => 0,
+        };
+        ENVELOPE_OVERHEAD_BYTES + text
+    }
+}
+
 impl Event {
     /// The notification method name, also the `type` field of the JSON.
     pub fn method(&self) -> &'static str {
@@ -176,6 +193,10 @@ impl Event {
         matches!(self, Event::MessageReceived(m) if m.room_id.is_none())
     }
 }
+
+/// What an envelope costs besides its text, roughly: the `Arc`, the ids, the inbox slot.
+/// Budgets count in these approximate bytes.
+pub const ENVELOPE_OVERHEAD_BYTES: usize = 160;
 
 /// An event with its per-participant sequence number. Serializes flat:
 /// `{"seq": 3, "type": "message.received", ...}`.

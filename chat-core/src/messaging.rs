@@ -91,7 +91,9 @@ impl Chat {
         let recipient = *self.by_id.get(recipient_id).ok_or_else(unknown)?;
         let r = self.participants.get(&recipient).ok_or_else(unknown)?;
         let capacity = self.limits.mailbox_capacity;
-        if r.inbox.direct_len() >= capacity {
+        let size =
+            crate::event::ENVELOPE_OVERHEAD_BYTES + message.len() + sender.id.len() + sender.name.len();
+        if r.inbox.direct_len() >= capacity || r.inbox.direct_bytes() + size > self.limits.mailbox_bytes {
             return Err(ChatError::MailboxFull { recipient_id: recipient_id.to_string(), capacity });
         }
         let limits = &self.limits;

@@ -25,6 +25,8 @@ pub(crate) struct Room {
     /// `(room seq, the envelope as delivered to the partner)`: shared with the inbox and
     /// the outbound queue, so keeping history costs one reference per message.
     pub(crate) history: VecDeque<(u64, Arc<Envelope>)>,
+    /// Approximate bytes of `history`.
+    history_bytes: usize,
     pub(crate) typing: [Option<Typing>; 2],
 }
 
@@ -37,6 +39,7 @@ impl Room {
             ended: None,
             sent: 0,
             history: VecDeque::new(),
+            history_bytes: 0,
             typing: [None, None],
         }
     }
@@ -50,14 +53,26 @@ impl Room {
         self.ended.is_none()
     }
 
-    /// Appends a message, keeping at most `keep` of them.
-    pub(crate) fn record(&mut self, seq: u64, envelope: Arc<Envelope>, keep: usize) {
+    /// Drops the oldest messages until about `bytes` are left (for an ended room).
+    pub(crate) fn shrink_history(&mut self, bytes: usize) {
+        while self.history_bytes > bytes {
+            let Some((_, old)) = self.history.pop_front() else { break };
+            self.history_bytes = self.history_bytes.saturating_sub(old.approx_bytes());
+        }
+    }
+
+    /// Appends a message, keeping at most `keep` of them and about `bytes` (the newest
+    /// is kept even if it alone is larger).
+    pub(crate) fn record(&mut self, seq: u64, envelope: Arc<Envelope>, keep: usize, bytes: usize) {
         if keep == 0 {
             return;
         }
-        if self.history.len() >= keep {
-            self.history.pop_front();
-        }
+        self.history_bytes += envelope.approx_bytes();
         self.history.push_back((seq, envelope));
+        while self.history.len() > 1 && (self.history.len() > keep || self.history_bytes > bytes) {
+            if let Some((_, old)) = self.history.pop_front() {
+                self.history_bytes = self.history_bytes.saturating_sub(old.approx_bytes());
+            }
+        }
     }
 }

@@ -286,9 +286,8 @@ impl Chat {
             timestamp: now,
         };
         let partner = self.participants.get_mut(&r.members[1 - index]).ok_or(ChatError::NotIdentified)?;
-        let envelope =
-            self.outbox.deliver(partner, Event::MessageReceived(received), None, self.limits.event_buffer);
-        r.record(seq, envelope, self.limits.history_per_room);
+        let envelope = self.outbox.deliver(partner, Event::MessageReceived(received), None, &self.limits);
+        r.record(seq, envelope, self.limits.history_per_room, self.limits.history_bytes);
         self.stats.messages_relayed += 1;
         Ok(SentRoomReply { room_id: room_name, message_id, seq, timestamp: now })
     }
@@ -339,6 +338,7 @@ impl Chat {
         }
         r.ended = Some((now, reason));
         r.typing = [None, None];
+        r.shrink_history(self.limits.ended_history_bytes);
         let (members, room_id) = (r.members, r.id.clone());
         let ids: Vec<Arc<str>> = members
             .iter()

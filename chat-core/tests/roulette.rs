@@ -527,3 +527,30 @@ fn a_session_that_opens_a_stream_after_its_first_call_is_lost_after_the_stream_g
     assert!(!d.chat.is_live(a), "the shorter stream grace applies, not the single-call timeout");
     assert_eq!(d.pushed_to("b").last().unwrap()["type"], "partner.reconnecting");
 }
+
+#[test]
+fn abandoned_participants_and_ended_rooms_shrink_to_their_budgets() {
+    let limits = Limits {
+        rate_messages: 1000,
+        offline_inbox_bytes: 32 * 1024,
+        ended_history_bytes: 32 * 1024,
+        ..Limits::default()
+    };
+    let mut d = Driver::new(limits);
+    for who in ["a", "b"] {
+        d.open(who);
+        d.ok(who, enter(who));
+    }
+    let room = d.pushed_to("a")[0]["room_id"].as_str().unwrap().to_string();
+    let big = "x".repeat(16 * 1024);
+    for _ in 0..20 {
+        d.ok("a", say(&room, &big));
+    }
+    let held = d.chat.stats().inbox_bytes;
+    assert!(held > 20 * 16 * 1024, "b holds what it did not acknowledge: {held}");
+    d.close("b", SessionEnd::Closed);
+    d.close("a", SessionEnd::Closed);
+    let after = d.chat.stats().inbox_bytes;
+    assert!(after <= 2 * 32 * 1024 + 4096, "offline stores shrink: {after} bytes left");
+    assert!(d.chat.stats().events_evicted >= 18, "and say what they dropped");
+}

@@ -259,6 +259,28 @@ pub struct Cli {
     #[arg(long, env = "MCP_CHAT_EVENT_BUFFER", default_value_t = limits().event_buffer, help_heading = "Limits")]
     pub event_buffer: usize,
 
+    /// Approximate bytes of unacknowledged events kept per participant with a session;
+    /// beyond it the oldest are evicted (and counted in `evicted`).
+    #[arg(long, env = "MCP_CHAT_INBOX_BYTES", default_value_t = limits().inbox_bytes, help_heading = "Limits")]
+    pub inbox_bytes: usize,
+
+    /// The same for an offline participant: its store shrinks to this when it goes offline.
+    #[arg(long, env = "MCP_CHAT_OFFLINE_INBOX_BYTES", default_value_t = limits().offline_inbox_bytes, help_heading = "Limits")]
+    pub offline_inbox_bytes: usize,
+
+    /// Approximate bytes of unread direct messages a mailbox holds; beyond it the sender
+    /// gets `mailbox_full` (direct messages are never evicted).
+    #[arg(long, env = "MCP_CHAT_MAILBOX_BYTES", default_value_t = limits().mailbox_bytes, help_heading = "Limits")]
+    pub mailbox_bytes: usize,
+
+    /// Approximate bytes of messages kept per room for `get_history`.
+    #[arg(long, env = "MCP_CHAT_HISTORY_BYTES", default_value_t = limits().history_bytes, help_heading = "Limits")]
+    pub history_bytes: usize,
+
+    /// The same for a room that has ended: its history shrinks to this.
+    #[arg(long, env = "MCP_CHAT_ENDED_HISTORY_BYTES", default_value_t = limits().ended_history_bytes, help_heading = "Limits")]
+    pub ended_history_bytes: usize,
+
     /// Participants waiting in the queue at once.
     #[arg(long, env = "MCP_CHAT_QUEUE_CAPACITY", default_value_t = limits().queue_capacity, help_heading = "Limits")]
     pub queue_capacity: usize,
@@ -356,6 +378,11 @@ impl Cli {
             max_reason_chars: self.max_reason_chars,
             mailbox_capacity: self.mailbox_capacity,
             event_buffer: self.event_buffer,
+            inbox_bytes: self.inbox_bytes,
+            offline_inbox_bytes: self.offline_inbox_bytes,
+            mailbox_bytes: self.mailbox_bytes,
+            history_bytes: self.history_bytes,
+            ended_history_bytes: self.ended_history_bytes,
             queue_capacity: self.queue_capacity,
             max_participants: self.max_participants,
             rate_messages: self.rate_messages,

@@ -53,6 +53,8 @@ pub struct CoreGauges {
     pub participants: u64,
     /// Participants with a live session.
     pub online: u64,
+    /// Approximate bytes held in every participant's inbox.
+    pub inbox_bytes: u64,
 }
 
 impl Metrics {
@@ -137,6 +139,11 @@ impl Metrics {
             to_i64(core.participants),
         );
         gauge("mcp_chat_online", "Participants with a live session.", to_i64(core.online));
+        gauge(
+            "mcp_chat_inbox_bytes",
+            "Approximate bytes of events and direct messages held in inboxes.",
+            to_i64(core.inbox_bytes),
+        );
         let mut counter = |name: &str, help: &str, value: u64| {
             let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} counter\n{name} {value}");
         };

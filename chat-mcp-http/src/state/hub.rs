@@ -171,6 +171,7 @@ impl Hub {
             rooms: to(stats.rooms_active),
             participants: to(stats.participants),
             online: to(stats.online),
+            inbox_bytes: stats.inbox_bytes,
         }
     }
 
