@@ -28,7 +28,7 @@ use crate::timers::{Timer, Timers};
 pub(crate) type Map<K, V> = HashMap<K, V, FixedState>;
 
 /// How a session ended, as reported by the adapter.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, serde::Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum SessionEnd {
     /// The client ended it on purpose (HTTP DELETE, Ctrl-C): the partner is told `left`

@@ -38,6 +38,7 @@ mod event;
 mod identity;
 mod ids;
 mod inbox;
+mod input;
 mod invariants;
 mod liveness;
 mod messaging;
@@ -58,6 +59,7 @@ pub use event::{
     PartnerDisconnected, PartnerInfo, PartnerReconnected, PartnerReconnecting, PartnerTyping,
 };
 pub use ids::{MessageId, SessionId};
+pub use input::{Applied, Input};
 pub use liveness::Hold;
 pub use reply::{
     ActivityState, BlockedReply, CheckedInReply, ClientSummary, ClientsReply, DirectMessage, EnterQueueReply,

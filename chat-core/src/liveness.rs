@@ -39,7 +39,8 @@ use crate::time::Time;
 use crate::timers::Timer;
 
 /// What keeps a session alive while it lasts.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum Hold {
     /// A stream to the client is open (an SSE GET stream).
     Stream,
