@@ -40,7 +40,7 @@ pub enum SessionEnd {
 }
 
 /// Counters for health checks and metrics.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, serde::Deserialize)]
 pub struct Stats {
     /// Open sessions.
     pub sessions: usize,
@@ -71,7 +71,7 @@ pub struct Stats {
 }
 
 /// A report filed by `BlockPartner`, kept for moderators.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, serde::Deserialize)]
 pub struct Report {
     /// Who reported.
     pub reporter: Arc<str>,
@@ -86,9 +86,16 @@ pub struct Report {
 }
 
 /// The whole chat: sessions, participants, queue, rooms, inboxes, timers.
+///
+/// It serializes whole ([`Chat::snapshot`], [`Chat::restore`]): a snapshot plus the
+/// inputs after it rebuild the state exactly.
+#[derive(serde::Serialize, serde::Deserialize)]
 pub struct Chat {
     pub(crate) limits: Limits,
     pub(crate) ids: Ids,
+    /// Seed of the maps' hasher (drawn from `ids` at creation), so a restored core
+    /// hashes as the original did.
+    hash_seed: u64,
     /// The latest time seen; time handed in is never allowed to go backwards.
     pub(crate) now: Time,
     next_session: u64,
@@ -116,10 +123,14 @@ pub struct Chat {
 /// Where stored events go besides the inbox: the push queue, the optional log, counters.
 /// Separate from [`Chat`] so a command can hold a room and a participant mutably while
 /// delivering.
-#[derive(Default)]
+#[derive(Default, serde::Serialize, serde::Deserialize)]
 pub(crate) struct Outbox {
+    /// Pushes not yet drained: always empty between calls (adapters drain after each),
+    /// so a snapshot carries none.
+    #[serde(skip)]
     queue: VecDeque<Outbound>,
     /// Every stored event with its recipient, when enabled (see [`Chat::record_events`]).
+    #[serde(skip)]
     log: Option<Vec<(Arc<str>, Arc<Envelope>)>>,
     emitted: u64,
     evicted: u64,
@@ -165,10 +176,12 @@ impl Chat {
     /// A fresh chat. Everything random derives from `config.seed`.
     pub fn new(config: Config) -> Self {
         let mut ids = Ids::new(config.seed);
-        let hasher = FixedState::with_seed(ids.next_u64());
+        let hash_seed = ids.next_u64();
+        let hasher = FixedState::with_seed(hash_seed);
         let mut chat = Chat {
             limits: config.limits,
             ids,
+            hash_seed,
             now: Time::ZERO,
             next_session: 0,
             next_participant: 0,
@@ -211,6 +224,29 @@ impl Chat {
             p.client = Some(crate::participant::ClientMeta::default());
         }
         self.clients.insert(id);
+    }
+
+    /// The whole state as bytes (JSON): everything but pushes not yet drained, which
+    /// adapters drain after every call. [`Chat::restore`] reads it back.
+    pub fn snapshot(&self) -> Result<Vec<u8>, String> {
+        serde_json::to_vec(self).map_err(|e| format!("cannot write a snapshot: {e}"))
+    }
+
+    /// A core from a [`Chat::snapshot`]; it then behaves exactly as the one that wrote it.
+    pub fn restore(bytes: &[u8]) -> Result<Chat, String> {
+        let mut chat: Chat =
+            serde_json::from_slice(bytes).map_err(|e| format!("not a valid snapshot: {e}"))?;
+        let hasher = FixedState::with_seed(chat.hash_seed);
+        fn reseed<K: std::hash::Hash + Eq, V>(map: &mut Map<K, V>, hasher: &FixedState) {
+            let mut fresh = Map::with_capacity_and_hasher(map.len(), hasher.clone());
+            fresh.extend(map.drain());
+            *map = fresh;
+        }
+        reseed(&mut chat.sessions, &hasher);
+        reseed(&mut chat.participants, &hasher);
+        reseed(&mut chat.by_id, &hasher);
+        reseed(&mut chat.rooms, &hasher);
+        Ok(chat)
     }
 
     /// The limits in force.
@@ -468,19 +504,20 @@ impl Chat {
         let Some(id) = client_message_id else { return send(self) };
         crate::ids::validate_id("client_message_id", &id, &self.limits)?;
         if let Some(p) = self.participants.get(&key)
-            && let Some((_, reply)) = p.sent_keys.iter().find(|(k, _)| **k == *id)
+            && let Some((_, sent)) = p.sent_keys.iter().find(|(k, _)| **k == *id)
         {
-            return Ok(reply.clone());
+            return Ok(sent.reply());
         }
         let reply = send(self)?;
         let keep = self.limits.idempotency_keys;
         if keep > 0
+            && let Some(sent) = crate::participant::Sent::of(&reply)
             && let Some(p) = self.participants.get_mut(&key)
         {
             if p.sent_keys.len() >= keep {
                 p.sent_keys.pop_front();
             }
-            p.sent_keys.push_back((id.into(), reply.clone()));
+            p.sent_keys.push_back((id.into(), sent));
         }
         Ok(reply)
     }

@@ -30,7 +30,7 @@ pub struct Registered {
 }
 
 /// Sizes, capacities, rates and durations. See each field for its default.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Limits {
     /// Largest message body in bytes (UTF-8). Default 16 KiB.
     pub max_message_bytes: usize,

@@ -14,7 +14,7 @@ use crate::ids::MessageId;
 use crate::reply::DirectMessage;
 
 /// One stored event.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
 pub(crate) struct Stored {
     /// Shared with the outbound queue and fetch replies, so pushing costs no copy.
     pub(crate) envelope: Arc<Envelope>,
@@ -32,7 +32,7 @@ pub(crate) struct Budget {
 }
 
 /// The per-participant event store.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, serde::Serialize, serde::Deserialize)]
 pub(crate) struct Inbox {
     last_seq: u64,
     events: VecDeque<Stored>,

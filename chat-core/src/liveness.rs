@@ -49,7 +49,7 @@ pub enum Hold {
 }
 
 /// Whether a session's client is there.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub(crate) enum Liveness {
     /// Holding something, or silent for less than its window.
     Live,
@@ -58,7 +58,7 @@ pub(crate) enum Liveness {
 }
 
 /// The core's record of one session.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
 pub(crate) struct Session {
     /// The participant bound to it, if any.
     pub(crate) bound: Option<u64>,

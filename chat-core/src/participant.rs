@@ -10,7 +10,7 @@ use crate::reply::PresenceStatus;
 use crate::time::Time;
 
 /// Whether the participant has a live session.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub(crate) enum Presence {
     /// Bound to this live session.
     Online(SessionId),
@@ -31,7 +31,7 @@ pub(crate) enum Presence {
 }
 
 /// What the participant is doing in the roulette.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub(crate) enum Activity {
     /// Neither queued nor chatting.
     Idle,
@@ -42,12 +42,12 @@ pub(crate) enum Activity {
 }
 
 /// Agent-messaging data, present once the identity checked in.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug, Default, serde::Serialize, serde::Deserialize)]
 pub(crate) struct ClientMeta {
     pub(crate) capabilities: Vec<Arc<str>>,
 }
 
-#[derive(Debug)]
+#[derive(Debug, serde::Serialize, serde::Deserialize)]
 pub(crate) struct Participant {
     pub(crate) id: Arc<str>,
     pub(crate) name: Arc<str>,
@@ -68,7 +68,31 @@ pub(crate) struct Participant {
     /// Registered by the operator: never forgotten.
     pub(crate) registered: bool,
     /// Results of recent sends by `client_message_id`, oldest first.
-    pub(crate) sent_keys: std::collections::VecDeque<(Arc<str>, crate::reply::Reply)>,
+    pub(crate) sent_keys: std::collections::VecDeque<(Arc<str>, Sent)>,
+}
+
+/// The result of a send, kept for its `client_message_id`.
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
+pub(crate) enum Sent {
+    Room(crate::reply::SentRoomReply),
+    Direct(crate::reply::SentDirectReply),
+}
+
+impl Sent {
+    pub(crate) fn of(reply: &crate::reply::Reply) -> Option<Sent> {
+        match reply {
+            crate::reply::Reply::SentRoom(r) => Some(Sent::Room(r.clone())),
+            crate::reply::Reply::SentDirect(r) => Some(Sent::Direct(r.clone())),
+            _ => None,
+        }
+    }
+
+    pub(crate) fn reply(&self) -> crate::reply::Reply {
+        match self {
+            Sent::Room(r) => crate::reply::Reply::SentRoom(r.clone()),
+            Sent::Direct(r) => crate::reply::Reply::SentDirect(r.clone()),
+        }
+    }
 }
 
 impl Participant {

@@ -5,7 +5,7 @@ use std::time::Duration;
 use crate::time::{Time, duration_ms};
 
 /// Token bucket in milli-tokens, so refill is exact integer arithmetic.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
 pub(crate) struct RateLimiter {
     milli_tokens: u64,
     updated: Time,

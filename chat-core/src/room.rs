@@ -8,12 +8,12 @@ use crate::event::Envelope;
 use crate::time::Time;
 
 /// A typing indicator that is on until `until` unless refreshed.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub(crate) struct Typing {
     pub(crate) until: Time,
 }
 
-#[derive(Debug)]
+#[derive(Debug, serde::Serialize, serde::Deserialize)]
 pub(crate) struct Room {
     pub(crate) id: Arc<str>,
     /// Participant keys, in the order they were queued.

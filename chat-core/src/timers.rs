@@ -11,7 +11,7 @@ use crate::ids::SessionId;
 use crate::time::Time;
 
 /// What to do when a deadline passes.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, serde::Serialize, serde::Deserialize)]
 pub(crate) enum Timer {
     /// A lost connection's grace ran out (if `generation` still matches).
     Grace { participant: u64, generation: u64 },
@@ -34,10 +34,33 @@ pub(crate) enum Timer {
 }
 
 /// A heap of `(deadline, insertion order, timer)`; the order makes ties deterministic.
+/// It serializes as the sorted list, so equal timer sets serialize equally whatever the
+/// heap's internal layout.
 #[derive(Debug, Default)]
 pub(crate) struct Timers {
     heap: BinaryHeap<Reverse<(Time, u64, Timer)>>,
     inserted: u64,
+}
+
+#[derive(serde::Serialize, serde::Deserialize)]
+struct TimersForm {
+    due: Vec<(Time, u64, Timer)>,
+    inserted: u64,
+}
+
+impl serde::Serialize for Timers {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let mut due: Vec<(Time, u64, Timer)> = self.heap.iter().map(|Reverse(t)| *t).collect();
+        due.sort_unstable();
+        TimersForm { due, inserted: self.inserted }.serialize(s)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for Timers {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let form = TimersForm::deserialize(d)?;
+        Ok(Timers { heap: form.due.into_iter().map(Reverse).collect(), inserted: form.inserted })
+    }
 }
 
 impl Timers {

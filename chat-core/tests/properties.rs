@@ -558,6 +558,12 @@ fn output_of(chat: &mut Chat, applied: &Applied, expired_into: &mut Vec<SessionI
     text
 }
 
+/// A core's state as canonical JSON (objects sorted by key).
+fn canonical(chat: &Chat) -> serde_json::Value {
+    let bytes = chat.snapshot().expect("snapshot");
+    serde_json::from_slice(&bytes).expect("snapshot is JSON")
+}
+
 proptest! {
     // 256 cases by default; PROPTEST_CASES=5000 for a deeper run.
     #![proptest_config(ProptestConfig::default())]
@@ -597,6 +603,40 @@ proptest! {
         let back: Vec<(u64, Input)> = serde_json::from_str(&text).unwrap();
         prop_assert_eq!(back.len(), run.log.len());
         prop_assert!(back.iter().zip(&run.log).all(|((t, i), (at, input))| *t == at.as_millis() && i == input));
+    }
+
+    /// A snapshot taken at any point, restored, and fed the rest of the log gives the
+    /// same answers, pushes and expiries as the uninterrupted run, and the same final
+    /// state (compared as canonical JSON: map order may differ, content may not).
+    #[test]
+    fn a_snapshot_plus_the_log_tail_is_the_same_chat(
+        ops in proptest::collection::vec(op(), 1..120),
+        cut in 0.0f64..1.0,
+    ) {
+        let mut run = Run::new([8; 32]);
+        for op in &ops {
+            run.step(op)?;
+        }
+        run.finish()?;
+        let cut = ((run.log.len() as f64) * cut) as usize;
+        let mut sink = Vec::new();
+        let mut first = Chat::new(Config { seed: [8; 32], limits: limits(), registered: Vec::new() });
+        for (at, input) in &run.log[..cut] {
+            let applied = first.apply(*at, input.clone());
+            output_of(&mut first, &applied, &mut sink);
+        }
+        let snapshot = first.snapshot().map_err(TestCaseError::fail)?;
+        let mut restored = Chat::restore(&snapshot).map_err(TestCaseError::fail)?;
+        prop_assert_eq!(canonical(&restored), canonical(&first), "the restored state is the saved one");
+        let tail: Vec<String> = run.log[cut..]
+            .iter()
+            .map(|(at, input)| {
+                let applied = restored.apply(*at, input.clone());
+                output_of(&mut restored, &applied, &mut sink)
+            })
+            .collect();
+        prop_assert_eq!(&tail[..], &run.outputs[cut..]);
+        prop_assert_eq!(canonical(&restored), canonical(&run.chat));
     }
 
     #[test]
