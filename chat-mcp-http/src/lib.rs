@@ -51,7 +51,51 @@ pub use config::ServerConfig;
 /// Serves `config` until SIGINT/SIGTERM, then shuts down gracefully. Prints the MCP URL
 /// on stdout once listening (scripts and tests read it, notably with `--port 0`).
 pub async fn serve(config: ServerConfig) -> std::io::Result<()> {
-    let server = Server::start(config).await?;
+    let listen = config.listen;
+    if let Some(warning) = exposure_warning(&config) {
+        tracing::warn!("{warning}");
+        eprintln!("WARNING: {warning}");
+    }
+    let server = Server::start(config).await.map_err(|error| match error.kind() {
+        std::io::ErrorKind::AddrInUse => std::io::Error::new(
+            error.kind(),
+            format!(
+                "cannot listen on {listen}: the address is already in use (another mcp-chat, or another program, \
+is listening there); stop it, or choose another port with --port (0 picks a free one)"
+            ),
+        ),
+        std::io::ErrorKind::PermissionDenied | std::io::ErrorKind::AddrNotAvailable => {
+            std::io::Error::new(error.kind(), format!("cannot listen on {listen}: {error}"))
+        }
+        _ => error,
+    })?;
     println!("mcp-chat listening on http://{}{}", server.local_addr(), app::MCP_PATH);
-    server.run_until_signal().await
+    let result = server.run_until_signal().await;
+    println!("mcp-chat stopped");
+    result
+}
+
+/// A warning for a server that listens beyond loopback without the settings that make
+/// that safe: anyone who can reach it could chat as anyone's partner and read the inbox
+/// of whatever identity they bind.
+pub fn exposure_warning(config: &ServerConfig) -> Option<String> {
+    if config.listen.ip().is_loopback() {
+        return None;
+    }
+    let mut missing = Vec::new();
+    if config.auth_token.is_none() {
+        missing.push("--auth-token (every client must send it as a bearer token)");
+    }
+    let loopback_only =
+        config.allowed_hosts.iter().all(|h| ServerConfig::DEFAULT_ALLOWED_HOSTS.contains(&h.as_str()));
+    if config.allowed_hosts.is_empty() || loopback_only {
+        missing.push("--allowed-host NAME (the host name clients use in the URL)");
+    }
+    (!missing.is_empty()).then(|| {
+        format!(
+            "listening on {} (beyond this machine) without {}; see docs/OPERATIONS.md, \"Authentication and network exposure\"",
+            config.listen,
+            missing.join(" and ")
+        )
+    })
 }

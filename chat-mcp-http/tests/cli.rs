@@ -76,3 +76,37 @@ fn bad_values_are_refused_with_a_message() {
     let out = run(&["--port", "99999"]);
     assert!(!out.status.success());
 }
+
+#[test]
+fn a_port_in_use_is_named_with_what_to_do() {
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = taken.local_addr().expect("addr").port().to_string();
+    let out = run(&["--port", &port]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains(&format!("127.0.0.1:{port}"))
+            && err.contains("already in use")
+            && err.contains("--port"),
+        "{err}"
+    );
+}
+
+#[test]
+fn listening_beyond_loopback_without_a_token_warns_loudly() {
+    use chat_mcp_http::cli::Cli;
+    use clap::Parser;
+    let config = |args: &[&str]| {
+        let mut all = vec!["chat-mcp-http"];
+        all.extend_from_slice(args);
+        Cli::try_parse_from(all).expect("flags").into_config().expect("config")
+    };
+    assert_eq!(chat_mcp_http::exposure_warning(&config(&[])), None, "loopback is fine");
+    let open = chat_mcp_http::exposure_warning(&config(&["--host", "0.0.0.0"])).expect("a warning");
+    assert!(open.contains("--auth-token") && open.contains("--allowed-host"), "{open}");
+    let half = chat_mcp_http::exposure_warning(&config(&["--host", "0.0.0.0", "--auth-token", "s3cret"]))
+        .expect("a warning");
+    assert!(!half.contains("--auth-token") && half.contains("--allowed-host"), "{half}");
+    let safe = ["--host", "0.0.0.0", "--auth-token", "s3cret", "--allowed-host", "chat.example.com"];
+    assert_eq!(chat_mcp_http::exposure_warning(&config(&safe)), None);
+}
