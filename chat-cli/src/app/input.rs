@@ -39,11 +39,18 @@ impl LineEditor {
     }
 
     /// Inserts pasted text at the cursor; line breaks become spaces because one line is
-    /// one message.
+    /// one message. Terminals send a pasted line break as CR, some as CRLF or LF: each
+    /// of those is one break, so words on two lines never run together.
     pub fn insert_str(&mut self, text: &str) {
-        for c in text.chars() {
+        let mut chars = text.chars().peekable();
+        while let Some(c) = chars.next() {
             match c {
-                '\r' => {}
+                '\r' => {
+                    if chars.peek() == Some(&'\n') {
+                        chars.next();
+                    }
+                    self.insert(' ');
+                }
                 '\n' | '\t' => self.insert(' '),
                 c if c.is_control() => {}
                 c => self.insert(c),
@@ -232,6 +239,9 @@ mod tests {
     #[test]
     fn paste_turns_line_breaks_into_spaces() {
         assert_eq!(typed("a\r\nb\tc\u{7}").text(), "a b c");
+        // What terminals send for a pasted line break: CR alone.
+        assert_eq!(typed("line one\rline two").text(), "line one line two");
+        assert_eq!(typed("x\r\r\ny\nz").text(), "x  y z");
     }
 
     #[test]
