@@ -503,7 +503,7 @@ mod tests {
         assert_eq!(clients[1].name, None);
         for (text, problem) in [
             ("backend\n", "expected `CLIENT_ID SECRET"),
-            ("back end! 0123456789abcdef0123\n", "not a valid client id"),
+            ("back!end 0123456789abcdef0123\n", "not a valid client id"),
             ("backend short\n", "at least 16"),
             ("a 0123456789abcdef0123\na 0123456789abcdef0123\n", "registered twice"),
         ] {
