@@ -1,14 +1,20 @@
 //! `chat-cli` end to end: the real server binary and real `chat-cli --plain --json`
 //! child processes, driven through their stdin and read from their stdout, one JSON
 //! object per line. Every wait is bounded, so a broken client fails instead of hanging.
+//!
+//! Every CLI keeps its identities in its own temporary state directory
+//! (`MCP_CHAT_STATE_DIR`), never in the real home; tests that restart a client pass the
+//! same directory again.
 
 use std::net::SocketAddr;
+use std::path::Path;
 use std::process::{ExitStatus, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use serde_json::Value;
+use tempfile::TempDir;
 use tests::{STEP, ServerProcess, binary, within};
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::{TcpListener, TcpStream};
@@ -25,17 +31,35 @@ struct Cli {
     /// Everything read so far, for failure messages.
     seen: Vec<Value>,
     stderr: Arc<Mutex<String>>,
+    /// The state directory when the CLI has its own (removed when the CLI is dropped).
+    _own_state: Option<TempDir>,
+}
+
+/// A fresh, empty state directory.
+fn state_dir() -> TempDir {
+    tempfile::Builder::new().prefix("chat-cli-state-").tempdir().expect("create a state directory")
 }
 
 impl Cli {
-    /// Starts `chat-cli --plain --json --server <url> <args>`.
+    /// Starts `chat-cli --plain --json --server <url> <args>` with a state directory of
+    /// its own.
     async fn start(name: &str, url: &str, args: &[&str]) -> Cli {
+        let state = state_dir();
+        let mut cli = Cli::start_in(name, url, args, state.path()).await;
+        cli._own_state = Some(state);
+        cli
+    }
+
+    /// Starts `chat-cli --plain --json --server <url> <args>` keeping its identities in
+    /// `state` (`MCP_CHAT_STATE_DIR`).
+    async fn start_in(name: &str, url: &str, args: &[&str], state: &Path) -> Cli {
         let path = tokio::task::spawn_blocking(|| binary("chat-cli")).await.expect("find chat-cli");
         let mut child = Command::new(path)
             .args(["--plain", "--json", "--server", url])
             .args(args)
             .env_remove("MCP_CHAT_URL")
             .env_remove("MCP_CHAT_AUTH_TOKEN")
+            .env("MCP_CHAT_STATE_DIR", state)
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
@@ -62,7 +86,7 @@ impl Cli {
             sink.lock().unwrap_or_else(std::sync::PoisonError::into_inner).push_str(&text);
         });
         let stdin = child.stdin.take();
-        Cli { name: name.to_owned(), child, stdin, lines, seen: Vec::new(), stderr }
+        Cli { name: name.to_owned(), child, stdin, lines, seen: Vec::new(), stderr, _own_state: None }
     }
 
     /// Types one line.
