@@ -601,3 +601,21 @@ async fn a_damaged_state_file_is_a_warning_not_a_failure() {
     }
     gina.assert_no_errors();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_second_cli_as_the_same_id_takes_over_and_the_first_says_so() {
+    let server = ServerProcess::start(&[]).await;
+    let state = state_dir();
+    let mut first = Cli::start_in("first", &server.url, &["dm", "--as", "hank"], state.path()).await;
+    first.expect("connected").await;
+    let mut second = Cli::start_in("second", &server.url, &["dm", "--as", "hank"], state.path()).await;
+    let connected = second.expect("connected").await;
+    assert_eq!(connected["restored"], true, "{connected}");
+    // The first one learns at its next request (here /who) that hank is elsewhere now.
+    first.say("/who").await;
+    let error = first.expect("error").await;
+    let message = error["message"].as_str().unwrap_or_default();
+    assert!(message.contains("took 'hank' over"), "{message}");
+    assert_eq!(first.exit(STEP).await.code(), Some(1));
+    second.assert_no_errors();
+}

@@ -41,6 +41,8 @@ enum Ended {
     AppGone,
     /// The connection is unusable.
     Lost(String),
+    /// Another session took the identity over with its token.
+    TakenOver,
 }
 
 /// Why (re)connecting failed.
@@ -182,6 +184,14 @@ impl Worker {
                     return self.emit(NetEvent::Closed);
                 }
                 Ended::AppGone => return conn.close(CLOSE_LIMIT).await,
+                Ended::TakenOver => {
+                    conn.close(CLOSE_LIMIT).await;
+                    let id = self.credentials.as_ref().map(|c| c.user_id.clone()).unwrap_or_default();
+                    return self.emit(NetEvent::Fatal(format!(
+                        "another session took '{id}' over with its resume token (is chat-cli running as \
+                         '{id}' somewhere else too?); this one stops"
+                    )));
+                }
                 Ended::Lost(reason) => {
                     // Closing may hang on a dead network: let it finish in the background.
                     tokio::spawn(conn.close(CLOSE_LIMIT));
@@ -382,6 +392,9 @@ impl Worker {
                         poll = self.start_poll(&caller, Duration::ZERO);
                     }
                     Err(CallError::Transport(reason)) => return Ended::Lost(reason),
+                    Err(CallError::Tool { code: Some(code), .. }) if code == "taken_over" => {
+                        return Ended::TakenOver;
+                    }
                     Err(_) => poll = self.start_poll(&caller, POLL_RETRY),
                 },
                 action = self.actions.rx.recv() => match action {
@@ -402,7 +415,8 @@ impl Worker {
         }
     }
 
-    /// Performs an action and reports the outcome. `Err` = this connection is over.
+    /// Performs an action and reports the outcome. `Err` = this connection is over (lost,
+    /// or the identity taken over).
     async fn perform(&mut self, caller: &Caller, action: Action) -> Result<(), Ended> {
         match tools::perform(caller, &self.identify, action).await {
             Ok(Some(event)) => {
@@ -414,6 +428,9 @@ impl Worker {
                     self.keep(Credentials { user_id: reply.user_id.to_string(), resume_token });
                 }
                 self.emit(event)
+            }
+            Err((_, CallError::Tool { code: Some(code), .. })) if code == "taken_over" => {
+                return Err(Ended::TakenOver);
             }
             Ok(None) | Err((None, CallError::Tool { .. } | CallError::Protocol(_))) => {}
             Err((request, CallError::Transport(reason))) => {
