@@ -6,6 +6,7 @@
 //! - [`render`]: draws the app with ratatui;
 //! - [`net`]: the rmcp client task (long poll + notifications, reconnect and resume);
 //! - [`tui`] and [`plain`]: the full-screen and the line-oriented front ends;
+//! - [`state`]: the resume tokens of the identities we own, kept between runs;
 //! - [`cli`]: the command line.
 
 pub mod app;
@@ -15,4 +16,5 @@ pub mod net;
 pub mod plain;
 pub mod render;
 pub mod signals;
+pub mod state;
 pub mod tui;

@@ -10,6 +10,18 @@ use clap::Parser;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    if cli.forget {
+        return match cli.forget_saved() {
+            Ok(done) => {
+                println!("{done}");
+                ExitCode::SUCCESS
+            }
+            Err(error) => {
+                eprintln!("chat-cli: {error}");
+                ExitCode::FAILURE
+            }
+        };
+    }
     let (settings, net, target) = cli.configure(clock::local_offset_secs());
     let plain = cli.wants_plain(std::io::stdout().is_terminal());
     let runtime = match tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build() {

@@ -8,10 +8,13 @@ use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 fn run(args: &[&str]) -> Output {
+    // Never the real home's state file.
+    let state = tempfile::tempdir().expect("a temporary state directory");
     Command::new(env!("CARGO_BIN_EXE_chat-cli"))
         .args(args)
         .env_remove("MCP_CHAT_URL")
         .env_remove("MCP_CHAT_AUTH_TOKEN")
+        .env("MCP_CHAT_STATE_DIR", state.path())
         .stdin(Stdio::null())
         .output()
         .expect("run chat-cli")
@@ -34,6 +37,9 @@ fn help_lists_the_flags_and_modes() {
         "dm",
         "http://127.0.0.1:8123/mcp",
         "MCP_CHAT_AUTH_TOKEN",
+        "--state-dir",
+        "MCP_CHAT_STATE_DIR",
+        "--forget",
     ] {
         assert!(help.contains(needle), "--help does not mention {needle}:\n{help}");
     }

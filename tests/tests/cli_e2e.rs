@@ -1,14 +1,20 @@
 //! `chat-cli` end to end: the real server binary and real `chat-cli --plain --json`
 //! child processes, driven through their stdin and read from their stdout, one JSON
 //! object per line. Every wait is bounded, so a broken client fails instead of hanging.
+//!
+//! Every CLI keeps its identities in its own temporary state directory
+//! (`MCP_CHAT_STATE_DIR`), never in the real home; tests that restart a client pass the
+//! same directory again.
 
 use std::net::SocketAddr;
+use std::path::Path;
 use std::process::{ExitStatus, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use serde_json::Value;
+use tempfile::TempDir;
 use tests::{STEP, ServerProcess, binary, within};
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::{TcpListener, TcpStream};
@@ -25,17 +31,35 @@ struct Cli {
     /// Everything read so far, for failure messages.
     seen: Vec<Value>,
     stderr: Arc<Mutex<String>>,
+    /// The state directory when the CLI has its own (removed when the CLI is dropped).
+    _own_state: Option<TempDir>,
+}
+
+/// A fresh, empty state directory.
+fn state_dir() -> TempDir {
+    tempfile::Builder::new().prefix("chat-cli-state-").tempdir().expect("create a state directory")
 }
 
 impl Cli {
-    /// Starts `chat-cli --plain --json --server <url> <args>`.
+    /// Starts `chat-cli --plain --json --server <url> <args>` with a state directory of
+    /// its own.
     async fn start(name: &str, url: &str, args: &[&str]) -> Cli {
+        let state = state_dir();
+        let mut cli = Cli::start_in(name, url, args, state.path()).await;
+        cli._own_state = Some(state);
+        cli
+    }
+
+    /// Starts `chat-cli --plain --json --server <url> <args>` keeping its identities in
+    /// `state` (`MCP_CHAT_STATE_DIR`).
+    async fn start_in(name: &str, url: &str, args: &[&str], state: &Path) -> Cli {
         let path = tokio::task::spawn_blocking(|| binary("chat-cli")).await.expect("find chat-cli");
         let mut child = Command::new(path)
             .args(["--plain", "--json", "--server", url])
             .args(args)
             .env_remove("MCP_CHAT_URL")
             .env_remove("MCP_CHAT_AUTH_TOKEN")
+            .env("MCP_CHAT_STATE_DIR", state)
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
@@ -62,7 +86,7 @@ impl Cli {
             sink.lock().unwrap_or_else(std::sync::PoisonError::into_inner).push_str(&text);
         });
         let stdin = child.stdin.take();
-        Cli { name: name.to_owned(), child, stdin, lines, seen: Vec::new(), stderr }
+        Cli { name: name.to_owned(), child, stdin, lines, seen: Vec::new(), stderr, _own_state: None }
     }
 
     /// Types one line.
@@ -114,6 +138,22 @@ impl Cli {
 
     async fn exit(&mut self, limit: Duration) -> ExitStatus {
         within(limit, &format!("{} exits", self.name), self.child.wait()).await.expect("wait for chat-cli")
+    }
+
+    /// Kills the process with SIGKILL, as a crash would: no goodbye to the server.
+    async fn crash(&mut self) {
+        self.child.start_kill().expect("kill chat-cli");
+        let _ = self.exit(STEP).await;
+    }
+
+    /// Fails if any `error` line was seen so far.
+    fn assert_no_errors(&self) {
+        assert!(
+            !self.seen.iter().any(|line| line["type"] == "error"),
+            "{}: unexpected error; seen:\n{}",
+            self.name,
+            self.log()
+        );
     }
 
     fn log(&self) -> String {
@@ -388,4 +428,194 @@ async fn messages_to_a_partner_who_never_returns_are_reported_undelivered() {
     let left = bob.expect_where("partner_left", STEP, |_| true).await;
     assert_eq!(left["reason"], "timeout", "{left}");
     assert_eq!(left["undelivered"], Value::Array(sent), "only what was sent after she was lost: {left}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dm_client_that_quit_comes_back_as_itself_and_gets_its_mail() {
+    let server = ServerProcess::start(&[]).await;
+    let state = state_dir();
+    let mut carol = Cli::start_in("carol", &server.url, &["dm", "--as", "carol"], state.path()).await;
+    let connected = carol.expect("connected").await;
+    assert_eq!(connected["user_id"], "carol", "{connected}");
+    carol.say("/quit").await;
+    carol.expect("closed").await;
+    assert!(carol.exit(STEP).await.success());
+
+    // carol exists now (offline), so mail to her is accepted and waits in her mailbox.
+    let mut alice = Cli::start("alice", &server.url, &["dm", "--as", "alice"]).await;
+    alice.expect("connected").await;
+    alice.say("/to carol welcome back").await;
+    let echo = alice.expect_where("message", STEP, |m| m["mine"] == true).await;
+    assert_eq!((echo["to"].as_str(), echo["text"].as_str()), (Some("carol"), Some("welcome back")));
+    alice.assert_no_errors();
+
+    // The same state directory: carol's CLI resumes her identity with the stored token.
+    let mut carol = Cli::start_in("carol again", &server.url, &["dm", "--as", "carol"], state.path()).await;
+    let connected = carol.expect("connected").await;
+    assert_eq!(connected["user_id"], "carol", "{connected}");
+    let got = carol.expect("message").await;
+    assert_eq!((got["from"].as_str(), got["text"].as_str()), (Some("alice"), Some("welcome back")));
+    carol.assert_no_errors();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_killed_dm_client_takes_its_identity_back_at_once() {
+    // A long reconnect grace: the server still counts the killed session as
+    // reconnecting when the new process starts. The token must win at once.
+    let server = ServerProcess::start(&["--reconnect-grace", "60s"]).await;
+    let state = state_dir();
+    let mut crashy = Cli::start_in("crashy", &server.url, &["dm", "--as", "crashy"], state.path()).await;
+    crashy.expect("connected").await;
+    crashy.crash().await;
+
+    let mut crashy =
+        Cli::start_in("crashy again", &server.url, &["dm", "--as", "crashy"], state.path()).await;
+    let connected = crashy.expect("connected").await;
+    assert_eq!(connected["user_id"], "crashy", "{connected}");
+    assert_eq!(connected["restored"], true, "taken back with the stored token: {connected}");
+
+    // It really is crashy: mail to crashy reaches the new process.
+    let mut bob = Cli::start("bob", &server.url, &["dm", "--as", "bob"]).await;
+    bob.expect("connected").await;
+    bob.say("/to crashy still there?").await;
+    let got = crashy.expect("message").await;
+    assert_eq!((got["from"].as_str(), got["text"].as_str()), (Some("bob"), Some("still there?")));
+    crashy.assert_no_errors();
+    bob.assert_no_errors();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_killed_roulette_client_comes_back_to_its_chat() {
+    let server = ServerProcess::start(&["--reconnect-grace", "60s"]).await;
+    let state = state_dir();
+    let mut ann = Cli::start_in("ann", &server.url, &["--name", "Ann"], state.path()).await;
+    let first = ann.expect("connected").await;
+    ann.expect("waiting").await;
+    let mut bob = Cli::start("bob", &server.url, &["--name", "Bob"]).await;
+    let matched = bob.expect("matched").await;
+    ann.expect("matched").await;
+
+    ann.crash().await;
+    bob.expect_where("partner_reconnecting", STEP, |_| true).await;
+    bob.say("are you back?").await;
+    bob.expect_where("message", STEP, |m| m["mine"] == true).await;
+
+    let mut ann = Cli::start_in("ann again", &server.url, &["--name", "Ann"], state.path()).await;
+    let again = ann.expect("connected").await;
+    assert_eq!(again["user_id"], first["user_id"], "the same user: {again}");
+    let room = ann.expect("matched").await;
+    assert_eq!(room["room_id"], matched["room_id"], "the same room: {room}");
+    let got = ann.expect_where("message", STEP, |m| m["mine"] == false).await;
+    assert_eq!(got["text"], "are you back?");
+    bob.expect_where("partner_reconnected", STEP, |_| true).await;
+    ann.say("yes").await;
+    let got = bob.expect_where("message", STEP, |m| m["mine"] == false).await;
+    assert_eq!(got["text"], "yes");
+    ann.assert_no_errors();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_roulette_clients_sharing_a_state_directory_stay_two_people() {
+    let server = ServerProcess::start(&[]).await;
+    let state = state_dir();
+    let mut ann = Cli::start_in("ann", &server.url, &["--name", "Ann"], state.path()).await;
+    let ann_id = ann.expect("connected").await["user_id"].clone();
+    ann.expect("waiting").await;
+    let mut bob = Cli::start_in("bob", &server.url, &["--name", "Bob"], state.path()).await;
+    let bob_id = bob.expect("connected").await["user_id"].clone();
+    assert_ne!(ann_id, bob_id, "a running client's identity is not taken over");
+    let matched = bob.expect("matched").await;
+    assert_eq!(matched["partner"]["display_name"], "Ann");
+    ann.expect("matched").await;
+}
+
+/// The CLI's state file in `dir`, as JSON.
+fn saved_state(dir: &Path) -> Value {
+    let text = std::fs::read_to_string(dir.join("identities.json")).expect("read the state file");
+    serde_json::from_str(&text).expect("the state file is JSON")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_id_owned_elsewhere_is_refused_with_what_to_do() {
+    let server = ServerProcess::start(&[]).await;
+    let mut owner = Cli::start("owner", &server.url, &["dm", "--as", "dora"]).await;
+    owner.expect("connected").await;
+
+    // Another machine (another state directory) has no token for dora.
+    let elsewhere = state_dir();
+    let mut other = Cli::start_in("other", &server.url, &["dm", "--as", "dora"], elsewhere.path()).await;
+    assert_eq!(other.exit(STEP).await.code(), Some(1));
+    let error = other.expect("error").await;
+    let message = error["message"].as_str().unwrap_or_default();
+    assert!(message.contains("'dora'") && message.contains("belongs to another owner"), "{message}");
+    assert!(message.contains("--as"), "says how to proceed: {message}");
+    let file = elsewhere.path().join("identities.json");
+    assert!(message.contains(&file.display().to_string()), "names the state file: {message}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_saved_token_the_server_rejects_is_dropped_and_explained() {
+    let server = ServerProcess::start(&[]).await;
+    let mut owner = Cli::start("owner", &server.url, &["dm", "--as", "erin"]).await;
+    owner.expect("connected").await;
+
+    // A token that is not erin's (say, saved before the server was reset and someone
+    // else took the id); another id's token in the same file is left alone.
+    let state = state_dir();
+    let wrong = serde_json::json!({"version": 1, "servers": {server.url.as_str(): {"clients": {
+        "erin": {"resume_token": "rt_00000000000000000000000000000000"},
+        "frank": {"resume_token": "rt_11111111111111111111111111111111"},
+    }}}});
+    std::fs::write(state.path().join("identities.json"), wrong.to_string()).expect("write the state file");
+    let mut stale = Cli::start_in("stale", &server.url, &["dm", "--as", "erin"], state.path()).await;
+    assert_eq!(stale.exit(STEP).await.code(), Some(1));
+    let error = stale.expect("error").await;
+    let message = error["message"].as_str().unwrap_or_default();
+    assert!(message.contains("'erin'") && message.contains("belongs to someone else"), "{message}");
+    assert!(message.contains("removed"), "says the token was dropped: {message}");
+    assert!(!message.contains("rt_0000"), "never shows a token: {message}");
+    let clients = &saved_state(state.path())["servers"][server.url.as_str()]["clients"];
+    assert!(clients.get("erin").is_none(), "the stale token is gone: {clients}");
+    assert!(clients.get("frank").is_some(), "{clients}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_damaged_state_file_is_a_warning_not_a_failure() {
+    let server = ServerProcess::start(&[]).await;
+    let state = state_dir();
+    std::fs::write(state.path().join("identities.json"), "{ this is not json").expect("write");
+    let mut gina = Cli::start_in("gina", &server.url, &["dm", "--as", "gina"], state.path()).await;
+    let warning = gina.expect("warning").await;
+    assert!(warning["message"].as_str().is_some_and(|m| m.contains("damaged")), "{warning}");
+    gina.expect("connected").await;
+    // The new token is saved; the damaged file is kept aside.
+    let saved = saved_state(state.path());
+    assert!(saved["servers"][server.url.as_str()]["clients"]["gina"]["resume_token"].is_string(), "{saved}");
+    assert!(state.path().join("identities.json.corrupt").exists());
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode =
+            std::fs::metadata(state.path().join("identities.json")).expect("stat").permissions().mode();
+        assert_eq!(mode & 0o777, 0o600);
+    }
+    gina.assert_no_errors();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_second_cli_as_the_same_id_takes_over_and_the_first_says_so() {
+    let server = ServerProcess::start(&[]).await;
+    let state = state_dir();
+    let mut first = Cli::start_in("first", &server.url, &["dm", "--as", "hank"], state.path()).await;
+    first.expect("connected").await;
+    let mut second = Cli::start_in("second", &server.url, &["dm", "--as", "hank"], state.path()).await;
+    let connected = second.expect("connected").await;
+    assert_eq!(connected["restored"], true, "{connected}");
+    // The first one learns at its next request (here /who) that hank is elsewhere now.
+    first.say("/who").await;
+    let error = first.expect("error").await;
+    let message = error["message"].as_str().unwrap_or_default();
+    assert!(message.contains("took 'hank' over"), "{message}");
+    assert_eq!(first.exit(STEP).await.code(), Some(1));
+    second.assert_no_errors();
 }

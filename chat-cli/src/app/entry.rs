@@ -23,6 +23,8 @@ pub enum Entry {
         user_id: Arc<str>,
         /// Our display name.
         display_name: Arc<str>,
+        /// The identity was saved by an earlier run and taken back with its resume token.
+        restored: bool,
     },
     /// Waiting in the roulette queue.
     Waiting {
@@ -196,6 +198,14 @@ pub enum Entry {
         /// The text; may span lines.
         text: String,
     },
+    /// Something the user should know; the session goes on (the state file could not
+    /// be used, say).
+    Warning {
+        /// When.
+        ts: Time,
+        /// What happened and what it means.
+        message: String,
+    },
     /// Something went wrong; the session goes on.
     Error {
         /// When.
@@ -276,6 +286,7 @@ impl Entry {
             | Entry::Reconnecting { ts, .. }
             | Entry::Reconnected { ts, .. }
             | Entry::Info { ts, .. }
+            | Entry::Warning { ts, .. }
             | Entry::Error { ts, .. }
             | Entry::Closed { ts } => *ts,
         }
@@ -292,8 +303,12 @@ impl Entry {
         let clock = |t: Time| clock_time(t, offset_secs, seconds);
         let system = |line: String| Body::System(vec![line]);
         match self {
-            Entry::Connected { server, user_id, display_name, .. } => {
-                system(format!("connected to {server} as {}", name_and_id(display_name, user_id)))
+            Entry::Connected { server, user_id, display_name, restored, .. } => {
+                let mut line = format!("connected to {server} as {}", name_and_id(display_name, user_id));
+                if *restored {
+                    line.push_str(" (taken back with the resume token an earlier run saved)");
+                }
+                system(line)
             }
             Entry::Waiting { position, queue_length, estimated_wait_secs, .. } => {
                 let wait =
@@ -397,6 +412,7 @@ impl Entry {
                 system("reconnected, but the server had ended your session; starting afresh".into())
             }
             Entry::Info { text, .. } => Body::System(text.lines().map(str::to_owned).collect()),
+            Entry::Warning { message, .. } => Body::Error(format!("warning: {message}")),
             Entry::Error { message, .. } => Body::Error(message.clone()),
             Entry::Closed { .. } => system("disconnected".into()),
         }

@@ -75,6 +75,9 @@ pub enum Joined {
     Roulette(EnterQueueReply),
     /// Direct messages: the `checkin_client` reply.
     Dm(CheckedInReply),
+    /// Roulette, in the middle of a chat: an identity an earlier run left behind (it
+    /// crashed or was killed), taken back with `resume_session`, as the server has it.
+    Restored(IdentityReply),
 }
 
 /// Which request a tool error answers, so the app can word it and undo optimistic state.
@@ -105,6 +108,9 @@ pub enum NetEvent {
         joined: Joined,
         /// `true` when a lost identity was replaced by a new one after a reconnect.
         fresh: bool,
+        /// `true` when the identity is one saved by an earlier run, taken back with its
+        /// resume token.
+        restored: bool,
     },
     /// A server event, deduplicated and in `seq` order.
     Event(Envelope),
@@ -161,6 +167,9 @@ pub enum NetEvent {
     Identity(IdentityReply),
     /// The session was closed on request.
     Closed,
+    /// Something the user should know that does not stop the session (the state file
+    /// could not be read or written, say).
+    Warning(String),
     /// Giving up: the first connection or identification failed.
     Fatal(String),
 }

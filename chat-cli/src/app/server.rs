@@ -53,7 +53,7 @@ impl App {
     pub fn on_net(&mut self, event: NetEvent, now: Time) -> Vec<Action> {
         let mut actions = Vec::new();
         match event {
-            NetEvent::Joined { joined, fresh } => {
+            NetEvent::Joined { joined, fresh, restored } => {
                 let first = self.me.is_none();
                 self.connection = Connection::Online;
                 if fresh {
@@ -67,9 +67,23 @@ impl App {
                             display_name: reply.display_name.clone(),
                         });
                         if first {
-                            self.connected_entry(now);
+                            self.connected_entry(now, restored);
                         }
                         self.apply_status(reply.status, now);
+                    }
+                    Joined::Restored(identity) => {
+                        if let (Some(user_id), Some(display_name)) =
+                            (&identity.user_id, &identity.display_name)
+                        {
+                            self.me = Some(PartnerInfo {
+                                user_id: user_id.clone(),
+                                display_name: display_name.clone(),
+                            });
+                        }
+                        if first {
+                            self.connected_entry(now, restored);
+                        }
+                        self.apply_identity(identity, now);
                     }
                     Joined::Dm(reply) => {
                         self.me = Some(PartnerInfo {
@@ -77,7 +91,7 @@ impl App {
                             display_name: reply.name.clone(),
                         });
                         if first {
-                            self.connected_entry(now);
+                            self.connected_entry(now, restored);
                             self.info(
                                 now,
                                 "/to <client_id> picks who to write to; /who lists clients; /help",
@@ -203,6 +217,7 @@ impl App {
                 self.push(Entry::Closed { ts: now });
                 self.done = true;
             }
+            NetEvent::Warning(message) => self.push(Entry::Warning { ts: now, message }),
             NetEvent::Fatal(message) => {
                 self.push(Entry::Error { ts: now, message: message.clone() });
                 self.connection = Connection::Failed(message);
@@ -212,7 +227,7 @@ impl App {
         actions
     }
 
-    fn connected_entry(&mut self, now: Time) {
+    fn connected_entry(&mut self, now: Time, restored: bool) {
         if let Some(me) = self.me.clone() {
             let server = self.settings.server.clone();
             self.push(Entry::Connected {
@@ -220,6 +235,7 @@ impl App {
                 server,
                 user_id: me.user_id,
                 display_name: me.display_name,
+                restored,
             });
         }
     }

@@ -39,6 +39,7 @@ pub(crate) mod fixtures {
                 status,
             }),
             fresh: false,
+            restored: false,
         }
     }
 
@@ -141,6 +142,7 @@ pub(crate) mod fixtures {
                 pending_messages: 0,
             }),
             fresh: false,
+            restored: false,
         }
     }
 
@@ -173,6 +175,7 @@ fn kinds(app: &App) -> Vec<&'static str> {
     app.scrollback()
         .map(|e| match e {
             Entry::Connected { .. } => "connected",
+            Entry::Warning { .. } => "warning",
             Entry::Waiting { .. } => "waiting",
             Entry::Matched { .. } => "matched",
             Entry::Message { mine: true, .. } => "mine",
@@ -450,7 +453,7 @@ fn a_forgotten_session_starts_afresh() {
     let mut app = chatting();
     app.on_net(NetEvent::Reconnecting { attempt: 1, reason: "session expired".into() }, at(2));
     let NetEvent::Joined { joined, .. } = joined(waiting(1, 1, None)) else { unreachable!() };
-    app.on_net(NetEvent::Joined { joined, fresh: true }, at(3));
+    app.on_net(NetEvent::Joined { joined, fresh: true, restored: false }, at(3));
     assert_eq!(kinds(&app)[kinds(&app).len() - 2..], ["reconnected", "waiting"]);
     assert!(matches!(app.scrollback().rev().nth(1), Some(Entry::Reconnected { resumed: false, .. })));
 }
@@ -712,4 +715,55 @@ fn a_departure_with_everything_delivered_says_nothing_about_delivery() {
     assert_eq!(json.as_ref().and_then(|j| j.get("undelivered")), None, "{json:?}");
     assert_eq!(last_line(&app), "[12:00:03] * Bob left the chat; /next to meet someone new");
     assert!(plain_lines(&app).contains(&"[12:00:02] <Alice> bye".to_owned()));
+}
+
+#[test]
+fn a_roulette_identity_restored_mid_chat_is_back_in_its_room() {
+    let mut app = App::new(settings(Mode::Roulette));
+    let identity = IdentityReply {
+        user_id: Some("u_alice".into()),
+        display_name: Some("Alice".into()),
+        resume_token: Some("rt_secret".into()),
+        checked_in: false,
+        activity: ActivityState::Chatting { room_id: "r_1".into(), partner: partner("u_bob", "Bob") },
+        pending_events: 1,
+        pending_messages: 0,
+        last_seq: 4,
+    };
+    app.on_net(NetEvent::Joined { joined: Joined::Restored(identity), fresh: false, restored: true }, at(0));
+    assert_eq!(kinds(&app), ["connected", "matched"]);
+    assert_eq!(app.me().map(|m| &*m.user_id), Some("u_alice"));
+    assert!(app.in_room("r_1"));
+    let json = app.take_emitted().first().map(|e| serde_json::to_value(e).unwrap_or_default());
+    assert_eq!(json.as_ref().and_then(|j| j.get("restored")), Some(&serde_json::json!(true)), "{json:?}");
+    assert_eq!(
+        plain_lines(&app)[0],
+        "[12:00:00] * connected to http://127.0.0.1:8123/mcp as Alice [u_alice] (taken back with the \
+         resume token an earlier run saved)"
+    );
+    assert_eq!(
+        app.submit("sorry, I crashed", at(1)),
+        [Action::SendRoom { room_id: "r_1".into(), text: "sorry, I crashed".into() }]
+    );
+}
+
+#[test]
+fn a_fresh_connection_is_not_called_restored() {
+    let mut app = App::new(settings(Mode::Dm { client_id: "carol".into() }));
+    app.on_net(dm_joined("carol"), at(0));
+    let json = app.take_emitted().first().map(|e| serde_json::to_value(e).unwrap_or_default());
+    assert_eq!(json.as_ref().and_then(|j| j.get("restored")), Some(&serde_json::json!(false)), "{json:?}");
+    assert_eq!(plain_lines(&app)[0], "[12:00:00] * connected to http://127.0.0.1:8123/mcp as carol");
+}
+
+#[test]
+fn warnings_are_shown_and_the_session_goes_on() {
+    let mut app = chatting();
+    app.take_emitted();
+    app.on_net(NetEvent::Warning("the state file is damaged".into()), at(2));
+    assert_eq!(last_line(&app), "[12:00:02] ! warning: the state file is damaged");
+    let json = app.take_emitted().first().map(|e| serde_json::to_value(e).unwrap_or_default());
+    assert_eq!(json.as_ref().and_then(|j| j.get("type")), Some(&serde_json::json!("warning")));
+    assert!(!app.is_done());
+    assert_eq!(app.failure(), None);
 }

@@ -3,7 +3,8 @@
 //!
 //! Events arrive two ways and are merged: pushed notifications (fast) and a background
 //! `wait_for_events` long poll (reliable, and it acknowledges what was seen). A dropped
-//! connection is re-established and the identity resumed with its token.
+//! connection is re-established and the identity resumed with its token, which is also
+//! saved in the state file for the next run.
 
 pub mod client;
 pub mod sequencer;
@@ -17,6 +18,7 @@ use tokio::sync::mpsc;
 pub use self::client::Endpoint;
 pub use self::tools::Identify;
 use crate::app::{Action, NetEvent};
+use crate::state::Store;
 
 /// Everything the network task needs.
 #[derive(Clone, Debug)]
@@ -33,6 +35,8 @@ pub struct NetConfig {
     pub call_timeout: Duration,
     /// How long each `wait_for_events` waits on the server.
     pub poll_wait_secs: u64,
+    /// Where resume tokens are kept between runs; `Err` says why there is no such place.
+    pub state: Result<Store, String>,
 }
 
 /// The app's ends of the channels to the network task.
@@ -60,7 +64,14 @@ pub fn spawn(config: NetConfig) -> Result<NetHandle, String> {
     };
     let (action_tx, action_rx) = mpsc::unbounded_channel();
     let (event_tx, event_rx) = mpsc::unbounded_channel();
-    let worker = worker::Worker::new(endpoint, config.identify, config.poll_wait_secs, action_rx, event_tx);
+    let worker = worker::Worker::new(
+        endpoint,
+        config.identify,
+        config.poll_wait_secs,
+        config.state,
+        action_rx,
+        event_tx,
+    );
     tokio::spawn(worker.run());
     Ok(NetHandle { actions: action_tx, events: event_rx })
 }

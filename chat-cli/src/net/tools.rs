@@ -11,6 +11,7 @@ use serde_json::{Value, json};
 
 use super::client::{CallError, Caller, decode};
 use crate::app::{Action, Joined, NetEvent, Request};
+use crate::state::Token;
 
 /// Who to be on the server.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -31,13 +32,13 @@ pub enum Identify {
     },
 }
 
-/// What proves our identity to `resume_session`.
+/// What proves our identity to `resume_session` (and to `checkin_client`).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Credentials {
     /// User id or client id.
     pub user_id: String,
-    /// The resume token.
-    pub resume_token: String,
+    /// The resume token (redacted in `Debug`).
+    pub resume_token: Token,
 }
 
 impl Identify {
@@ -54,28 +55,57 @@ impl Identify {
         }
     }
 
-    /// Binds the identity: `enter_queue` or `checkin_client`. Returns the reply and the
-    /// credentials to keep for reconnecting.
-    pub async fn run(&self, caller: &Caller) -> Result<(Joined, Option<Credentials>), CallError> {
+    /// The client id, in dm mode.
+    pub fn client_id(&self) -> Option<&str> {
         match self {
-            Identify::Roulette { .. } => {
-                let reply: EnterQueueReply = caller.call_as("enter_queue", self.enter_queue_args()).await?;
-                let credentials = reply
-                    .resume_token
-                    .as_ref()
-                    .map(|t| Credentials { user_id: reply.user_id.to_string(), resume_token: t.to_string() });
-                Ok((Joined::Roulette(reply), credentials))
-            }
+            Identify::Roulette { .. } => None,
+            Identify::Dm { client_id, .. } => Some(client_id),
+        }
+    }
+
+    fn checkin_args(&self, token: Option<&Token>) -> Value {
+        match self {
+            Identify::Roulette { .. } => json!({}),
             Identify::Dm { client_id, name } => {
                 let mut args = json!({ "client_id": client_id });
                 if let Some(name) = name {
                     args["name"] = json!(name);
                 }
-                let reply: CheckedInReply = caller.call_as("checkin_client", args).await?;
+                if let Some(token) = token {
+                    args["resume_token"] = json!(token.expose());
+                }
+                args
+            }
+        }
+    }
+
+    /// Binds the identity: `enter_queue` (or, when the session already has its roulette
+    /// identity, queues it) or `checkin_client`, in dm mode with `token` when we have
+    /// one for the id. Returns the reply and the credentials to keep: the new token when
+    /// the reply has one, else `token`.
+    pub async fn run(
+        &self,
+        caller: &Caller,
+        token: Option<&Token>,
+    ) -> Result<(Joined, Option<Credentials>), CallError> {
+        match self {
+            Identify::Roulette { .. } => {
+                let reply: EnterQueueReply = caller.call_as("enter_queue", self.enter_queue_args()).await?;
                 let credentials = reply.resume_token.as_ref().map(|t| Credentials {
-                    user_id: reply.client_id.to_string(),
-                    resume_token: t.to_string(),
+                    user_id: reply.user_id.to_string(),
+                    resume_token: Token::new(t.to_string()),
                 });
+                Ok((Joined::Roulette(reply), credentials))
+            }
+            Identify::Dm { .. } => {
+                let reply: CheckedInReply =
+                    caller.call_as("checkin_client", self.checkin_args(token)).await?;
+                let resume_token = match (&reply.resume_token, token) {
+                    (Some(new), _) => Some(Token::new(new.to_string())),
+                    (None, given) => given.cloned(),
+                };
+                let credentials = resume_token
+                    .map(|resume_token| Credentials { user_id: reply.client_id.to_string(), resume_token });
                 Ok((Joined::Dm(reply), credentials))
             }
         }
@@ -84,7 +114,7 @@ impl Identify {
 
 /// `resume_session`.
 pub async fn resume(caller: &Caller, credentials: &Credentials) -> Result<IdentityReply, CallError> {
-    let args = json!({ "user_id": credentials.user_id, "resume_token": credentials.resume_token });
+    let args = json!({ "user_id": credentials.user_id, "resume_token": credentials.resume_token.expose() });
     caller.call_as("resume_session", args).await
 }
 
@@ -258,5 +288,15 @@ mod tests {
         assert_eq!(identify.enter_queue_args(), json!({"display_name": "Ann", "interests": ["rust"]}));
         let anonymous = Identify::Roulette { name: None, interests: vec![] };
         assert_eq!(anonymous.enter_queue_args(), json!({"interests": []}));
+    }
+
+    #[test]
+    fn checkin_passes_the_saved_token_when_there_is_one() {
+        let identify = Identify::Dm { client_id: "alice".into(), name: Some("Alice".into()) };
+        assert_eq!(identify.checkin_args(None), json!({"client_id": "alice", "name": "Alice"}));
+        assert_eq!(
+            identify.checkin_args(Some(&Token::new("rt_1"))),
+            json!({"client_id": "alice", "name": "Alice", "resume_token": "rt_1"})
+        );
     }
 }
