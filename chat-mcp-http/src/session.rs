@@ -81,6 +81,11 @@ impl Sessions {
         Arc::new(Sessions { hub, direct })
     }
 
+    /// The server's counters.
+    pub fn metrics(&self) -> &crate::metrics::Metrics {
+        &self.hub.metrics
+    }
+
     /// The session a request names: `400` without `Mcp-Session-Id`, `400` for an
     /// `MCP-Protocol-Version` this server does not speak, `404` for an unknown session.
     fn lookup(&self, headers: &HeaderMap) -> Result<Arc<Slot>, Refused> {
