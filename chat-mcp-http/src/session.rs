@@ -35,12 +35,13 @@
 use std::borrow::Cow;
 use std::collections::VecDeque;
 use std::convert::Infallible;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::task::Poll;
 use std::time::Duration;
 
 use axum::body::Bytes;
-use axum::extract::{Request, State};
+use axum::extract::{ConnectInfo, Request, State};
 use axum::middleware::Next;
 use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
@@ -126,7 +127,7 @@ impl Sessions {
                 ClientJsonRpcMessage::Request(request)
                     if matches!(request.request, ClientRequest::InitializeRequest(_)) =>
                 {
-                    self.initialize(&parts.headers, request)
+                    self.initialize(&parts.headers, peer_address(&parts.extensions), request)
                 }
                 _ => (StatusCode::BAD_REQUEST, "Bad Request: Session ID is required").into_response(),
             });
@@ -158,8 +159,14 @@ impl Sessions {
         }
     }
 
-    /// `initialize`: opens a session and answers with its id in `Mcp-Session-Id`.
-    fn initialize(&self, headers: &HeaderMap, request: JsonRpcRequest<ClientRequest>) -> Response {
+    /// `initialize`: opens a session for the client at `address` and answers with its id
+    /// in `Mcp-Session-Id`.
+    fn initialize(
+        &self,
+        headers: &HeaderMap,
+        address: Option<IpAddr>,
+        request: JsonRpcRequest<ClientRequest>,
+    ) -> Response {
         let ClientRequest::InitializeRequest(init) = request.request else {
             return StatusCode::BAD_REQUEST.into_response();
         };
@@ -179,7 +186,7 @@ impl Sessions {
                 return json_response(StatusCode::OK, &ServerJsonRpcMessage::error(error, Some(id)));
             }
         };
-        let slot = match self.hub.open_session() {
+        let slot = match self.hub.open_session(address) {
             Ok(slot) => slot,
             Err(refused) => {
                 tracing::warn!(reason = %refused, "refusing a new session");
@@ -403,12 +410,18 @@ pub async fn keepalive(hub: Arc<Hub>) {
     }
 }
 
+/// The client's IP address, as the accept loop recorded it (see `edge.rs`).
+pub(crate) fn peer_address(extensions: &http::Extensions) -> Option<IpAddr> {
+    extensions.get::<ConnectInfo<SocketAddr>>().map(|info| info.0.ip())
+}
+
 /// axum middleware on `/mcp`: refuses a new session (a POST without `Mcp-Session-Id`)
-/// with `503` and a JSON-RPC error while the server is at `--max-sessions` or stopping.
+/// with `503` and a JSON-RPC error while the server is at `--max-sessions`, the client's
+/// address at `--max-sessions-per-address`, or the server is stopping.
 pub async fn admit_new_sessions(State(hub): State<Arc<Hub>>, request: Request, next: Next) -> Response {
     let opens_session =
         request.method() == http::Method::POST && !request.headers().contains_key("mcp-session-id");
-    if opens_session && let Some(reason) = hub.refuses_new_sessions() {
+    if opens_session && let Some(reason) = hub.refuses_new_sessions(peer_address(request.extensions())) {
         tracing::warn!(%reason, "refusing a new session");
         let body =
             serde_json::json!({"jsonrpc": "2.0", "id": null, "error": {"code": -32000, "message": reason}});

@@ -4,6 +4,7 @@
 //! is the core's decision (`chat_core::Chat::hold`), not the slot's.
 
 use std::collections::{HashMap, HashSet};
+use std::net::IpAddr;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 
@@ -59,6 +60,8 @@ pub struct Slot {
     /// look like depends on it (batches exist only in 2025-03-26; SSE priming events only
     /// from 2025-11-25 on).
     protocol_version: OnceLock<ProtocolVersion>,
+    /// The client address the session counts under (see `hub::address_key`), if known.
+    address: Option<IpAddr>,
 }
 
 impl Slot {
@@ -76,7 +79,19 @@ impl Slot {
             streams: AtomicUsize::new(0),
             in_flight: Mutex::default(),
             protocol_version: OnceLock::new(),
+            address: None,
         }
+    }
+
+    /// The slot, counted under the client address `address` (see `hub::address_key`).
+    pub fn with_address(mut self, address: Option<IpAddr>) -> Self {
+        self.address = address;
+        self
+    }
+
+    /// The client address the session counts under, if known.
+    pub fn address(&self) -> Option<IpAddr> {
+        self.address
     }
 
     /// Records the protocol revision negotiated at `initialize`. It is set once, before
