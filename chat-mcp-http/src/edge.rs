@@ -141,7 +141,8 @@ pub async fn serve(
     stop: CancellationToken,
 ) -> io::Result<()> {
     let graceful = GracefulShutdown::new();
-    let permits = Arc::new(Semaphore::new(limits.max_connections.min(Semaphore::MAX_PERMITS)));
+    let max_connections = connection_budget(limits.max_connections);
+    let permits = Arc::new(Semaphore::new(max_connections.min(Semaphore::MAX_PERMITS)));
     let mut http = hyper::server::conn::http1::Builder::new();
     http.keep_alive(true).header_read_timeout(limits.header_timeout);
     loop {
@@ -193,6 +194,43 @@ pub async fn serve(
     drop(listener);
     graceful.shutdown().await;
     Ok(())
+}
+
+/// File descriptors kept for everything but client connections: the listener, the
+/// runtime, logs, and an accept that must still succeed in order to refuse a connection.
+const RESERVED_FDS: u64 = 64;
+
+/// How many connections the process can really hold, at most `wanted`. The cap only
+/// protects the server if a connection beyond it can still be accepted and refused: at
+/// the open-file limit `accept` fails and new clients wait in the backlog. So the soft
+/// limit is raised to the hard one (as Go's runtime does by itself), and the cap lowered,
+/// with a warning, if even that is too small.
+fn connection_budget(wanted: usize) -> usize {
+    #[cfg(unix)]
+    {
+        use nix::sys::resource::{Resource, getrlimit, setrlimit};
+        let Ok((soft, hard)) = getrlimit(Resource::RLIMIT_NOFILE) else { return wanted };
+        let needed = u64::try_from(wanted).unwrap_or(u64::MAX).saturating_add(RESERVED_FDS);
+        let mut soft = soft;
+        if soft < needed {
+            let raised = needed.min(hard);
+            match setrlimit(Resource::RLIMIT_NOFILE, raised, hard) {
+                Ok(()) => soft = raised,
+                Err(error) => tracing::debug!(%error, "cannot raise the open-file limit"),
+            }
+        }
+        let fits = usize::try_from(soft.saturating_sub(RESERVED_FDS).max(1)).unwrap_or(usize::MAX);
+        if fits < wanted {
+            tracing::warn!(
+                max_connections = wanted,
+                open_file_limit = soft,
+                "the open-file limit allows only {fits} connections; --max-connections lowered to it \
+                 (raise `ulimit -n` to allow more)"
+            );
+            return fits;
+        }
+    }
+    wanted
 }
 
 /// Answers a connection over the cap with a canned `503` (only if the socket takes it
