@@ -589,5 +589,11 @@ mod tests {
         assert!(config.allowed_hosts.is_empty());
         assert_eq!(config.sse_retry, Duration::from_millis(1500));
         assert!(config.auth_token.is_none());
+        assert_eq!(
+            (config.header_timeout, config.max_sessions_per_address, config.max_bad_tokens),
+            (Duration::from_secs(10), 64, 10)
+        );
+        let cli = Cli::try_parse_from(["chat-mcp-http", "--header-timeout", "0s"]).expect("valid flags");
+        assert!(cli.into_config().is_err_and(|e| e.contains("--header-timeout")));
     }
 }
