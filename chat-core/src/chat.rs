@@ -260,6 +260,7 @@ impl Chat {
         self.next_session += 1;
         let session = SessionId(self.next_session);
         self.sessions.insert(session, Session::new(self.now));
+        self.session_opened(session);
         session
     }
 

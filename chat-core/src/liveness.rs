@@ -30,6 +30,10 @@
 //! A single-call session (a host that opens a session per call, a script) gets no
 //! reconnect grace: when it goes silent its room ends and its identity goes offline at
 //! once, so a one-shot client holds neither the queue nor an identity hostage.
+//!
+//! The window starts when the session opens: a session that is never used at all (no
+//! request, no hold) counts as a single-call one and ends `Limits::single_call_timeout`
+//! after it opened, so a loop that opens sessions and never uses them cannot pile them up.
 
 use crate::chat::Chat;
 use crate::event::{Event, PartnerReconnected, PartnerReconnecting};
@@ -128,6 +132,11 @@ impl Chat {
     pub fn touch(&mut self, now: Time, session: SessionId) {
         self.tick(now);
         self.activity(session);
+    }
+
+    /// `session` just opened: its silence window starts now (see the module docs).
+    pub(crate) fn session_opened(&mut self, session: SessionId) {
+        self.arm_silence(session);
     }
 
     /// Whether `session` is known and not lost.
@@ -339,5 +348,32 @@ impl Chat {
         if self.sessions.remove(&session).is_some() {
             self.expired.push_back(session);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use crate::config::{Config, Limits};
+    use crate::{Chat, Hold, Time};
+
+    fn chat() -> Chat {
+        let limits = Limits { single_call_timeout: Duration::from_secs(10), ..Limits::default() };
+        Chat::new(Config { seed: [7; 32], limits, registered: Vec::new() })
+    }
+
+    #[test]
+    fn a_session_that_is_never_used_ends_after_the_single_call_timeout() {
+        let mut chat = chat();
+        let unused = chat.open_session(Time::from_millis(0));
+        let streaming = chat.open_session(Time::from_millis(0));
+        chat.hold(Time::from_millis(5), streaming, Hold::Stream);
+        chat.tick(Time::from_millis(9_999));
+        assert_eq!(chat.poll_expired(), None, "not before the window");
+        chat.tick(Time::from_millis(10_000));
+        assert_eq!(chat.poll_expired(), Some(unused));
+        assert_eq!(chat.poll_expired(), None, "a session holding a stream stays");
+        assert!(chat.is_live(streaming));
     }
 }

@@ -1,5 +1,5 @@
 //! Wiring: the axum app around rmcp's `StreamableHttpService`, the background tasks, and
-//! graceful shutdown.
+//! graceful shutdown. Connections are accepted and timed out by `edge.rs`.
 
 use std::io;
 use std::net::SocketAddr;
@@ -9,7 +9,6 @@ use std::time::Duration;
 use axum::Router;
 use axum::middleware::from_fn_with_state;
 use axum::routing::get;
-use axum::serve::ListenerExt;
 use http::StatusCode;
 use rmcp::transport::streamable_http_server::session::local::LocalSessionManager;
 use rmcp::transport::{StreamableHttpServerConfig, StreamableHttpService};
@@ -20,6 +19,7 @@ use tokio_util::sync::CancellationToken;
 use crate::auth::{AuthState, require_bearer};
 use crate::config::ServerConfig;
 use crate::direct::Direct;
+use crate::edge;
 use crate::handler::{ChatServer, Gateway};
 use crate::jsonrpc::{PostState, validate_post};
 use crate::metrics::Metrics;
@@ -83,7 +83,12 @@ fn build_router(hub: &Arc<Hub>, sessions: &CancellationToken) -> Router {
     let mcp = Router::new()
         .route_service(MCP_PATH, service.clone())
         .route_layer(from_fn_with_state(
-            PostState { limit: config.max_request_bytes, sessions: layer.clone(), rmcp: service.clone() },
+            PostState {
+                limit: config.max_request_bytes,
+                body_timeout: config.body_timeout,
+                sessions: layer.clone(),
+                rmcp: service.clone(),
+            },
             validate_post,
         ))
         .route_layer(from_fn_with_state(layer, serve_streams))
@@ -127,17 +132,9 @@ impl Server {
         let stop_accepting = CancellationToken::new();
         let app = build_router(&hub, &sessions);
         tokio::spawn(hub.clone().run_timer());
-        let stop = stop_accepting.clone();
-        // TCP_NODELAY: an SSE response is written in several small frames; with Nagle's
-        // algorithm each tool call would wait ~40 ms for the client's delayed ACK.
-        let listener = listener.tap_io(|stream| {
-            if let Err(error) = stream.set_nodelay(true) {
-                tracing::debug!(%error, "cannot set TCP_NODELAY");
-            }
-        });
-        let task = tokio::spawn(async move {
-            axum::serve(listener, app).with_graceful_shutdown(stop.cancelled_owned()).await
-        });
+        let limits = edge::EdgeLimits::of(&hub.config);
+        let task =
+            tokio::spawn(edge::serve(listener, app, limits, hub.metrics.clone(), stop_accepting.clone()));
         tracing::info!(%addr, "mcp-chat listening");
         Ok(Server { addr, hub, sessions, stop_accepting, task })
     }

@@ -162,9 +162,50 @@ pub struct Cli {
     #[arg(long, env = "MCP_CHAT_MAX_SESSIONS", default_value_t = defaults().max_sessions, help_heading = "Sessions")]
     pub max_sessions: usize,
 
-    /// Largest accepted request body in bytes.
+    /// Largest accepted request body in bytes; a larger Content-Length gets 413 before the
+    /// body is read.
     #[arg(long, env = "MCP_CHAT_MAX_REQUEST_BYTES", default_value_t = defaults().max_request_bytes, help_heading = "Sessions")]
     pub max_request_bytes: usize,
+
+    /// Most live sessions one client address (IPv6: one /64) may hold; initialize beyond it
+    /// gets 503. 0 = no limit. Behind a reverse proxy every client has the proxy's address:
+    /// raise it or set 0 there.
+    #[arg(long, env = "MCP_CHAT_MAX_SESSIONS_PER_ADDRESS", default_value_t = defaults().max_sessions_per_address, help_heading = "Security")]
+    pub max_sessions_per_address: usize,
+
+    /// A new connection must send its first request's headers within this, or it is closed.
+    #[arg(long, env = "MCP_CHAT_HEADER_TIMEOUT", default_value_t = HumanDuration(defaults().header_timeout), help_heading = "Security")]
+    pub header_timeout: HumanDuration,
+
+    /// A request body must arrive in full within this (408 and the connection closed
+    /// otherwise).
+    #[arg(long, env = "MCP_CHAT_BODY_TIMEOUT", default_value_t = HumanDuration(defaults().body_timeout), help_heading = "Security")]
+    pub body_timeout: HumanDuration,
+
+    /// A kept-alive connection must send its next request's headers within this of the
+    /// previous response, or it is closed. Open GET streams and blocking calls are not cut.
+    #[arg(long, env = "MCP_CHAT_IDLE_CONNECTION_TIMEOUT", default_value_t = HumanDuration(defaults().idle_connection_timeout), help_heading = "Security")]
+    pub idle_connection_timeout: HumanDuration,
+
+    /// Most TCP connections open at once; one beyond it gets 503 and is closed at once.
+    /// Also bounded by the process's open-file limit (raised to its hard limit at start).
+    #[arg(long, env = "MCP_CHAT_MAX_CONNECTIONS", default_value_t = defaults().max_connections, help_heading = "Security")]
+    pub max_connections: usize,
+
+    /// A client that has answered a keep-alive ping before and leaves one unanswered this
+    /// long has its GET stream ended like a dropped one (a hung or stopped client). Clients
+    /// that never answer pings are not judged by this.
+    #[arg(long, env = "MCP_CHAT_PING_TIMEOUT", default_value_t = HumanDuration(defaults().ping_timeout), help_heading = "Sessions")]
+    pub ping_timeout: HumanDuration,
+
+    /// Wrong resume tokens one client address may present per --bad-token-window; beyond
+    /// it, calls with a resume token fail with too_many_bad_tokens until the budget refills.
+    #[arg(long, env = "MCP_CHAT_MAX_BAD_TOKENS", default_value_t = defaults().max_bad_tokens, help_heading = "Security")]
+    pub max_bad_tokens: u32,
+
+    /// Window of --max-bad-tokens (the budget refills at that many per window).
+    #[arg(long, env = "MCP_CHAT_BAD_TOKEN_WINDOW", default_value_t = HumanDuration(defaults().bad_token_window), help_heading = "Security")]
+    pub bad_token_window: HumanDuration,
 
     /// How long a lost participant keeps its room before the partner is told `timeout`.
     #[arg(long, env = "MCP_CHAT_RECONNECT_GRACE", default_value_t = HumanDuration(limits().reconnect_grace), help_heading = "Chat")]
@@ -367,6 +408,19 @@ impl Cli {
         if self.keepalive_ping.0 < Duration::from_millis(100) {
             return Err("--keepalive-ping must be at least 100ms".into());
         }
+        let positive = [
+            ("--header-timeout", self.header_timeout.0),
+            ("--body-timeout", self.body_timeout.0),
+            ("--idle-connection-timeout", self.idle_connection_timeout.0),
+            ("--ping-timeout", self.ping_timeout.0),
+            ("--bad-token-window", self.bad_token_window.0),
+        ];
+        if let Some((flag, _)) = positive.iter().find(|(_, d)| *d < Duration::from_millis(10)) {
+            return Err(format!("{flag} must be at least 10ms"));
+        }
+        if self.max_bad_tokens == 0 {
+            return Err("--max-bad-tokens must be at least 1".into());
+        }
         let limits = Limits {
             max_message_bytes: self.max_message_bytes,
             max_display_name_chars: self.max_display_name_chars,
@@ -428,6 +482,14 @@ impl Cli {
             progress_interval: self.progress_interval.0,
             max_request_bytes: self.max_request_bytes.max(1024),
             max_sessions: self.max_sessions.max(1),
+            max_sessions_per_address: self.max_sessions_per_address,
+            header_timeout: self.header_timeout.0,
+            body_timeout: self.body_timeout.0,
+            idle_connection_timeout: self.idle_connection_timeout.0,
+            max_connections: self.max_connections.max(1),
+            ping_timeout: self.ping_timeout.0,
+            max_bad_tokens: self.max_bad_tokens,
+            bad_token_window: self.bad_token_window.0,
             shutdown_flush: self.shutdown_flush.0,
         })
     }
@@ -554,5 +616,11 @@ mod tests {
         assert!(config.allowed_hosts.is_empty());
         assert_eq!(config.sse_retry, Duration::from_millis(1500));
         assert!(config.auth_token.is_none());
+        assert_eq!(
+            (config.header_timeout, config.max_sessions_per_address, config.max_bad_tokens),
+            (Duration::from_secs(10), 64, 10)
+        );
+        let cli = Cli::try_parse_from(["chat-mcp-http", "--header-timeout", "0s"]).expect("valid flags");
+        assert!(cli.into_config().is_err_and(|e| e.contains("--header-timeout")));
     }
 }

@@ -54,10 +54,40 @@ pub struct ServerConfig {
     pub send_wait_max: Duration,
     /// Interval of `notifications/progress` while a tool waits (when a token was given).
     pub progress_interval: Duration,
-    /// Largest accepted POST body in bytes.
+    /// Largest accepted POST body in bytes. A request that announces more in
+    /// `Content-Length` is refused with `413` before its body is read.
     pub max_request_bytes: usize,
     /// Most MCP sessions open at once; `initialize` beyond it is refused.
     pub max_sessions: usize,
+    /// Most live sessions one client address may hold (IPv6: one /64); `initialize`
+    /// beyond it is refused like `max_sessions`. 0 = no limit. Without it one client could
+    /// open `max_sessions` sessions in seconds and lock everyone else out.
+    pub max_sessions_per_address: usize,
+    /// A new connection must deliver its first request's headers within this. Without
+    /// it, a client that connects and sends nothing (or trickles header bytes) holds a
+    /// socket forever, and `--auth-token` cannot help: its `401` needs the headers.
+    pub header_timeout: Duration,
+    /// A request body must arrive in full within this of the handler starting to read
+    /// it; a slower one gets `408` and the connection is closed.
+    pub body_timeout: Duration,
+    /// A kept-alive connection must deliver its next request's headers within this of
+    /// the previous response ending, or it is closed. Open GET streams and blocking calls
+    /// are responses in progress, so they are never cut by it.
+    pub idle_connection_timeout: Duration,
+    /// Most TCP connections open at once. A connection beyond it is answered `503` and
+    /// closed at once, so the accept loop never stalls and file descriptors stay free.
+    pub max_connections: usize,
+    /// A session whose client has answered a keep-alive `ping` before and now leaves one
+    /// unanswered this long (while its stream is not busy draining a backlog) has its GET
+    /// stream ended like a dropped one: a client that is stopped (SIGSTOP) or hung keeps
+    /// its TCP connection up, so only its silence shows it is gone.
+    pub ping_timeout: Duration,
+    /// Wrong resume tokens (on `resume_session`, `checkin_client`, `enter_queue`) one
+    /// client address may present per `bad_token_window` before its calls with a resume
+    /// token are refused (`too_many_bad_tokens`) until the budget refills.
+    pub max_bad_tokens: u32,
+    /// The window of `max_bad_tokens`: the budget refills at `max_bad_tokens` per window.
+    pub bad_token_window: Duration,
     /// How long shutdown waits for pending notifications to flush before closing streams.
     pub shutdown_flush: Duration,
 }
@@ -98,6 +128,14 @@ impl Default for ServerConfig {
             progress_interval: Duration::from_secs(10),
             max_request_bytes: 1024 * 1024,
             max_sessions: 10_000,
+            max_sessions_per_address: 64,
+            header_timeout: Duration::from_secs(10),
+            body_timeout: Duration::from_secs(30),
+            idle_connection_timeout: Duration::from_secs(60),
+            max_connections: 16_384,
+            ping_timeout: Duration::from_secs(30),
+            max_bad_tokens: 10,
+            bad_token_window: Duration::from_secs(60),
             shutdown_flush: Duration::from_secs(2),
         }
     }

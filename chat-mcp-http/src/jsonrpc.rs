@@ -29,6 +29,7 @@ use serde_json::{Value, json};
 use std::sync::Arc;
 
 use crate::batch;
+use crate::edge;
 use crate::handler::Gateway;
 use crate::session::Sessions;
 
@@ -41,6 +42,10 @@ pub type McpService = StreamableHttpService<Gateway, LocalSessionManager>;
 pub struct PostState {
     /// Largest accepted body, in bytes.
     pub limit: usize,
+    /// How long reading a body may take (`--body-timeout`). This middleware is the one
+    /// place request bodies are read (rmcp refuses the others before reading), so the
+    /// deadline here covers every body.
+    pub body_timeout: std::time::Duration,
     /// `initialize`, notifications, and tool calls.
     pub sessions: Arc<Sessions>,
     /// The same service as the `/mcp` route's. It is called from here rather than as the
@@ -132,8 +137,9 @@ pub fn classify(bytes: &[u8]) -> Option<RpcError> {
 }
 
 /// axum middleware for `/mcp`: answers JSON POSTs (one message or a batch), turns
-/// rmcp's `415` for an unparsable JSON body into a JSON-RPC error, and refuses bodies
-/// over the limit with `413`.
+/// rmcp's `415` for an unparsable JSON body into a JSON-RPC error, refuses bodies over
+/// the limit with `413` (announced ones already at the edge, see `edge.rs`) and bodies
+/// that do not arrive within `--body-timeout` with `408`.
 pub async fn validate_post(State(state): State<PostState>, request: Request, next: Next) -> Response {
     let is_json =
         request.headers().get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).is_some_and(|v| {
@@ -143,13 +149,19 @@ pub async fn validate_post(State(state): State<PostState>, request: Request, nex
         return next.run(request).await;
     }
     let (parts, body) = request.into_parts();
-    let bytes: Bytes = match axum::body::to_bytes(body, state.limit).await {
-        Ok(bytes) => bytes,
-        Err(_) => {
-            let message = format!("Payload Too Large: request body exceeds {} bytes\n", state.limit);
-            return (StatusCode::PAYLOAD_TOO_LARGE, message).into_response();
-        }
-    };
+    // A total deadline, not one per chunk: a body trickled a byte at a time would
+    // otherwise hold its connection for as long as the client likes.
+    let bytes: Bytes =
+        match tokio::time::timeout(state.body_timeout, axum::body::to_bytes(body, state.limit)).await {
+            Ok(Ok(bytes)) => bytes,
+            Ok(Err(_)) => return edge::payload_too_large(state.limit),
+            Err(_) => {
+                state.sessions.metrics().count_rejected("body_timeout");
+                let message =
+                    format!("Request Timeout: the body did not arrive within {:?}\n", state.body_timeout);
+                return edge::closing(StatusCode::REQUEST_TIMEOUT, message);
+            }
+        };
     if batch::is_batch(&bytes) {
         return batch::answer(&state, &parts, &bytes).await;
     }

@@ -7,6 +7,7 @@
 //! Layout, one job per module:
 //! - [`cli`] / [`config`]: flags, environment variables and their defaults.
 //! - [`app`]: the axum app, background tasks and graceful shutdown.
+//! - [`edge`]: the accept loop: connection cap, header, idle and early size limits.
 //! - [`auth`], [`origin`], [`jsonrpc`]: bearer token, Host/Origin checks and JSON-RPC
 //!   errors for malformed bodies, as axum middleware.
 //! - [`session`]: the session layer (`initialize`, GET stream, DELETE, notifications),
@@ -31,6 +32,7 @@ pub mod batch;
 pub mod cli;
 pub mod config;
 pub mod direct;
+pub mod edge;
 pub mod handler;
 pub mod jsonrpc;
 pub mod logging;

@@ -31,6 +31,7 @@ pub struct Metrics {
     sessions_lost: AtomicU64,
     sessions_refused: AtomicU64,
     get_streams: AtomicI64,
+    connections: AtomicI64,
     messages_relayed: AtomicU64,
     events_pushed: AtomicU64,
     push_failures: AtomicU64,
@@ -77,6 +78,10 @@ impl Metrics {
     /// A GET (SSE) stream opened (`+1`) or closed (`-1`).
     pub fn get_stream(&self, delta: i64) {
         self.get_streams.fetch_add(delta, Relaxed);
+    }
+    /// A TCP connection was accepted (`+1`) or closed (`-1`).
+    pub fn connection(&self, delta: i64) {
+        self.connections.fetch_add(delta, Relaxed);
     }
     /// A chat or direct message was accepted for delivery.
     pub fn message_relayed(&self) {
@@ -131,6 +136,7 @@ impl Metrics {
         };
         gauge("mcp_chat_sessions", "Live MCP sessions.", to_i64(core.sessions));
         gauge("mcp_chat_sse_streams", "Open GET (SSE) streams.", self.get_streams());
+        gauge("mcp_chat_connections", "Open TCP connections.", self.connections.load(Relaxed));
         gauge("mcp_chat_queued", "Participants waiting in the roulette queue.", to_i64(core.queued));
         gauge("mcp_chat_rooms", "Active chat rooms.", to_i64(core.rooms));
         gauge(

@@ -35,12 +35,13 @@
 use std::borrow::Cow;
 use std::collections::VecDeque;
 use std::convert::Infallible;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::task::Poll;
 use std::time::Duration;
 
 use axum::body::Bytes;
-use axum::extract::{Request, State};
+use axum::extract::{ConnectInfo, Request, State};
 use axum::middleware::Next;
 use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
@@ -54,11 +55,12 @@ use rmcp::model::{
 };
 
 use crate::direct::Direct;
+use crate::edge::ConnectionCloser;
 use crate::handler::{self, SUPPORTED_VERSIONS};
 use crate::state::hub::Hub;
 use crate::state::notify;
 use crate::state::outlet::Frame;
-use crate::state::slot::Slot;
+use crate::state::slot::{PingVerdict, Slot};
 
 /// Why a request's session cannot be served: a status and a plain-text reason.
 struct Refused(StatusCode, Cow<'static, str>);
@@ -79,6 +81,11 @@ impl Sessions {
     /// The layer for `hub`, answering eligible tool calls with `direct`.
     pub fn new(hub: Arc<Hub>, direct: Direct) -> Arc<Self> {
         Arc::new(Sessions { hub, direct })
+    }
+
+    /// The server's counters.
+    pub fn metrics(&self) -> &crate::metrics::Metrics {
+        &self.hub.metrics
     }
 
     /// The session a request names: `400` without `Mcp-Session-Id`, `400` for an
@@ -121,7 +128,7 @@ impl Sessions {
                 ClientJsonRpcMessage::Request(request)
                     if matches!(request.request, ClientRequest::InitializeRequest(_)) =>
                 {
-                    self.initialize(&parts.headers, request)
+                    self.initialize(&parts.headers, peer_address(&parts.extensions), request)
                 }
                 _ => (StatusCode::BAD_REQUEST, "Bad Request: Session ID is required").into_response(),
             });
@@ -139,7 +146,16 @@ impl Sessions {
                 }
                 Some(StatusCode::ACCEPTED.into_response())
             }
-            ClientJsonRpcMessage::Response(_) | ClientJsonRpcMessage::Error(_) => {
+            ClientJsonRpcMessage::Response(response) => {
+                slot.ping_answered(&response.id.to_string());
+                Some(StatusCode::ACCEPTED.into_response())
+            }
+            ClientJsonRpcMessage::Error(error) => {
+                // An error answer to a ping (a client that does not implement it) still
+                // shows the client is there.
+                if let Some(id) = &error.id {
+                    slot.ping_answered(&id.to_string());
+                }
                 Some(StatusCode::ACCEPTED.into_response())
             }
             ClientJsonRpcMessage::Request(request) => {
@@ -153,8 +169,14 @@ impl Sessions {
         }
     }
 
-    /// `initialize`: opens a session and answers with its id in `Mcp-Session-Id`.
-    fn initialize(&self, headers: &HeaderMap, request: JsonRpcRequest<ClientRequest>) -> Response {
+    /// `initialize`: opens a session for the client at `address` and answers with its id
+    /// in `Mcp-Session-Id`.
+    fn initialize(
+        &self,
+        headers: &HeaderMap,
+        address: Option<IpAddr>,
+        request: JsonRpcRequest<ClientRequest>,
+    ) -> Response {
         let ClientRequest::InitializeRequest(init) = request.request else {
             return StatusCode::BAD_REQUEST.into_response();
         };
@@ -174,7 +196,7 @@ impl Sessions {
                 return json_response(StatusCode::OK, &ServerJsonRpcMessage::error(error, Some(id)));
             }
         };
-        let slot = match self.hub.open_session() {
+        let slot = match self.hub.open_session(address) {
             Ok(slot) => slot,
             Err(refused) => {
                 tracing::warn!(reason = %refused, "refusing a new session");
@@ -204,8 +226,9 @@ impl Sessions {
         response
     }
 
-    /// `GET`: the session's SSE stream, opened by a priming event.
-    fn get(self: &Arc<Self>, headers: &HeaderMap) -> Response {
+    /// `GET`: the session's SSE stream, opened by a priming event. `connection` closes
+    /// the TCP connection it runs on (see [`keepalive`]).
+    fn get(self: &Arc<Self>, headers: &HeaderMap, connection: Option<ConnectionCloser>) -> Response {
         if !accepts(headers, "text/event-stream") {
             let text = "Not Acceptable: Client must accept text/event-stream";
             return (StatusCode::NOT_ACCEPTABLE, text).into_response();
@@ -229,6 +252,7 @@ impl Sessions {
         // Opened first, then held: events the core pushes again to a session that comes
         // back go into this stream.
         slot.stream_opened();
+        slot.stream_on(opened.generation, connection);
         self.hub.hold(&slot, Hold::Stream);
         self.hub.metrics.get_stream(1);
         let config = &self.hub.config;
@@ -316,7 +340,9 @@ const ALLOWED_METHODS: &str = "GET, POST, DELETE";
 /// `405` with the methods this layer serves (rmcp, being stateless, would list only POST).
 pub async fn serve_streams(State(sessions): State<Arc<Sessions>>, request: Request, next: Next) -> Response {
     match *request.method() {
-        Method::GET => sessions.get(request.headers()),
+        Method::GET => {
+            sessions.get(request.headers(), request.extensions().get::<ConnectionCloser>().cloned())
+        }
         Method::DELETE => sessions.delete(request.headers()),
         Method::POST => next.run(request).await,
         _ => (StatusCode::METHOD_NOT_ALLOWED, [(header::ALLOW, ALLOWED_METHODS)], "Method Not Allowed")
@@ -354,6 +380,7 @@ impl Stream for StreamBody {
             }
             self.recent.push_back((frame.id, now));
         }
+        self.slot.frame_taken();
         Poll::Ready(Some(sse_event(&frame)))
     }
 }
@@ -362,6 +389,7 @@ impl Drop for StreamBody {
     fn drop(&mut self) {
         self.hub.metrics.get_stream(-1);
         self.slot.stream_closed();
+        self.slot.stream_off(self.generation);
         if self.slot.ending().is_cancelled() {
             return;
         }
@@ -379,31 +407,86 @@ impl Drop for StreamBody {
     }
 }
 
-/// Sends a `ping` on every open GET stream every `--keepalive-ping`, until shutdown: a
-/// stream to a client that vanished without closing its connection then fails and drops.
+/// Sends a `ping` on every open GET stream every `--keepalive-ping`, until shutdown, and
+/// ends the streams of clients that stopped answering them.
+///
+/// - A stream to a client that vanished without closing its connection fails to write a
+///   ping and drops.
+/// - A client that is stopped (SIGSTOP) or hung keeps its connection up, and the kernel
+///   takes the pings into its buffers, so writes do not fail. Such a client is noticed by
+///   its silence: `--ping-timeout` after a ping, one that is still unanswered has its
+///   stream's connection dropped, which ends the stream as a broken one (the core then
+///   applies the stream grace and the reconnect grace as usual). This applies only to a
+///   client that has answered a ping before (many never do; they are judged by writes
+///   alone), and not while its stream is draining a backlog (see `Slot::judge_pings`).
 pub async fn keepalive(hub: Arc<Hub>) {
     let every = hub.config.keepalive_ping;
+    let timeout = hub.config.ping_timeout;
     let mut n = 0u64;
+    let mut next_ping = tokio::time::Instant::now() + every;
+    // When the pings sent last are due to be answered.
+    let mut check: Option<tokio::time::Instant> = None;
     loop {
+        let wake = check.map_or(next_ping, |at| at.min(next_ping));
         tokio::select! {
-            () = tokio::time::sleep(every) => {}
+            () = tokio::time::sleep_until(wake) => {}
             () = hub.shutdown_token().cancelled() => return,
         }
-        for slot in hub.sessions().into_iter().filter(|slot| slot.is_listening()) {
-            n += 1;
-            if let Some(ping) = notify::ping(n) {
-                let _ = slot.outlet.send_once(ping);
+        let now = tokio::time::Instant::now();
+        if check.is_some_and(|at| now >= at) {
+            check = None;
+            for slot in hub.sessions().into_iter().filter(|slot| slot.is_listening()) {
+                match slot.judge_pings(now, timeout) {
+                    // A ping sent after the last round's may fall due later.
+                    PingVerdict::Fine => {
+                        if let Some(due) = slot.ping_due(timeout) {
+                            check = Some(check.map_or(due, |at| at.min(due)));
+                        }
+                    }
+                    PingVerdict::Draining => {
+                        let again = now + timeout;
+                        check = Some(check.map_or(again, |at| at.min(again)));
+                    }
+                    PingVerdict::Unresponsive => {
+                        if slot.drop_stream_connection() {
+                            hub.metrics.count_rejected("ping_timeout");
+                            tracing::info!(
+                                session = %slot.id,
+                                mcp_session = %slot.mcp_id,
+                                "ping unanswered for {timeout:?}: dropping the session's GET stream"
+                            );
+                        }
+                    }
+                }
+            }
+        }
+        if now >= next_ping {
+            next_ping = now + every;
+            for slot in hub.sessions().into_iter().filter(|slot| slot.is_listening()) {
+                n += 1;
+                if let Some(ping) = notify::ping(n)
+                    && slot.outlet.send_once(ping).is_ok()
+                {
+                    slot.ping_sent(n, now);
+                    check.get_or_insert(now + timeout);
+                }
             }
         }
     }
 }
 
+/// The client's IP address, as the accept loop recorded it (see `edge.rs`).
+pub(crate) fn peer_address(extensions: &http::Extensions) -> Option<IpAddr> {
+    extensions.get::<ConnectInfo<SocketAddr>>().map(|info| info.0.ip())
+}
+
 /// axum middleware on `/mcp`: refuses a new session (a POST without `Mcp-Session-Id`)
-/// with `503` and a JSON-RPC error while the server is at `--max-sessions` or stopping.
+/// with `503` and a JSON-RPC error while the server is at `--max-sessions`, the client's
+/// address at `--max-sessions-per-address`, or the server is stopping.
 pub async fn admit_new_sessions(State(hub): State<Arc<Hub>>, request: Request, next: Next) -> Response {
     let opens_session =
         request.method() == http::Method::POST && !request.headers().contains_key("mcp-session-id");
-    if opens_session && let Some(reason) = hub.refuses_new_sessions() {
+    if opens_session && let Some(reason) = hub.refuses_new_sessions(peer_address(request.extensions())) {
         tracing::warn!(%reason, "refusing a new session");
         let body =
             serde_json::json!({"jsonrpc": "2.0", "id": null, "error": {"code": -32000, "message": reason}});

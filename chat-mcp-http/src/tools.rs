@@ -305,9 +305,31 @@ impl ChatServer {
         }
     }
 
-    /// Runs one command and renders the result the standard way.
+    /// Runs one command and renders the result the standard way. A command that presents
+    /// a resume token is first checked against its address's budget of wrong tokens (see
+    /// `state/guesses.rs`), and a wrong token spends from it.
     fn run(&self, command: Command) -> CallToolResult {
+        let presents_token = matches!(
+            &command,
+            Command::Resume { .. }
+                | Command::Checkin { resume_token: Some(_), .. }
+                | Command::EnterQueue { resume_token: Some(_), .. }
+        );
+        let address = self.slot.address();
+        if presents_token && let Some(wait) = self.hub.guesses.refused(address) {
+            let (max, window) = self.hub.guesses.limit();
+            let message = format!(
+                "too many wrong resume tokens from your address (at most {max} per {} s); retry in {} s",
+                window.as_secs_f64(),
+                wait.as_secs_f64().ceil()
+            );
+            let refusal = Failure { code: "too_many_bad_tokens".into(), message };
+            return failure(refusal, self.hub.pending_events(self.session()));
+        }
         let (result, pending) = self.hub.call(self.session(), command);
+        if presents_token && matches!(result, Err(ChatError::BadResumeToken { .. })) {
+            self.hub.guesses.failed(address);
+        }
         self.finish(result.map_err(Failure::from), pending)
     }
 

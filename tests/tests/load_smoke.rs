@@ -9,8 +9,16 @@ use serde_json::Value;
 use tests::{ServerProcess, within};
 
 /// Server flags that keep its protective limits out of the way, as `--spawn-server` does.
-const GENEROUS: &[&str] =
-    &["--rate-messages", "1000000", "--rate-window", "1s", "--mailbox-capacity", "100000"];
+const GENEROUS: &[&str] = &[
+    "--rate-messages",
+    "1000000",
+    "--rate-window",
+    "1s",
+    "--mailbox-capacity",
+    "100000",
+    "--max-sessions-per-address",
+    "0",
+];
 
 /// Runs `chat-load <args>` against `server` for one second and returns its JSON summary,
 /// failing the test if the generator reports a correctness failure.

@@ -35,9 +35,13 @@ pub fn resource_updated(uri: String) -> Option<Arc<str>> {
     )))
 }
 
-/// A `ping` request; the client's answer (a POSTed response) needs no handling.
+/// The JSON-RPC id of keep-alive ping `n` is this prefix and `n`.
+pub const PING_PREFIX: &str = "keepalive-";
+
+/// Keep-alive `ping` number `n`; the client's answer (a POSTed response) tells the server
+/// it is still there (see `Slot::ping_answered`).
 pub fn ping(n: u64) -> Option<Arc<str>> {
-    let id = NumberOrString::String(Arc::from(format!("keepalive-{n}")));
+    let id = NumberOrString::String(Arc::from(format!("{PING_PREFIX}{n}")));
     to_json(&ServerJsonRpcMessage::request(ServerRequest::PingRequest(PingRequest::default()), id))
 }
 
