@@ -135,7 +135,7 @@ impl Server {
         let limits = edge::EdgeLimits::of(&hub.config);
         let task =
             tokio::spawn(edge::serve(listener, app, limits, hub.metrics.clone(), stop_accepting.clone()));
-        tracing::info!(%addr, "mcp-chat listening");
+        tracing::debug!(%addr, "listening");
         Ok(Server { addr, hub, sessions, stop_accepting, task })
     }
 
