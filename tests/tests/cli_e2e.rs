@@ -6,21 +6,17 @@
 //! (`MCP_CHAT_STATE_DIR`), never in the real home; tests that restart a client pass the
 //! same directory again.
 
-use std::net::SocketAddr;
 use std::path::Path;
 use std::process::{ExitStatus, Stdio};
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use serde_json::Value;
 use tempfile::TempDir;
-use tests::{STEP, ServerProcess, binary, within};
+use tests::{NetworkCut, STEP, ServerProcess, binary, within};
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
-use tokio::net::{TcpListener, TcpStream};
 use tokio::process::{Child, ChildStdin, Command};
 use tokio::sync::mpsc;
-use tokio::task::AbortHandle;
 
 /// A running `chat-cli --plain --json`.
 struct Cli {
@@ -296,61 +292,10 @@ async fn direct_messages_between_named_clients() {
     assert!(refused["message"].as_str().is_some_and(|t| t.contains("carol")), "{refused}");
 }
 
-/// A TCP proxy that can drop every connection and refuse new ones, like a network cut.
-struct Proxy {
-    addr: SocketAddr,
-    up: Arc<AtomicBool>,
-    connections: Arc<Mutex<Vec<AbortHandle>>>,
-}
-
-impl Proxy {
-    async fn start(target: SocketAddr) -> Proxy {
-        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind proxy");
-        let addr = listener.local_addr().expect("proxy address");
-        let up = Arc::new(AtomicBool::new(true));
-        let connections = Arc::new(Mutex::new(Vec::new()));
-        let (up2, connections2) = (up.clone(), connections.clone());
-        tokio::spawn(async move {
-            while let Ok((mut inbound, _)) = listener.accept().await {
-                if !up2.load(Ordering::SeqCst) {
-                    continue; // dropped: the client sees the connection close
-                }
-                let task = tokio::spawn(async move {
-                    if let Ok(mut outbound) = TcpStream::connect(target).await {
-                        let _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await;
-                    }
-                });
-                connections2
-                    .lock()
-                    .unwrap_or_else(std::sync::PoisonError::into_inner)
-                    .push(task.abort_handle());
-            }
-        });
-        Proxy { addr, up, connections }
-    }
-
-    fn url(&self) -> String {
-        format!("http://{}/mcp", self.addr)
-    }
-
-    /// Drops every open connection and refuses new ones.
-    fn cut(&self) {
-        self.up.store(false, Ordering::SeqCst);
-        for connection in self.connections.lock().unwrap_or_else(std::sync::PoisonError::into_inner).drain(..)
-        {
-            connection.abort();
-        }
-    }
-
-    fn restore(&self) {
-        self.up.store(true, Ordering::SeqCst);
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_network_drop_is_survived_by_resuming_the_session() {
     let server = ServerProcess::start(&[]).await;
-    let proxy = Proxy::start(server.addr).await;
+    let proxy = NetworkCut::start(server.addr).await;
     let (mut ann, mut bob) = pair_at(&proxy.url(), &server.url).await;
 
     proxy.cut();
@@ -389,7 +334,7 @@ async fn a_missing_token_is_a_clear_error() {
 async fn the_partner_sees_a_dropped_connection_and_the_return() {
     // A session without its streams is lost after 300 ms; the room then waits 20 s.
     let server = ServerProcess::start(&["--stream-grace", "300ms", "--reconnect-grace", "20s"]).await;
-    let proxy = Proxy::start(server.addr).await;
+    let proxy = NetworkCut::start(server.addr).await;
     let (mut ann, mut bob) = pair_at(&proxy.url(), &server.url).await;
 
     proxy.cut();
