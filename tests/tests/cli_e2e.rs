@@ -345,9 +345,10 @@ async fn the_partner_sees_a_dropped_connection_and_the_return() {
     bob.expect_where("message", STEP, |m| m["mine"] == true).await;
     proxy.restore();
 
-    let back = ann.expect_where("reconnected", Duration::from_secs(20), |_| true).await;
-    assert_eq!(back["resumed"], true, "{back}");
-    let returned = bob.expect_where("partner_reconnected", STEP, |_| true).await;
+    // Ann's client may notice the cut (and print `reconnected`) or not: its stream comes
+    // back on the same session either way. What must happen is on Bob's side, and that
+    // nothing is lost.
+    let returned = bob.expect_where("partner_reconnected", Duration::from_secs(20), |_| true).await;
     assert_eq!((&returned["name"], &returned["room_id"]), (&away["name"], &away["room_id"]));
     let got = ann.expect_where("message", STEP, |m| m["mine"] == false).await;
     assert_eq!(got["text"], "take your time", "sent while she was away, delivered when she came back");
