@@ -356,6 +356,33 @@ impl SseEvents {
     }
 }
 
+/// Starts the ignored test `name` of the running test binary as a child process with
+/// `MCP_CHAT_CHILD_URL=url` (a client in a process of its own, to kill or stop), and waits
+/// until it prints `READY <user_id>`. Returns the child and that id.
+pub async fn spawn_child_client(name: &str, url: &str) -> (Child, String) {
+    let exe = std::env::current_exe().expect("test binary");
+    let mut child = Command::new(exe)
+        .args(["--exact", name, "--ignored", "--nocapture", "--test-threads", "1"])
+        .env("MCP_CHAT_CHILD_URL", url)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("spawn child client");
+    let mut lines = BufReader::new(child.stdout.take().expect("stdout")).lines();
+    let id = within(STEP, "child client is ready", async {
+        loop {
+            let line = lines.next_line().await.expect("read").expect("child exited early");
+            // libtest prints "test NAME ... " on the same line first.
+            if let Some((_, id)) = line.split_once("READY ") {
+                break id.trim().to_owned();
+            }
+        }
+    })
+    .await;
+    (child, id)
+}
+
 /// A TCP proxy on a free loopback port that can drop every connection and refuse new
 /// ones, like a network cut between a client and the server.
 pub struct NetworkCut {

@@ -5,7 +5,6 @@
 //! and resume-token guesses are throttled. Long GET streams and blocking calls are not
 //! cut by any of it.
 
-use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
@@ -314,25 +313,7 @@ async fn a_stopped_client_is_noticed_and_its_partner_told() {
         "1s",
     ])
     .await;
-    let exe = std::env::current_exe().expect("test binary");
-    let mut child = tokio::process::Command::new(exe)
-        .args(["--exact", "pinged_child_client", "--ignored", "--nocapture", "--test-threads", "1"])
-        .env("MCP_CHAT_CHILD_URL", &server.url)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("spawn child client");
-    let mut lines = BufReader::new(child.stdout.take().expect("stdout")).lines();
-    let kid_id = within(STEP, "child client is ready", async {
-        loop {
-            let line = lines.next_line().await.expect("read").expect("child exited early");
-            if let Some((_, id)) = line.split_once("READY ") {
-                break id.trim().to_owned();
-            }
-        }
-    })
-    .await;
+    let (mut child, kid_id) = tests::spawn_child_client("pinged_child_client", &server.url).await;
     let bob = server.client().await;
     let matched = bob.ok("enter_queue", json!({"display_name": "Bob"})).await;
     assert_eq!(matched["partner"]["user_id"], kid_id.as_str());

@@ -2,12 +2,10 @@
 //! `timeout` after the reconnect grace; with DELETE it hears `left` at once; a client that
 //! resumes within the grace keeps its room.
 
-use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 use tests::{RawSession, STEP, ServerProcess, TestClient, within};
-use tokio::io::{AsyncBufReadExt, BufReader};
 
 const GRACE: &str = "1500ms";
 
@@ -126,26 +124,7 @@ async fn child_client() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn killed_client_gives_partner_timeout() {
     let server = ServerProcess::start(&["--reconnect-grace", GRACE, "--stream-grace", "500ms"]).await;
-    let exe = std::env::current_exe().expect("test binary");
-    let mut child = tokio::process::Command::new(exe)
-        .args(["--exact", "child_client", "--ignored", "--nocapture", "--test-threads", "1"])
-        .env("MCP_CHAT_CHILD_URL", &server.url)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("spawn child client");
-    let mut lines = BufReader::new(child.stdout.take().expect("stdout")).lines();
-    let kid_id = within(STEP, "child client is ready", async {
-        loop {
-            let line = lines.next_line().await.expect("read").expect("child exited early");
-            // libtest prints "test child_client ... " on the same line first.
-            if let Some((_, id)) = line.split_once("READY ") {
-                break id.trim().to_owned();
-            }
-        }
-    })
-    .await;
+    let (mut child, kid_id) = tests::spawn_child_client("child_client", &server.url).await;
 
     let bob = server.client().await;
     let matched = bob.ok("enter_queue", json!({"display_name": "Bob"})).await;
