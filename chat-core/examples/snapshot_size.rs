@@ -29,7 +29,7 @@ fn main() {
                 resume_token: None,
             }
         };
-        let _ = chat.apply(now, Input::Command { session: s, command });
+        let _ = chat.apply(now, Input::Command { session: s, command, act_as: None });
         while chat.poll_outbound().is_some() {}
         log += 3;
     }

@@ -70,6 +70,17 @@ pub struct Stats {
     pub reports: u64,
 }
 
+/// What the core keeps of a session for its adapter ([`Chat::session_record`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SessionRecord {
+    /// The adapter's key ([`Chat::open_keyed_session`]).
+    pub key: Option<Arc<str>>,
+    /// The adapter's opaque note about the session.
+    pub meta: Option<Arc<str>>,
+    /// Subscribed resource URIs ([`Chat::subscribe`]), sorted.
+    pub subscriptions: Vec<Arc<str>>,
+}
+
 /// A report filed by `BlockPartner`, kept for moderators.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, serde::Deserialize)]
 pub struct Report {
@@ -89,7 +100,7 @@ pub struct Report {
 ///
 /// It serializes whole ([`Chat::snapshot`], [`Chat::restore`]): a snapshot plus the
 /// inputs after it rebuild the state exactly.
-#[derive(serde::Serialize, serde::Deserialize)]
+#[derive(Clone, serde::Serialize, serde::Deserialize)]
 pub struct Chat {
     pub(crate) limits: Limits,
     pub(crate) ids: Ids,
@@ -102,6 +113,9 @@ pub struct Chat {
     pub(crate) next_participant: u64,
     /// Open sessions: the participant each is bound to, and whether its client is there.
     pub(crate) sessions: Map<SessionId, Session>,
+    /// Sessions by the adapter's key for them (see [`Chat::open_keyed_session`]).
+    #[serde(default)]
+    pub(crate) by_key: Map<Arc<str>, SessionId>,
     /// Sessions the core ended by itself, for [`Chat::poll_expired`].
     pub(crate) expired: VecDeque<SessionId>,
     pub(crate) participants: Map<u64, Participant>,
@@ -123,7 +137,7 @@ pub struct Chat {
 /// Where stored events go besides the inbox: the push queue, the optional log, counters.
 /// Separate from [`Chat`] so a command can hold a room and a participant mutably while
 /// delivering.
-#[derive(Default, serde::Serialize, serde::Deserialize)]
+#[derive(Clone, Default, serde::Serialize, serde::Deserialize)]
 pub(crate) struct Outbox {
     /// Pushes not yet drained: always empty between calls (adapters drain after each),
     /// so a snapshot carries none.
@@ -186,6 +200,7 @@ impl Chat {
             next_session: 0,
             next_participant: 0,
             sessions: Map::with_hasher(hasher.clone()),
+            by_key: Map::with_hasher(hasher.clone()),
             expired: VecDeque::new(),
             participants: Map::with_hasher(hasher.clone()),
             by_id: Map::with_hasher(hasher.clone()),
@@ -243,6 +258,7 @@ impl Chat {
             *map = fresh;
         }
         reseed(&mut chat.sessions, &hasher);
+        reseed(&mut chat.by_key, &hasher);
         reseed(&mut chat.participants, &hasher);
         reseed(&mut chat.by_id, &hasher);
         reseed(&mut chat.rooms, &hasher);
@@ -256,12 +272,88 @@ impl Chat {
 
     /// Registers a new connection. It has no identity until a command binds one.
     pub fn open_session(&mut self, now: Time) -> SessionId {
+        self.open_keyed_session(now, None, None)
+    }
+
+    /// Registers a new connection under the adapter's `key` for it (an `Mcp-Session-Id`;
+    /// [`Chat::session_by_key`] finds it again, also in a restored core) with the
+    /// adapter's opaque `meta` about it. A key already in use is not reassigned: the new
+    /// session then has none.
+    pub fn open_keyed_session(
+        &mut self,
+        now: Time,
+        key: Option<Arc<str>>,
+        meta: Option<Arc<str>>,
+    ) -> SessionId {
         self.advance(now);
         self.next_session += 1;
         let session = SessionId(self.next_session);
-        self.sessions.insert(session, Session::new(self.now));
+        let mut record = Session::new(self.now);
+        if let Some(key) = key.filter(|k| !self.by_key.contains_key(k)) {
+            self.by_key.insert(key.clone(), session);
+            record.key = Some(key);
+        }
+        record.meta = meta;
+        self.sessions.insert(session, record);
         self.session_opened(session);
         session
+    }
+
+    /// The open session the adapter named `key`, if any.
+    pub fn session_by_key(&self, key: &str) -> Option<SessionId> {
+        self.by_key.get(key).copied()
+    }
+
+    /// What the core keeps of an open session for its adapter.
+    pub fn session_record(&self, session: SessionId) -> Option<SessionRecord> {
+        let s = self.sessions.get(&session)?;
+        Some(SessionRecord {
+            key: s.key.clone(),
+            meta: s.meta.clone(),
+            subscriptions: s.subscriptions.iter().cloned().collect(),
+        })
+    }
+
+    /// Every open session, in id order.
+    pub fn session_ids(&self) -> Vec<SessionId> {
+        let mut ids: Vec<SessionId> = self.sessions.keys().copied().collect();
+        ids.sort_unstable();
+        ids
+    }
+
+    /// Records that `session`'s client subscribed to (`on`) or unsubscribed from the
+    /// resource `uri`. The core does not interpret URIs; it keeps them with the session so
+    /// they outlive the process.
+    pub fn subscribe(&mut self, now: Time, session: SessionId, uri: Arc<str>, on: bool) {
+        self.touch(now, session);
+        let Some(s) = self.sessions.get_mut(&session) else { return };
+        if on {
+            s.subscriptions.insert(uri);
+        } else {
+            s.subscriptions.remove(&uri);
+        }
+    }
+
+    /// Takes new limits and operator-registered clients (a restart with other settings):
+    /// limits apply from now on; registered clients not known yet are created, and the
+    /// secrets of known registered ones are updated.
+    pub fn configure(&mut self, now: Time, limits: Limits, registered: Vec<crate::config::Registered>) {
+        self.advance(now);
+        self.limits = limits;
+        for client in registered {
+            let known = self.by_id.get(client.client_id.as_str()).copied();
+            match known.and_then(|key| self.participants.get_mut(&key)) {
+                Some(p) if p.registered => p.token = client.secret.into(),
+                Some(_) => {}
+                None => self.register(client),
+            }
+        }
+    }
+
+    pub(crate) fn unkey(&mut self, record: &Session) {
+        if let Some(key) = &record.key {
+            self.by_key.remove(key);
+        }
     }
 
     /// Reports that a session is over, as the adapter decided (a session ending by
@@ -274,6 +366,7 @@ impl Chat {
     pub fn session_closed(&mut self, now: Time, session: SessionId, how: SessionEnd) {
         self.advance(now);
         let Some(record) = self.sessions.remove(&session) else { return };
+        self.unkey(&record);
         let Some(key) = record.bound else { return };
         let Some(p) = self.participants.get(&key) else { return };
         let lost_here = matches!(p.presence, Presence::Reconnecting { session: Some(s), .. } if s == session);
@@ -490,7 +583,7 @@ impl Chat {
 
     // ----- internals shared by the command modules -----
 
-    fn advance(&mut self, now: Time) {
+    pub(crate) fn advance(&mut self, now: Time) {
         self.now = self.now.max(now);
     }
 

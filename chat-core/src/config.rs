@@ -19,7 +19,7 @@ pub struct Config {
 }
 
 /// A client id registered by the operator (see [`Config::registered`]).
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Registered {
     /// The client id.
     pub client_id: String,

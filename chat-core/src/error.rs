@@ -26,6 +26,18 @@ pub enum ChatError {
         /// The identity that was asked for.
         requested: String,
     },
+    /// A command claimed (in `field`) an identity that is not the session's.
+    #[error(
+        "{field} '{claimed}' is not this session's identity ('{current}'); omit {field} or pass '{current}'. To act as another client, open a new session."
+    )]
+    IdentityMismatch {
+        /// The argument that carried the claim.
+        field: String,
+        /// The identity claimed.
+        claimed: String,
+        /// The session's identity.
+        current: String,
+    },
     /// The identity exists and belongs to whoever holds its token.
     #[error(
         "'{id}' belongs to someone; if it is yours, pass its resume_token (or call resume_session with it), otherwise choose another id"
@@ -163,6 +175,7 @@ impl ChatError {
             ChatError::UnknownSession => "unknown_session",
             ChatError::NotIdentified => "not_identified",
             ChatError::AlreadyIdentified { .. } => "already_identified",
+            ChatError::IdentityMismatch { .. } => "identity_mismatch",
             ChatError::IdentityTaken { .. } => "identity_taken",
             ChatError::BadResumeToken { .. } => "bad_resume_token",
             ChatError::InvalidId { .. } => "invalid_id",

@@ -62,7 +62,7 @@ impl<'de> Deserialize<'de> for MessageId {
 }
 
 /// The core's only source of randomness: ChaCha20 seeded from the config.
-#[derive(serde::Serialize, serde::Deserialize)]
+#[derive(Clone, serde::Serialize, serde::Deserialize)]
 pub(crate) struct Ids {
     rng: ChaCha20Rng,
 }

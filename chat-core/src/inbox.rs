@@ -32,7 +32,7 @@ pub(crate) struct Budget {
 }
 
 /// The per-participant event store.
-#[derive(Debug, Default, serde::Serialize, serde::Deserialize)]
+#[derive(Clone, Debug, Default, serde::Serialize, serde::Deserialize)]
 pub(crate) struct Inbox {
     last_seq: u64,
     events: VecDeque<Stored>,

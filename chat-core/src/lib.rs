@@ -50,7 +50,7 @@ mod roulette;
 mod time;
 mod timers;
 
-pub use chat::{Chat, Report, SessionEnd, Stats};
+pub use chat::{Chat, Report, SessionEnd, SessionRecord, Stats};
 pub use command::Command;
 pub use config::{Config, Limits, Registered};
 pub use error::ChatError;
@@ -59,7 +59,7 @@ pub use event::{
     PartnerDisconnected, PartnerInfo, PartnerReconnected, PartnerReconnecting, PartnerTyping,
 };
 pub use ids::{MessageId, SessionId};
-pub use input::{Applied, Input};
+pub use input::{ActAs, Answer, Applied, Input};
 pub use liveness::Hold;
 pub use reply::{
     ActivityState, BlockedReply, CheckedInReply, ClientSummary, ClientsReply, DirectMessage, EnterQueueReply,

@@ -81,6 +81,17 @@ pub(crate) struct Session {
     check_at: Option<Time>,
     /// Bumped when the session is lost or comes back, so stale timers can tell.
     generation: u64,
+    /// The adapter's name for the session (an `Mcp-Session-Id`), if it gave one: the
+    /// mapping is core state, so a session is found again after a restart.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) key: Option<std::sync::Arc<str>>,
+    /// What the adapter wants to remember about the session (its protocol revision),
+    /// opaque to the core.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) meta: Option<std::sync::Arc<str>>,
+    /// Resources the client subscribed to (URIs), opaque to the core.
+    #[serde(default, skip_serializing_if = "std::collections::BTreeSet::is_empty")]
+    pub(crate) subscriptions: std::collections::BTreeSet<std::sync::Arc<str>>,
 }
 
 impl Session {
@@ -95,6 +106,9 @@ impl Session {
             last_active: now,
             check_at: None,
             generation: 0,
+            key: None,
+            meta: None,
+            subscriptions: std::collections::BTreeSet::new(),
         }
     }
 
@@ -345,9 +359,68 @@ impl Chat {
 
     /// Forgets a session the core ended and reports it through [`Chat::poll_expired`].
     pub(crate) fn expire(&mut self, session: SessionId) {
-        if self.sessions.remove(&session).is_some() {
+        if let Some(record) = self.sessions.remove(&session) {
+            self.unkey(&record);
             self.expired.push_back(session);
         }
+    }
+
+    /// The process serving the chat restarted (it was stopped or crashed, and the state
+    /// was restored): every stream and request of that process is gone, and the outage
+    /// was the server's, not the clients'. So every session starts its silence window
+    /// afresh from `now` (holds cleared), every session that was already lost and every
+    /// participant in its reconnect grace gets a fresh grace (partners get a new
+    /// `partner.reconnecting` with the new deadline), and then due timers run (a direct
+    /// message that expired meanwhile is reported).
+    pub fn recover(&mut self, now: Time) {
+        self.advance(now);
+        let now = self.now;
+        let grace = self.limits.reconnect_grace;
+        let mut sessions: Vec<SessionId> = self.sessions.keys().copied().collect();
+        sessions.sort_unstable();
+        for session in sessions {
+            let Some(s) = self.sessions.get_mut(&session) else { continue };
+            s.holds = 0;
+            s.last_active = now;
+            match s.liveness {
+                Liveness::Live => self.arm_silence(session),
+                Liveness::Lost { .. } => {
+                    s.liveness = Liveness::Lost { since: now };
+                    s.generation += 1;
+                    s.check_at = None;
+                    let (bound, generation) = (s.bound, s.generation);
+                    if bound.is_none_or(|key| !self.is_reconnecting_on(key, session)) {
+                        self.timers.set(now.plus(grace), Timer::ExpireSession { session, generation });
+                    }
+                }
+            }
+        }
+        let mut waiting: Vec<(u64, Presence)> = self
+            .participants
+            .iter()
+            .filter(|(_, p)| matches!(p.presence, Presence::Reconnecting { .. }))
+            .map(|(key, p)| (*key, p.presence))
+            .collect();
+        waiting.sort_unstable_by_key(|(key, _)| *key);
+        for (key, presence) in waiting {
+            let Presence::Reconnecting { session, seq, queued, .. } = presence else { continue };
+            let generation =
+                self.set_presence(key, Presence::Reconnecting { since: now, session, seq, queued });
+            self.timers.set(now.plus(grace), Timer::Grace { participant: key, generation });
+            if let Some(Activity::Chatting { room }) = self.participants.get(&key).map(|p| p.activity)
+                && let Some((partner, room_id)) = self.partner_in(room, key)
+            {
+                let event = PartnerReconnecting { room_id, reconnect_by: now.plus(grace) };
+                self.emit(partner, Event::PartnerReconnecting(event), None);
+            }
+        }
+        self.tick(now);
+    }
+
+    fn is_reconnecting_on(&self, key: u64, session: SessionId) -> bool {
+        self.participants.get(&key).is_some_and(
+            |p| matches!(p.presence, Presence::Reconnecting { session: Some(s), .. } if s == session),
+        )
     }
 }
 

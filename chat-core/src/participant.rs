@@ -47,7 +47,7 @@ pub(crate) struct ClientMeta {
     pub(crate) capabilities: Vec<Arc<str>>,
 }
 
-#[derive(Debug, serde::Serialize, serde::Deserialize)]
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
 pub(crate) struct Participant {
     pub(crate) id: Arc<str>,
     pub(crate) name: Arc<str>,

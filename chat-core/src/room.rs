@@ -13,7 +13,7 @@ pub(crate) struct Typing {
     pub(crate) until: Time,
 }
 
-#[derive(Debug, serde::Serialize, serde::Deserialize)]
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
 pub(crate) struct Room {
     pub(crate) id: Arc<str>,
     /// Participant keys, in the order they were queued.

@@ -36,7 +36,7 @@ pub(crate) enum Timer {
 /// A heap of `(deadline, insertion order, timer)`; the order makes ties deterministic.
 /// It serializes as the sorted list, so equal timer sets serialize equally whatever the
 /// heap's internal layout.
-#[derive(Debug, Default)]
+#[derive(Clone, Debug, Default)]
 pub(crate) struct Timers {
     heap: BinaryHeap<Reverse<(Time, u64, Timer)>>,
     inserted: u64,

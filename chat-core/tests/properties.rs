@@ -22,23 +22,82 @@ const TOPICS: [&str; 3] = ["rust", "go", "jazz"];
 #[derive(Clone, Debug)]
 enum Op {
     Open,
-    Close { s: usize, lost: bool },
-    Enter { s: usize, user: Option<usize>, topics: u8 },
-    LeaveQueue { s: usize },
-    Say { s: usize, foreign: bool },
-    Leave { s: usize, requeue: bool },
-    Typing { s: usize, on: bool },
-    Block { s: usize },
-    Checkin { s: usize, user: usize },
-    Dm { s: usize, to: usize },
-    GetMessages { s: usize, limit: u8 },
-    Events { s: usize, ack: bool },
-    TakeReply { s: usize, from: usize },
-    Resume { s: usize, user: usize },
-    Hold { s: usize, stream: bool },
-    Release { s: usize },
-    Touch { s: usize },
-    Advance { ms: u32 },
+    Close {
+        s: usize,
+        lost: bool,
+    },
+    Enter {
+        s: usize,
+        user: Option<usize>,
+        topics: u8,
+    },
+    LeaveQueue {
+        s: usize,
+    },
+    Say {
+        s: usize,
+        foreign: bool,
+    },
+    Leave {
+        s: usize,
+        requeue: bool,
+    },
+    Typing {
+        s: usize,
+        on: bool,
+    },
+    Block {
+        s: usize,
+    },
+    Checkin {
+        s: usize,
+        user: usize,
+    },
+    Dm {
+        s: usize,
+        to: usize,
+    },
+    GetMessages {
+        s: usize,
+        limit: u8,
+    },
+    Events {
+        s: usize,
+        ack: bool,
+    },
+    TakeReply {
+        s: usize,
+        from: usize,
+    },
+    Resume {
+        s: usize,
+        user: usize,
+    },
+    Hold {
+        s: usize,
+        stream: bool,
+    },
+    Release {
+        s: usize,
+    },
+    Touch {
+        s: usize,
+    },
+    Subscribe {
+        s: usize,
+        on: bool,
+    },
+    /// A direct message with the seed's `sender_id`: as `user` (who may not be the session's).
+    DmAs {
+        s: usize,
+        user: usize,
+        to: usize,
+    },
+    /// The process restarted on this state.
+    Recover,
+    Advance {
+        ms: u32,
+    },
 }
 
 fn op() -> impl Strategy<Value = Op> {
@@ -61,6 +120,9 @@ fn op() -> impl Strategy<Value = Op> {
         2 => (s.clone(), any::<bool>()).prop_map(|(s, stream)| Op::Hold { s, stream }),
         2 => s.clone().prop_map(|s| Op::Release { s }),
         1 => s.clone().prop_map(|s| Op::Touch { s }),
+        1 => (s.clone(), any::<bool>()).prop_map(|(s, on)| Op::Subscribe { s, on }),
+        1 => (s.clone(), 0..USERS.len(), 0..USERS.len()).prop_map(|(s, user, to)| Op::DmAs { s, user, to }),
+        1 => Just(Op::Recover),
         3 => (0u32..40_000).prop_map(|ms| Op::Advance { ms }),
     ]
 }
@@ -114,7 +176,11 @@ struct Model {
     /// room message id -> (room, sender), for `undelivered` lists.
     room_msgs: HashMap<MessageId, (Arc<str>, Arc<str>)>,
     /// Rooms whose partner (of the key user) is reconnecting: (room, told user).
-    reconnecting: BTreeSet<(Arc<str>, Arc<str>)>,
+    /// With the number of restarts before it was told (a restart tells it again, with
+    /// the new deadline).
+    reconnecting: BTreeMap<(Arc<str>, Arc<str>), u32>,
+    /// Restarts so far.
+    recovers: u32,
     /// Holds taken per session and not yet released: (session, is a stream).
     holds: Vec<(SessionId, Hold)>,
     transcript: Vec<String>,
@@ -163,8 +229,8 @@ impl Run {
     }
 
     fn handle(&mut self, s: SessionId, cmd: Command) -> Option<Reply> {
-        let r = match self.apply(Input::Command { session: s, command: cmd.clone() }) {
-            Applied::Replied(r) => r,
+        let r = match self.apply(Input::Command { session: s, command: cmd.clone(), act_as: None }) {
+            Applied::Replied(answer) => answer.reply,
             other => panic!("a command answered {other:?}"),
         };
         self.m.transcript.push(format!(
@@ -180,7 +246,10 @@ impl Run {
     fn step(&mut self, op: &Op) -> Result<(), TestCaseError> {
         match *op {
             Op::Open => {
-                let Applied::Opened(s) = self.apply(Input::Open) else { panic!("open answered no session") };
+                let key = format!("mcp-{}", self.log.len());
+                let open = Input::Open { key: Some(key.as_str().into()), meta: Some("v1".into()) };
+                let Applied::Opened(s) = self.apply(open) else { panic!("open answered no session") };
+                prop_assert_eq!(self.chat.session_by_key(&key), Some(s), "a session is found by its key");
                 self.m.sessions.push(s);
             }
             Op::Close { s, lost } => {
@@ -393,6 +462,60 @@ impl Run {
                     self.m.transcript.push(format!("{s} touch"));
                 }
             }
+            Op::Subscribe { s, on } => {
+                if let Some(s) = self.session(s) {
+                    self.apply(Input::Subscribe { session: s, uri: "chat://inbox".into(), on });
+                    let kept =
+                        self.chat.session_record(s).is_some_and(|r| r.subscriptions.len() == usize::from(on));
+                    prop_assert!(kept, "the subscription is kept with the session");
+                }
+            }
+            Op::DmAs { s, user, to } => {
+                if let Some(s) = self.session(s) {
+                    let claim = chat_core::ActAs { id: USERS[user].into(), field: "sender_id".into() };
+                    let current = self.me(s);
+                    let command = Command::SendDirect {
+                        recipient_id: USERS[to].into(),
+                        message: "as claimed".into(),
+                        client_message_id: None,
+                    };
+                    let Applied::Replied(answer) =
+                        self.apply(Input::Command { session: s, command, act_as: Some(claim) })
+                    else {
+                        panic!("a command answered otherwise")
+                    };
+                    if let Some(current) = current
+                        && *current != *USERS[user]
+                    {
+                        prop_assert_eq!(
+                            answer.reply.as_ref().err().map(|e| e.code()),
+                            Some("identity_mismatch")
+                        );
+                    }
+                    if let Some(Reply::CheckedIn(c)) = &answer.checkin
+                        && let Some(t) = &c.resume_token
+                    {
+                        self.m.tokens.insert(c.client_id.to_string(), t.to_string());
+                    }
+                    if let Ok(Reply::SentDirect(sent)) = &answer.reply {
+                        let fresh =
+                            self.m.dms.insert(sent.message_id, (USERS[user].into(), DmState::Pending));
+                        prop_assert!(fresh.is_none(), "message id reused");
+                    }
+                    self.m.transcript.push(format!(
+                        "{s} dm as {} => {:?}",
+                        USERS[user],
+                        answer.reply.is_ok()
+                    ));
+                }
+            }
+            Op::Recover => {
+                self.m.recovers += 1;
+                self.apply(Input::Recover);
+                // The process that held them is gone.
+                self.m.holds.clear();
+                self.m.transcript.push("recover".into());
+            }
             Op::Advance { ms } => {
                 self.now = self.now.plus(Duration::from_millis(ms.into()));
                 self.apply(Input::Tick);
@@ -497,14 +620,15 @@ impl Run {
                         Some(&r.room_id),
                         "reconnecting for a room not mine"
                     );
+                    let before = self.m.reconnecting.insert((r.room_id.clone(), to.clone()), self.m.recovers);
                     prop_assert!(
-                        self.m.reconnecting.insert((r.room_id.clone(), to.clone())),
-                        "partner.reconnecting twice without partner.reconnected"
+                        before.is_none_or(|told| told < self.m.recovers),
+                        "partner.reconnecting twice without partner.reconnected or a restart"
                     );
                 }
                 Event::PartnerReconnected(r) => {
                     prop_assert!(
-                        self.m.reconnecting.remove(&(r.room_id.clone(), to.clone())),
+                        self.m.reconnecting.remove(&(r.room_id.clone(), to.clone())).is_some(),
                         "partner.reconnected without partner.reconnecting"
                     );
                 }
@@ -545,8 +669,16 @@ impl Run {
 fn output_of(chat: &mut Chat, applied: &Applied, expired_into: &mut Vec<SessionId>) -> String {
     let answer = match applied {
         Applied::Opened(s) => format!("opened {s}"),
-        Applied::Replied(Ok(reply)) => serde_json::to_string(reply).unwrap(),
-        Applied::Replied(Err(e)) => format!("error: {e}"),
+        Applied::Replied(answer) => format!(
+            "{} checkin {:?} cursor {} pending {}",
+            match &answer.reply {
+                Ok(reply) => serde_json::to_string(reply).unwrap(),
+                Err(e) => format!("error: {e}"),
+            },
+            answer.checkin.as_ref().map(|c| serde_json::to_string(c).unwrap()),
+            answer.cursor,
+            answer.pending
+        ),
         Applied::Done => "done".into(),
     };
     let pushed: Vec<String> = std::iter::from_fn(|| chat.poll_outbound())
