@@ -86,7 +86,7 @@ pub enum Input {
     /// New limits and registered clients ([`Chat::configure`]).
     Configure {
         /// The limits from now on.
-        limits: Limits,
+        limits: Box<Limits>,
         /// Operator-registered clients.
         registered: Vec<Registered>,
     },
@@ -119,6 +119,9 @@ pub struct Answer {
 
 /// What applying an input answered. Events it caused are drained as usual
 /// ([`Chat::poll_outbound`], [`Chat::poll_expired`]).
+// Returned once per input and moved, never stored: boxing the answer would cost an
+// allocation per command for nothing.
+#[allow(clippy::large_enum_variant)]
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Applied {
     /// The new session ([`Input::Open`]).
@@ -176,7 +179,7 @@ impl Chat {
                 Applied::Done
             }
             Input::Configure { limits, registered } => {
-                self.configure(at, limits, registered);
+                self.configure(at, *limits, registered);
                 Applied::Done
             }
             Input::Shutdown => {
