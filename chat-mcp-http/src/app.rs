@@ -26,6 +26,7 @@ use crate::metrics::Metrics;
 use crate::origin::{OriginGuard, check_origin, origins_for_rmcp};
 use crate::routes;
 use crate::session::{self, Sessions, admit_new_sessions, serve_streams};
+use crate::state::durable;
 use crate::state::hub::Hub;
 
 /// The MCP endpoint, the one path that speaks Streamable HTTP.
@@ -127,7 +128,24 @@ impl Server {
         routes::mark_started();
         let addr = listener.local_addr()?;
         let metrics = Arc::new(Metrics::default());
-        let hub = Hub::new(Arc::new(config), metrics, CancellationToken::new()).map_err(io::Error::other)?;
+        let config = Arc::new(config);
+        let hub = if config.store.is_durable() {
+            let (hub, started) =
+                durable::open(config.clone(), metrics, CancellationToken::new()).map_err(io::Error::other)?;
+            tracing::info!(
+                store = %config.store,
+                fresh = started.fresh,
+                snapshot = started.snapshot,
+                replayed = started.replayed,
+                position = started.position,
+                sessions = started.sessions,
+                took_ms = u64::try_from(started.took.as_millis()).unwrap_or(u64::MAX),
+                "chat restored"
+            );
+            hub
+        } else {
+            Hub::new(config, metrics, CancellationToken::new()).map_err(io::Error::other)?
+        };
         let sessions = CancellationToken::new();
         let stop_accepting = CancellationToken::new();
         let app = build_router(&hub, &sessions);
@@ -151,21 +169,27 @@ impl Server {
 
     /// Graceful stop: stop accepting, end every room (partners are told `shutdown`),
     /// give queued notifications time to reach clients, close every session, then wait
-    /// for connections to drain.
+    /// for connections to drain. With a durable store rooms and sessions are kept
+    /// instead (nothing more is logged about them), and a last snapshot is written: the
+    /// next start carries on where this one stopped.
     pub async fn shutdown(self) -> io::Result<()> {
-        tracing::info!("shutting down: notifying connected participants");
+        if self.hub.is_durable() {
+            tracing::info!("shutting down: sessions and rooms are kept in the store for the next start");
+        } else {
+            tracing::info!("shutting down: notifying connected participants");
+        }
         self.stop_accepting.cancel();
-        self.hub.begin_shutdown();
+        self.hub.begin_shutdown().await;
         self.hub.flush(self.hub.config.shutdown_flush).await;
         // Flushed means taken by the streams; give them a moment to write the
         // last frames to the sockets before the streams are closed.
         tokio::time::sleep(Duration::from_millis(100).min(self.hub.config.shutdown_flush)).await;
         for slot in self.hub.sessions() {
-            self.hub.end_session(&slot, chat_core::SessionEnd::Lost);
+            self.hub.end_session(&slot, chat_core::SessionEnd::Lost).await;
         }
         self.sessions.cancel();
         let mut task = self.task;
-        match tokio::time::timeout(DRAIN_LIMIT, &mut task).await {
+        let drained = match tokio::time::timeout(DRAIN_LIMIT, &mut task).await {
             Ok(Ok(result)) => result,
             Ok(Err(join)) => Err(io::Error::other(join)),
             Err(_) => {
@@ -173,7 +197,11 @@ impl Server {
                 task.abort();
                 Ok(())
             }
+        };
+        if let Some(journal) = self.hub.journal() {
+            journal.stop().await;
         }
+        drained
     }
 
     /// Serves until SIGINT or SIGTERM, then shuts down gracefully.

@@ -369,6 +369,34 @@ pub struct Cli {
     /// How long shutdown waits for queued notifications to flush.
     #[arg(long, env = "MCP_CHAT_SHUTDOWN_FLUSH", default_value_t = HumanDuration(defaults().shutdown_flush), help_heading = "Sessions")]
     pub shutdown_flush: HumanDuration,
+
+    /// Where the chat is kept. `memory`: nothing outlives the process. `sqlite:PATH`
+    /// (e.g. sqlite:./mcp-chat.db): every request is logged to that file before it is
+    /// answered, and a restart (even after kill -9) resumes every session, room and
+    /// mailbox; the file is created (mode 0600) if missing.
+    #[arg(long, env = "MCP_CHAT_STORE", default_value = "memory", help_heading = "Storage")]
+    pub store: crate::store::StoreUrl,
+
+    /// How a durable store flushes commits: `full` (to the disk at every commit: an
+    /// answered request survives a power loss), `normal` (at checkpoints: survives a crash
+    /// of the server, the last commits may be lost on power loss), `off` (never).
+    #[arg(long, env = "MCP_CHAT_STORE_SYNC", value_enum, default_value_t = crate::store::Sync::Full, help_heading = "Storage")]
+    pub store_sync: crate::store::Sync,
+
+    /// Take a snapshot after this many logged inputs (start-up replays at most about
+    /// this many after the newest snapshot).
+    #[arg(long, env = "MCP_CHAT_SNAPSHOT_EVERY", default_value_t = defaults().snapshot_every, help_heading = "Storage")]
+    pub snapshot_every: u64,
+
+    /// Also take a snapshot when this much time has passed since the last one (if
+    /// anything was logged meanwhile). A snapshot is always taken at shutdown.
+    #[arg(long, env = "MCP_CHAT_SNAPSHOT_INTERVAL", default_value_t = HumanDuration(defaults().snapshot_interval), help_heading = "Storage")]
+    pub snapshot_interval: HumanDuration,
+
+    /// Most inputs written in one commit (inputs that arrive while a commit runs go
+    /// into the next one together).
+    #[arg(long, env = "MCP_CHAT_JOURNAL_BATCH", default_value_t = defaults().journal_batch, help_heading = "Storage")]
+    pub journal_batch: usize,
 }
 
 impl Cli {
@@ -491,6 +519,11 @@ impl Cli {
             max_bad_tokens: self.max_bad_tokens,
             bad_token_window: self.bad_token_window.0,
             shutdown_flush: self.shutdown_flush.0,
+            store: self.store.clone(),
+            store_sync: self.store_sync,
+            snapshot_every: self.snapshot_every.max(1),
+            snapshot_interval: self.snapshot_interval.0,
+            journal_batch: self.journal_batch.max(1),
         })
     }
 }

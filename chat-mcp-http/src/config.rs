@@ -90,6 +90,20 @@ pub struct ServerConfig {
     pub bad_token_window: Duration,
     /// How long shutdown waits for pending notifications to flush before closing streams.
     pub shutdown_flush: Duration,
+    /// Where the chat is kept (`--store`): `memory` (nothing outlives the process) or
+    /// `sqlite:PATH` (every input is logged before it is applied; a restart resumes).
+    pub store: crate::store::StoreUrl,
+    /// How hard a durable store flushes each commit to the disk (`--store-sync`).
+    pub store_sync: crate::store::Sync,
+    /// A snapshot is taken after this many logged inputs (and at shutdown), so start-up
+    /// replays at most about this many.
+    pub snapshot_every: u64,
+    /// A snapshot is also taken when this much time passed since the last one and
+    /// something was logged meanwhile.
+    pub snapshot_interval: Duration,
+    /// Most inputs written in one commit (group commit: every input that arrived while
+    /// the previous commit ran goes into the next, up to this many).
+    pub journal_batch: usize,
 }
 
 impl ServerConfig {
@@ -137,6 +151,11 @@ impl Default for ServerConfig {
             max_bad_tokens: 10,
             bad_token_window: Duration::from_secs(60),
             shutdown_flush: Duration::from_secs(2),
+            store: crate::store::StoreUrl::Memory,
+            store_sync: crate::store::Sync::Full,
+            snapshot_every: 100_000,
+            snapshot_interval: Duration::from_secs(300),
+            journal_batch: 4096,
         }
     }
 }

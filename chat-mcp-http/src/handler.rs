@@ -209,7 +209,7 @@ impl ServerHandler for ChatServer {
         request: ReadResourceRequestParams,
         _context: RequestContext<RoleServer>,
     ) -> Result<ReadResourceResponse, ErrorData> {
-        resources::read(&self.hub, self.slot.id, &request.uri).map(Into::into)
+        resources::read(&self.hub, self.slot.id, &request.uri).await.map(Into::into)
     }
 
     async fn subscribe(
@@ -218,8 +218,7 @@ impl ServerHandler for ChatServer {
         _context: RequestContext<RoleServer>,
     ) -> Result<(), ErrorData> {
         resources::parse(&request.uri)?;
-        self.slot.subscriptions().add(&request.uri);
-        Ok(())
+        self.hub.subscribe(&self.slot, &request.uri, true).await.map_err(unsaved)
     }
 
     async fn unsubscribe(
@@ -227,8 +226,7 @@ impl ServerHandler for ChatServer {
         request: UnsubscribeRequestParams,
         _context: RequestContext<RoleServer>,
     ) -> Result<(), ErrorData> {
-        self.slot.subscriptions().remove(&request.uri);
-        Ok(())
+        self.hub.subscribe(&self.slot, &request.uri, false).await.map_err(unsaved)
     }
 
     async fn set_level(
@@ -355,4 +353,9 @@ impl ServerHandler for Gateway {
     ) -> Result<(), ErrorData> {
         self.session(&context)?.set_level(request, context).await
     }
+}
+
+/// A request the store did not take, as a JSON-RPC error (nothing of it happened).
+fn unsaved(unsaved: crate::state::journal::Unsaved) -> ErrorData {
+    ErrorData::internal_error(unsaved.to_string(), None)
 }

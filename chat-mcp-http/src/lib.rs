@@ -20,7 +20,9 @@
 //!   `logging/setLevel` and `notifications/message`.
 //! - [`tools`], [`params`], [`render`], [`resources`], [`output`]: the MCP surface
 //!   ([`output`]: the tools' output schemas).
-//! - [`state`]: the core's owner ([`state::hub::Hub`]), per-session slots, the pushers.
+//! - [`state`]: the core's owner ([`state::hub::Hub`]), per-session slots, the pushers,
+//!   and the journal that logs every input before it is applied ([`state::journal`]).
+//! - [`store`]: where the log and snapshots are kept (`--store memory | sqlite:PATH`).
 //! - [`metrics`], [`routes`]: `/metrics` and `/healthz`.
 //!
 //! Run [`serve`] (what the binary does) or [`app::Server::start`] to embed it.
@@ -45,6 +47,7 @@ pub mod resources;
 pub mod routes;
 pub mod session;
 pub mod state;
+pub mod store;
 pub mod tools;
 
 pub use app::Server;

@@ -37,6 +37,12 @@ pub struct Metrics {
     push_failures: AtomicU64,
     resource_updates: AtomicU64,
     progress_sent: AtomicU64,
+    journal_commits: AtomicU64,
+    journal_inputs: AtomicU64,
+    journal_commit_micros: AtomicU64,
+    store_failures: AtomicU64,
+    snapshots: AtomicU64,
+    snapshot_bytes: AtomicU64,
     rejected: Mutex<BTreeMap<&'static str, u64>>,
     tools: Mutex<BTreeMap<&'static str, ToolStats>>,
 }
@@ -102,6 +108,21 @@ impl Metrics {
     /// A `notifications/progress` was sent.
     pub fn progress_sent(&self) {
         self.progress_sent.fetch_add(1, Relaxed);
+    }
+    /// The journal wrote `inputs` inputs in one commit that took `took`.
+    pub fn journal_commit(&self, inputs: usize, took: Duration) {
+        self.journal_commits.fetch_add(1, Relaxed);
+        self.journal_inputs.fetch_add(inputs as u64, Relaxed);
+        self.journal_commit_micros.fetch_add(u64::try_from(took.as_micros()).unwrap_or(u64::MAX), Relaxed);
+    }
+    /// A commit to the store failed (its requests got an error).
+    pub fn store_failed(&self) {
+        self.store_failures.fetch_add(1, Relaxed);
+    }
+    /// A snapshot of `bytes` was written.
+    pub fn snapshot_saved(&self, bytes: usize, _took: Duration) {
+        self.snapshots.fetch_add(1, Relaxed);
+        self.snapshot_bytes.store(bytes as u64, Relaxed);
     }
     /// An HTTP request was refused before reaching MCP (`unauthorized`, `host`, `origin`).
     pub fn count_rejected(&self, reason: &'static str) {
@@ -197,6 +218,32 @@ impl Metrics {
             "mcp_chat_progress_notifications_total",
             "notifications/progress sent while tools waited.",
             self.progress_sent.load(Relaxed),
+        );
+        counter(
+            "mcp_chat_journal_commits_total",
+            "Commits to the store.",
+            self.journal_commits.load(Relaxed),
+        );
+        counter(
+            "mcp_chat_journal_inputs_total",
+            "Inputs logged to the store.",
+            self.journal_inputs.load(Relaxed),
+        );
+        counter(
+            "mcp_chat_journal_commit_microseconds_total",
+            "Time spent in commits to the store.",
+            self.journal_commit_micros.load(Relaxed),
+        );
+        counter(
+            "mcp_chat_store_failures_total",
+            "Commits that failed (their requests got an error, nothing was applied).",
+            self.store_failures.load(Relaxed),
+        );
+        counter("mcp_chat_snapshots_total", "Snapshots written.", self.snapshots.load(Relaxed));
+        let _ = writeln!(
+            out,
+            "# HELP mcp_chat_snapshot_bytes Size of the last snapshot.\n# TYPE mcp_chat_snapshot_bytes gauge\nmcp_chat_snapshot_bytes {}",
+            self.snapshot_bytes.load(Relaxed)
         );
 
         out.push_str("# HELP mcp_chat_http_rejected_total HTTP requests refused before MCP handling.\n");

@@ -89,9 +89,8 @@ pub fn list(hub: &Hub, session: SessionId) -> ListResourcesResult {
             )
             .with_mime_type("text/markdown"),
     ];
-    if let (Ok(Reply::Identity(identity)), _) = hub.call(session, Command::Identity)
-        && let chat_core::ActivityState::Chatting { room_id, partner } = identity.activity
-    {
+    let identity = hub.read(|chat| chat.peek_identity(session));
+    if let chat_core::ActivityState::Chatting { room_id, partner } = identity.activity {
         resources.push(
             Resource::new(room_uri(&room_id), format!("room {room_id}"))
                 .with_title(format!("Chat with {}", partner.display_name))
@@ -113,11 +112,11 @@ pub fn templates() -> ListResourceTemplatesResult {
 }
 
 /// Reads a resource as markdown plus the same data as JSON.
-pub fn read(hub: &Hub, session: SessionId, uri: &str) -> Result<ReadResourceResult, ErrorData> {
+pub async fn read(hub: &Hub, session: SessionId, uri: &str) -> Result<ReadResourceResult, ErrorData> {
     let result = match parse(uri)? {
         // A read-only view: peek, so reading it neither acknowledges events nor resets the
         // eviction count that the next wait_for_events reports.
-        ChatResource::Inbox => Ok(hub.with_core(|chat, _| {
+        ChatResource::Inbox => Ok(hub.read(|chat| {
             let events = chat.peek_events(session, chat.limits().max_fetch);
             let next = events.last().map_or(0, |e| e.seq);
             Reply::Events(EventsReply {
@@ -128,7 +127,10 @@ pub fn read(hub: &Hub, session: SessionId, uri: &str) -> Result<ReadResourceResu
                 evicted: 0,
             })
         })),
-        ChatResource::Room(room_id) => hub.call(session, Command::History { room_id }).0,
+        ChatResource::Room(room_id) => match hub.command(session, Command::History { room_id }, None).await {
+            Ok(answer) => answer.reply,
+            Err(unsaved) => return Err(ErrorData::internal_error(unsaved.to_string(), None)),
+        },
     };
     let reply = result.map_err(|e| read_error(uri, e))?;
     let now = crate::state::clock::now();

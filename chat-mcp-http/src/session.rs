@@ -18,8 +18,9 @@
 //! - Client notifications and responses (answers to keep-alive pings): `202`.
 //!   `notifications/cancelled` stops the named blocking request.
 //! - `GET`: the session's SSE stream. It opens with a priming event (an id, no data, and
-//!   `retry:`). Event ids count up per session; a client that reconnects with
-//!   `Last-Event-ID` gets the messages it missed (the last `--stream-replay`). A new stream
+//!   `retry:`). An event's id is its `seq` (see `state/outlet.rs`), so ids mean the same
+//!   after a restart; a client that reconnects with `Last-Event-ID` gets the messages it
+//!   missed (the last `--stream-replay`, and after a restart the events from the core). A new stream
 //!   replaces the old; one without `Last-Event-ID` gets what no stream has taken, plus
 //!   what a stream that just broke was handed in its last `--redeliver-window`.
 //! - `DELETE`: the client ends the session on purpose (`204`); its partner hears `left`.
@@ -59,7 +60,7 @@ use crate::edge::ConnectionCloser;
 use crate::handler::{self, SUPPORTED_VERSIONS};
 use crate::state::hub::Hub;
 use crate::state::notify;
-use crate::state::outlet::Frame;
+use crate::state::outlet::{Frame, display_id, parse_id};
 use crate::state::slot::{PingVerdict, Slot};
 
 /// Why a request's session cannot be served: a status and a plain-text reason.
@@ -128,7 +129,7 @@ impl Sessions {
                 ClientJsonRpcMessage::Request(request)
                     if matches!(request.request, ClientRequest::InitializeRequest(_)) =>
                 {
-                    self.initialize(&parts.headers, peer_address(&parts.extensions), request)
+                    self.initialize(&parts.headers, peer_address(&parts.extensions), request).await
                 }
                 _ => (StatusCode::BAD_REQUEST, "Bad Request: Session ID is required").into_response(),
             });
@@ -171,7 +172,7 @@ impl Sessions {
 
     /// `initialize`: opens a session for the client at `address` and answers with its id
     /// in `Mcp-Session-Id`.
-    fn initialize(
+    async fn initialize(
         &self,
         headers: &HeaderMap,
         address: Option<IpAddr>,
@@ -196,7 +197,7 @@ impl Sessions {
                 return json_response(StatusCode::OK, &ServerJsonRpcMessage::error(error, Some(id)));
             }
         };
-        let slot = match self.hub.open_session(address) {
+        let slot = match self.hub.open_session(address, &result.protocol_version).await {
             Ok(slot) => slot,
             Err(refused) => {
                 tracing::warn!(reason = %refused, "refusing a new session");
@@ -209,7 +210,6 @@ impl Sessions {
                 return response;
             }
         };
-        slot.set_protocol_version(result.protocol_version.clone());
         tracing::info!(
             session = %slot.id,
             mcp_session = %slot.mcp_id,
@@ -245,8 +245,14 @@ impl Sessions {
             let nothing = futures::stream::empty::<Result<SseEvent, Infallible>>();
             return Sse::new(nothing).into_response();
         }
-        let after = last.and_then(|v| v.parse().ok());
-        let Some(opened) = slot.outlet.open(after) else {
+        let after = last.and_then(parse_id);
+        // Resuming from before this process took the session over (a restart): the
+        // events it never carried come from the core's inbox.
+        let earlier = match after {
+            Some(after) if after < slot.outlet.floor() => self.hub.events_after(slot.id, after),
+            _ => Vec::new(),
+        };
+        let Some(opened) = slot.outlet.open_with(after, earlier) else {
             return (StatusCode::NOT_FOUND, "Not Found: Session not found").into_response();
         };
         // Opened first, then held: events the core pushes again to a session that comes
@@ -266,14 +272,14 @@ impl Sessions {
             slot,
         };
         let response = sse(body.map(Ok::<_, Infallible>), config.sse_keep_alive);
-        if primed { self::primed(response, &opened.position.to_string(), config.sse_retry) } else { response }
+        if primed { self::primed(response, &display_id(opened.position), config.sse_retry) } else { response }
     }
 
     /// `DELETE`: the client ends its session.
-    fn delete(&self, headers: &HeaderMap) -> Response {
+    async fn delete(&self, headers: &HeaderMap) -> Response {
         match self.lookup(headers) {
             Ok(slot) => {
-                self.hub.end_session(&slot, SessionEnd::Closed);
+                self.hub.end_session(&slot, SessionEnd::Closed).await;
                 StatusCode::NO_CONTENT.into_response()
             }
             Err(refused) => refused.into_response(),
@@ -309,7 +315,7 @@ fn sse(
 }
 
 fn sse_event(frame: &Frame) -> SseEvent {
-    SseEvent::default().id(frame.id.to_string()).data(&*frame.json)
+    SseEvent::default().id(display_id(frame.id)).data(&*frame.json)
 }
 
 fn json_response(status: StatusCode, message: &ServerJsonRpcMessage) -> Response {
@@ -343,7 +349,7 @@ pub async fn serve_streams(State(sessions): State<Arc<Sessions>>, request: Reque
         Method::GET => {
             sessions.get(request.headers(), request.extensions().get::<ConnectionCloser>().cloned())
         }
-        Method::DELETE => sessions.delete(request.headers()),
+        Method::DELETE => sessions.delete(request.headers()).await,
         Method::POST => next.run(request).await,
         _ => (StatusCode::METHOD_NOT_ALLOWED, [(header::ALLOW, ALLOWED_METHODS)], "Method Not Allowed")
             .into_response(),

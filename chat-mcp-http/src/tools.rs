@@ -4,10 +4,11 @@
 //! `structuredContent`, plus `pending_events`, the caller's unacknowledged event count.
 //! Core refusals become `isError` results whose text is the core's actionable message.
 
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use chat_core::{
-    Chat, ChatError, Command, DirectMessage, EventsReply, Hold, Reply, SentDirectReply, SessionId, Time,
+    ActAs, ChatError, Command, DirectMessage, EventsReply, Hold, Reply, SentDirectReply, SessionId,
 };
 use rmcp::handler::server::wrapper::Parameters;
 use rmcp::model::{CallToolResult, ContentBlock, ProgressNotificationParam, ProgressToken};
@@ -24,6 +25,7 @@ use crate::params::{
 use crate::render;
 use crate::resources;
 use crate::state::clock;
+use crate::state::journal::Unsaved;
 
 /// Every tool name, for metric labels (`&'static str` keeps the metrics map cheap).
 pub const TOOL_NAMES: [&str; 14] = [
@@ -59,6 +61,16 @@ impl From<ChatError> for Failure {
         Failure { code: error.code().into(), message: error.to_string() }
     }
 }
+
+/// A request the store did not take: nothing of it happened, and retrying is safe.
+impl From<Unsaved> for Failure {
+    fn from(unsaved: Unsaved) -> Self {
+        Failure { code: "store_unavailable".into(), message: unsaved.to_string() }
+    }
+}
+
+/// The code of a wrong resume token ([`ChatError::BadResumeToken`]).
+const BAD_RESUME_TOKEN: &str = "bad_resume_token";
 
 impl Failure {
     fn invalid(message: impl Into<String>) -> Self {
@@ -191,35 +203,6 @@ fn wait_timeout(given: Option<f64>, default: Duration, max: Duration) -> Result<
     }
 }
 
-/// Makes the session act as `claimed` (seed compatibility for `sender_id` / `client_id`):
-/// fine if it already does, checks in as `claimed` if it has no identity, refuses otherwise.
-fn act_as(
-    chat: &mut Chat,
-    now: Time,
-    session: SessionId,
-    claimed: &str,
-    field: &str,
-) -> Result<Option<Reply>, Failure> {
-    match chat.session_user(session) {
-        Some(current) if **current == *claimed => Ok(None),
-        Some(current) => Err(Failure {
-            code: "identity_mismatch".into(),
-            message: format!(
-                "{field} '{claimed}' is not this session's identity ('{current}'); omit {field} or pass '{current}'. To act as another client, open a new session."
-            ),
-        }),
-        None => {
-            let checkin = Command::Checkin {
-                client_id: claimed.to_owned(),
-                name: None,
-                capabilities: Vec::new(),
-                resume_token: None,
-            };
-            Ok(Some(chat.handle(now, session, checkin)?))
-        }
-    }
-}
-
 /// A successful result with an implicit check-in's data (its resume token) merged in,
 /// so it is not lost.
 fn with_checkin(reply: &Reply, checkin: Option<Reply>, pending: usize) -> CallToolResult {
@@ -268,27 +251,36 @@ impl ChatServer {
     /// Runs `command` for this session, first checking in implicitly as `claimed` (the
     /// seed's `sender_id` / `client_id` arguments, which must match the session's identity
     /// or bind it). Returns the reply, the implicit check-in's reply (also when the command
-    /// then failed: the session is checked in either way) and the pending count, all under
-    /// one lock.
-    fn run_as(
+    /// then failed: the session is checked in either way) and the pending count, all from
+    /// one input.
+    async fn run_as(
         &self,
         claimed: Option<&str>,
         field: &str,
         command: Result<Command, Failure>,
     ) -> (Result<Reply, Failure>, Option<Reply>, usize) {
         let session = self.session();
-        let (outcome, checkin, pending) = self.hub.with_core(|chat, now| {
-            let mut checkin = None;
-            let outcome = command.and_then(|command| {
-                if let Some(id) = claimed {
-                    checkin = act_as(chat, now, session, id, field)?;
-                }
-                Ok(chat.handle(now, session, command)?)
-            });
-            (outcome, checkin, chat.pending_events(session))
-        });
-        self.log_checkin(checkin.as_ref(), field);
-        (outcome, checkin, pending)
+        let command = match command {
+            Ok(command) => command,
+            Err(f) => return (Err(f), None, self.hub.pending_events(session)),
+        };
+        let act_as = claimed.map(|id| ActAs { id: Arc::from(id), field: Arc::from(field) });
+        match self.hub.command(session, command, act_as).await {
+            Ok(answer) => {
+                self.log_checkin(answer.checkin.as_ref(), field);
+                (answer.reply.map_err(Failure::from), answer.checkin, answer.pending)
+            }
+            Err(unsaved) => (Err(unsaved.into()), None, self.hub.pending_events(session)),
+        }
+    }
+
+    /// One command for this session: its reply and the pending count after it.
+    async fn call(&self, command: Command) -> (Result<Reply, Failure>, usize) {
+        let session = self.session();
+        match self.hub.command(session, command, None).await {
+            Ok(answer) => (answer.reply.map_err(Failure::from), answer.pending),
+            Err(unsaved) => (Err(unsaved.into()), self.hub.pending_events(session)),
+        }
     }
 
     /// Tells the session's log that `field` checked it in (the `info` level of
@@ -308,7 +300,7 @@ impl ChatServer {
     /// Runs one command and renders the result the standard way. A command that presents
     /// a resume token is first checked against its address's budget of wrong tokens (see
     /// `state/guesses.rs`), and a wrong token spends from it.
-    fn run(&self, command: Command) -> CallToolResult {
+    async fn run(&self, command: Command) -> CallToolResult {
         let presents_token = matches!(
             &command,
             Command::Resume { .. }
@@ -326,11 +318,11 @@ impl ChatServer {
             let refusal = Failure { code: "too_many_bad_tokens".into(), message };
             return failure(refusal, self.hub.pending_events(self.session()));
         }
-        let (result, pending) = self.hub.call(self.session(), command);
-        if presents_token && matches!(result, Err(ChatError::BadResumeToken { .. })) {
+        let (result, pending) = self.call(command).await;
+        if presents_token && matches!(&result, Err(f) if f.code == BAD_RESUME_TOKEN) {
             self.hub.guesses.failed(address);
         }
-        self.finish(result.map_err(Failure::from), pending)
+        self.finish(result, pending)
     }
 
     fn finish(&self, result: Result<Reply, Failure>, pending: usize) -> CallToolResult {
@@ -396,6 +388,7 @@ Optional: display_name shown to your partner, interests to be matched on, user_i
             interests: args.interests.unwrap_or_default(),
             resume_token: present(args.resume_token),
         })
+        .await
     }
 
     #[tool(
@@ -412,7 +405,7 @@ Optional: display_name shown to your partner, interests to be matched on, user_i
         description = "Stop waiting for a chat partner (leave the roulette queue)."
     )]
     async fn leave_queue(&self) -> CallToolResult {
-        self.run(Command::LeaveQueue)
+        self.run(Command::LeaveQueue).await
     }
 
     #[tool(
@@ -455,7 +448,7 @@ Give exactly one of room_id or recipient_id."
             },
         });
         let sender = present(args.sender_id);
-        let (result, checkin, pending) = self.run_as(sender.as_deref(), "sender_id", command);
+        let (result, checkin, pending) = self.run_as(sender.as_deref(), "sender_id", command).await;
         match result {
             Ok(reply) => {
                 self.hub.metrics.message_relayed();
@@ -483,7 +476,7 @@ Give exactly one of room_id or recipient_id."
 Set requeue: true to go straight back into the queue for a new partner."
     )]
     async fn leave_chat(&self, Parameters(args): Parameters<LeaveChatArgs>) -> CallToolResult {
-        self.run(Command::LeaveChat { room_id: args.room_id, requeue: args.requeue.unwrap_or(false) })
+        self.run(Command::LeaveChat { room_id: args.room_id, requeue: args.requeue.unwrap_or(false) }).await
     }
 
     #[tool(
@@ -501,7 +494,7 @@ Set requeue: true to go straight back into the queue for a new partner."
 partner; they get a `partner.typing` event. It clears itself after a few seconds."
     )]
     async fn set_typing(&self, Parameters(args): Parameters<SetTypingArgs>) -> CallToolResult {
-        self.run(Command::SetTyping { room_id: args.room_id, typing: args.typing.unwrap_or(true) })
+        self.run(Command::SetTyping { room_id: args.room_id, typing: args.typing.unwrap_or(true) }).await
     }
 
     #[tool(
@@ -519,7 +512,7 @@ partner; they get a `partner.typing` event. It clears itself after a few seconds
 Use for abuse or spam; for a normal goodbye use leave_chat."
     )]
     async fn block_partner(&self, Parameters(args): Parameters<BlockPartnerArgs>) -> CallToolResult {
-        self.run(Command::BlockPartner { room_id: args.room_id, reason: present(args.reason) })
+        self.run(Command::BlockPartner { room_id: args.room_id, reason: present(args.reason) }).await
     }
 
     #[tool(
@@ -537,7 +530,7 @@ Use for abuse or spam; for a normal goodbye use leave_chat."
 oldest first."
     )]
     async fn get_history(&self, Parameters(args): Parameters<GetHistoryArgs>) -> CallToolResult {
-        self.run(Command::History { room_id: args.room_id })
+        self.run(Command::History { room_id: args.room_id }).await
     }
 
     #[tool(
@@ -563,6 +556,7 @@ resume_token; keep it."
             capabilities: args.capabilities.unwrap_or_default(),
             resume_token: present(args.resume_token),
         })
+        .await
     }
 
     #[tool(
@@ -580,7 +574,7 @@ resume_token; keep it."
 capabilities, to find whom to message."
     )]
     async fn list_clients(&self) -> CallToolResult {
-        self.run(Command::ListClients)
+        self.run(Command::ListClients).await
     }
 
     #[tool(
@@ -604,7 +598,7 @@ leave them there). Reply with send_message {recipient_id: <their id>}."
         } else {
             Command::GetMessages { limit: args.limit }
         };
-        let (result, checkin, pending) = self.run_as(claimed.as_deref(), "client_id", Ok(command));
+        let (result, checkin, pending) = self.run_as(claimed.as_deref(), "client_id", Ok(command)).await;
         match result {
             Ok(reply) => with_checkin(&reply, checkin, pending),
             Err(f) => failure(f, pending),
@@ -642,23 +636,19 @@ while waiting if you pass a progressToken."
         let recipient = args.recipient_id;
         // Subscribe before sending so a reply racing the send still wakes us.
         let mut watch = self.slot.watch();
-        let (sent, checkin, pending) = self.hub.with_core(|chat, now| {
-            let mut checkin = None;
-            let outcome = (|| {
-                if let Some(sender) = &sender {
-                    checkin = act_as(chat, now, session, sender, "sender_id")?;
-                }
-                let cursor = chat.event_cursor(session);
-                let command = Command::SendDirect {
-                    recipient_id: recipient.clone(),
-                    message: args.message,
-                    client_message_id: present(args.client_message_id),
-                };
-                Ok((chat.handle(now, session, command)?, cursor))
-            })();
-            (outcome, checkin, chat.pending_events(session))
-        });
-        self.log_checkin(checkin.as_ref(), "sender_id");
+        let command = Command::SendDirect {
+            recipient_id: recipient.clone(),
+            message: args.message,
+            client_message_id: present(args.client_message_id),
+        };
+        let act_as = sender.map(|id| ActAs { id: Arc::from(id), field: Arc::from("sender_id") });
+        let answer = match self.hub.command(session, command, act_as).await {
+            Ok(answer) => answer,
+            Err(unsaved) => return failure(unsaved.into(), self.hub.pending_events(session)),
+        };
+        self.log_checkin(answer.checkin.as_ref(), "sender_id");
+        let (checkin, pending, cursor) = (answer.checkin, answer.pending, answer.cursor);
+        let sent = answer.reply.map(|reply| (reply, cursor)).map_err(Failure::from);
         let (sent, cursor) = match sent {
             Ok((Reply::SentDirect(sent), cursor)) => (sent, cursor),
             Ok((other, _)) => return with_checkin(&other, checkin, pending),
@@ -671,11 +661,11 @@ while waiting if you pass a progressToken."
         let what = format!("waiting for a reply from {recipient}");
         loop {
             let take = Command::TakeReply { from: recipient.clone(), after_seq: cursor };
-            let (result, pending) = self.hub.call(session, take);
+            let (result, pending) = self.call(take).await;
             let reply = match result {
                 Ok(Reply::TakenReply(taken)) => taken.message,
                 Ok(_) => None,
-                Err(e) => return failure(e.into(), pending),
+                Err(f) => return failure(f, pending),
             };
             let waited = started.elapsed();
             let now = clock::now();
@@ -696,7 +686,7 @@ while waiting if you pass a progressToken."
                 Woken::Timeout | Woken::Cancelled => {
                     // One last look: the reply may have landed just now.
                     let take = Command::TakeReply { from: recipient.clone(), after_seq: cursor };
-                    if let (Ok(Reply::TakenReply(taken)), pending) = self.hub.call(session, take)
+                    if let (Ok(Reply::TakenReply(taken)), pending) = self.call(take).await
                         && let Some(message) = taken.message
                     {
                         let data = wait_data(&sent, Some(&message), started.elapsed(), checkin, pending);
@@ -734,7 +724,7 @@ will arrive as a `message.received` event (see `wait_for_events`) or via `get_me
 queued or chatting (and with whom), and how many events and direct messages are waiting."
     )]
     async fn get_my_identity(&self) -> CallToolResult {
-        self.run(Command::Identity)
+        self.run(Command::Identity).await
     }
 
     #[tool(
@@ -753,7 +743,7 @@ with the resume_token you were given. Your room, queue place and unread events a
 the reconnect grace (30 s by default). Then call wait_for_events to catch up."
     )]
     async fn resume_session(&self, Parameters(args): Parameters<ResumeArgs>) -> CallToolResult {
-        self.run(Command::Resume { user_id: args.user_id, resume_token: args.resume_token })
+        self.run(Command::Resume { user_id: args.user_id, resume_token: args.resume_token }).await
     }
 
     #[tool(
@@ -789,11 +779,11 @@ after_seq every unacknowledged event is returned. Use this in a loop when your c
         let mut evicted = 0;
         loop {
             let command = Command::Events { after_seq: args.after_seq, limit: args.limit };
-            let (result, pending) = self.hub.call(session, command);
+            let (result, pending) = self.call(command).await;
             let mut reply = match result {
                 Ok(Reply::Events(reply)) => reply,
                 Ok(other) => return self.finish(Ok(other), pending),
-                Err(e) => return failure(e.into(), pending),
+                Err(f) => return failure(f, pending),
             };
             evicted += reply.evicted;
             reply.evicted = evicted;

@@ -195,6 +195,26 @@ impl ServerProcess {
         self.child.id().unwrap_or(0)
     }
 
+    /// Kills the process with SIGKILL (a crash: nothing is flushed or said) and waits.
+    pub async fn kill(&mut self) {
+        self.child.start_kill().expect("kill chat-mcp-http");
+        within(STEP, "server dies after SIGKILL", self.child.wait()).await.expect("wait for server");
+    }
+
+    /// Starts the server again on the same address with `args` (after [`Self::kill`] or
+    /// [`Self::terminate`]), e.g. on the same `--store`: clients configured with the old
+    /// URL reach the new process.
+    pub async fn restart(&mut self, args: &[&str]) {
+        let port = self.addr.port().to_string();
+        let mut with_port: Vec<&str> = args.to_vec();
+        with_port.extend(["--port", &port]);
+        let token = self.token.clone();
+        let next = ServerProcess::start(&with_port).await;
+        assert_eq!(next.addr, self.addr, "the restarted server listens where the old one did");
+        *self = next;
+        self.token = token.or(self.token.take());
+    }
+
     /// Sends SIGTERM and waits for the exit status.
     pub async fn terminate(&mut self, limit: Duration) -> std::process::ExitStatus {
         let pid = self.pid().to_string();
@@ -584,6 +604,18 @@ impl TestClient {
                 .await
                 .unwrap_or_else(|e| panic!("tools/call {tool} failed: {e}"));
         outcome(result)
+    }
+
+    /// Calls a tool; a transport or JSON-RPC error is returned, not a panic (for a
+    /// server that may be restarting).
+    pub async fn try_call(&self, tool: &str, arguments: Value) -> Result<ToolOutcome, String> {
+        let Value::Object(arguments) = arguments else { panic!("tool arguments must be an object") };
+        let params = CallToolRequestParams::new(tool.to_owned()).with_arguments(arguments);
+        match tokio::time::timeout(STEP, self.service.call_tool(params)).await {
+            Ok(Ok(result)) => Ok(outcome(result)),
+            Ok(Err(error)) => Err(error.to_string()),
+            Err(_) => Err(format!("tools/call {tool}: no answer within {STEP:?}")),
+        }
     }
 
     /// Calls a tool that must succeed; returns its `structuredContent`.

@@ -2,8 +2,16 @@
 //! stream, with event ids and a short replay buffer for reconnects.
 //!
 //! Messages are serialized once, when they are queued, and the GET stream only frames
-//! them. Each gets the next event id; the last few (`--stream-replay`) are kept so a
-//! client that reconnects with `Last-Event-ID` gets what it missed. The queue to the open stream is
+//! them. The last few (`--stream-replay`) are kept so a client that reconnects with
+//! `Last-Event-ID` gets what it missed.
+//!
+//! Event ids come from the core, not from this process: an event's SSE id is its `seq`
+//! (`"17"`), and a message that is not an event (a resource update, a log message) gets
+//! the seq of the event before it and a count (`"17.1"`, `"17.2"`). Internally an id is
+//! one ordered `u64`, `seq << 20 | count` ([`display_id`], [`parse_id`]). So after a
+//! restart on a durable store a `Last-Event-ID` still means the same point, and the
+//! events after it that the new process never carried are read back from the core's
+//! inbox ([`Outlet::open_with`]). The queue to the open stream is
 //! bounded (`--event-buffer`): a client that stops reading loses pushes beyond it, never
 //! blocks anyone else, and still finds every event in the core (`wait_for_events`; the
 //! `seq` gap tells it to fetch). Without an open stream, messages only go to the replay
@@ -14,12 +22,36 @@ use std::sync::{Mutex, PoisonError};
 
 use tokio::sync::mpsc;
 
+/// Bits of an id below the event seq (see the module docs).
+const COUNT_BITS: u32 = 20;
+const COUNT_MASK: u64 = (1 << COUNT_BITS) - 1;
+
+/// The SSE id of position `id`: `"seq"` for an event, `"seq.count"` for what followed it.
+pub fn display_id(id: u64) -> String {
+    let (seq, count) = (id >> COUNT_BITS, id & COUNT_MASK);
+    if count == 0 { seq.to_string() } else { format!("{seq}.{count}") }
+}
+
+/// The position of an SSE id written by [`display_id`]; `None` for anything else.
+pub fn parse_id(text: &str) -> Option<u64> {
+    let (seq, count) = match text.split_once('.') {
+        Some((seq, count)) => (seq.parse::<u64>().ok()?, count.parse::<u64>().ok()?),
+        None => (text.parse::<u64>().ok()?, 0),
+    };
+    (seq >> (64 - COUNT_BITS) == 0 && count <= COUNT_MASK).then_some(seq << COUNT_BITS | count)
+}
+
+/// The position of the event with `seq`.
+pub fn event_position(seq: u64) -> u64 {
+    seq.saturating_mul(1 << COUNT_BITS)
+}
+
 /// A serialized JSON-RPC message and its SSE event id.
 #[derive(Clone, Debug)]
 pub struct Frame {
-    /// The SSE event id: the message's own position for a replayable message, the
-    /// stream's current position for one that is not (a keep-alive ping), so a client
-    /// that resumes from any id it saw misses nothing.
+    /// The position ([`display_id`] makes the SSE id): the message's own for a replayable
+    /// message, the stream's current one for one that is not (a keep-alive ping), so a
+    /// client that resumes from any id it saw misses nothing.
     pub id: u64,
     /// Whether the message is kept for replay (events, resource updates; not pings).
     pub replay: bool,
@@ -58,6 +90,9 @@ struct Inner {
     generation: u64,
     /// The current stream was given every kept message after this id when it opened.
     stream_after: u64,
+    /// Where this process took the session over (a restart on a durable store): the
+    /// events up to it are in the core's inbox, not in `replay`.
+    floor: u64,
     closed: bool,
 }
 
@@ -79,13 +114,39 @@ impl Outlet {
         self.inner.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// Queues a replayable message.
+    /// A session taken over after a restart, whose newest event so far is `seq`: the
+    /// stream goes on after it.
+    pub fn start_after_event(&self, seq: u64) {
+        let mut inner = self.lock();
+        let position = event_position(seq);
+        inner.next_id = position;
+        inner.sent_through = position;
+        inner.floor = position;
+    }
+
+    /// Where this process took the session over (see [`Outlet::start_after_event`]).
+    pub fn floor(&self) -> u64 {
+        self.lock().floor
+    }
+
+    /// Queues the event with `seq` (replayable).
+    pub fn send_event(&self, seq: u64, json: std::sync::Arc<str>) -> Result<(), Missed> {
+        self.queue(Some(seq), json)
+    }
+
+    /// Queues a replayable message that is not an event.
     pub fn send(&self, json: std::sync::Arc<str>) -> Result<(), Missed> {
+        self.queue(None, json)
+    }
+
+    fn queue(&self, seq: Option<u64>, json: std::sync::Arc<str>) -> Result<(), Missed> {
         let mut inner = self.lock();
         if inner.closed {
             return Err(Missed::NoStream);
         }
-        inner.next_id += 1;
+        // Ids only grow, also should a session's seq not (it never rebinds in practice).
+        let next = inner.next_id.saturating_add(1);
+        inner.next_id = seq.map_or(next, |seq| event_position(seq).max(next));
         let id = inner.next_id;
         if self.replay > 0 {
             if inner.replay.len() >= self.replay {
@@ -126,13 +187,28 @@ impl Outlet {
     /// stream has taken yet (sent before the client's first GET, or between streams).
     /// `None` if the session has ended.
     pub fn open(&self, after: Option<u64>) -> Option<Opened> {
+        self.open_with(after, Vec::new())
+    }
+
+    /// [`Outlet::open`] for a client that resumes from before [`Outlet::floor`]: `earlier`
+    /// are the events after its `Last-Event-ID` up to the floor, read from the core, as
+    /// `(seq, message)`; they go first.
+    pub fn open_with(&self, after: Option<u64>, earlier: Vec<(u64, std::sync::Arc<str>)>) -> Option<Opened> {
         let mut inner = self.lock();
         if inner.closed {
             return None;
         }
-        let (tx, rx) = mpsc::channel(self.capacity.max(self.replay).max(1));
+        let (tx, rx) = mpsc::channel((self.capacity.max(self.replay) + earlier.len()).max(1));
         let after = after.unwrap_or(inner.sent_through).min(inner.next_id);
         let mut newest = None;
+        let floor = inner.floor;
+        for (seq, json) in earlier {
+            let id = event_position(seq);
+            if id > after && id <= floor {
+                let _ = tx.try_send(Frame { id, replay: true, json });
+                newest = Some(id);
+            }
+        }
         for (id, json) in inner.replay.iter().filter(|(id, _)| *id > after) {
             // Cannot fail: the channel is new and at least as large as the buffer.
             let _ = tx.try_send(Frame { id: *id, replay: true, json: json.clone() });
@@ -269,5 +345,46 @@ mod tests {
         outlet.rewind(current.generation, 3);
         let mut next = outlet.open(None).expect("reopen").frames;
         assert_eq!(next.try_recv().expect("c").id, 3);
+    }
+
+    #[test]
+    fn ids_are_event_seqs_and_counts_after_them() {
+        let outlet = Outlet::new(8, 8);
+        let mut stream = outlet.open(None).expect("open").frames;
+        outlet.send_event(1, json("e1")).expect("sent");
+        outlet.send(json("update")).expect("sent");
+        outlet.send(json("update")).expect("sent");
+        outlet.send_event(2, json("e2")).expect("sent");
+        let ids: Vec<_> = std::iter::from_fn(|| stream.try_recv().ok()).map(|f| display_id(f.id)).collect();
+        assert_eq!(ids, ["1", "1.1", "1.2", "2"]);
+        for id in ["0", "1", "1.1", "1.2", "2", "123456.789"] {
+            assert_eq!(parse_id(id).map(display_id).as_deref(), Some(id));
+        }
+        assert!(parse_id("1.1") < parse_id("1.2") && parse_id("1.2") < parse_id("2"));
+        for junk in ["", "x", "1.", ".1", "1.2.3", "-1", "1.1048576", "post-3-1"] {
+            assert_eq!(parse_id(junk), None, "{junk}");
+        }
+    }
+
+    #[test]
+    fn a_restarted_session_resumes_from_the_core_then_the_buffer() {
+        // After a restart: the session's newest event was 5; the core still holds 4 and 5.
+        let outlet = Outlet::new(8, 8);
+        outlet.start_after_event(5);
+        assert_eq!(outlet.floor(), event_position(5));
+        outlet.send_event(6, json("e6")).expect_err("no stream yet");
+        // The client saw up to 3: 4 and 5 come from the core, 6 from the buffer.
+        let earlier = vec![(4, json("e4")), (5, json("e5"))];
+        let opened = outlet.open_with(parse_id("3"), earlier.clone()).expect("open");
+        let mut frames = opened.frames;
+        let got: Vec<_> = std::iter::from_fn(|| frames.try_recv().ok()).map(|f| display_id(f.id)).collect();
+        assert_eq!(got, ["4", "5", "6"]);
+        // A client that saw 5 gets only 6; one without Last-Event-ID gets what no stream took.
+        let mut frames = outlet.open_with(parse_id("5"), earlier).expect("open").frames;
+        let got: Vec<_> = std::iter::from_fn(|| frames.try_recv().ok()).map(|f| display_id(f.id)).collect();
+        assert_eq!(got, ["6"]);
+        let fresh = Outlet::new(8, 8);
+        fresh.start_after_event(5);
+        assert_eq!(fresh.open(None).expect("open").position, event_position(5));
     }
 }
