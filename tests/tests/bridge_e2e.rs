@@ -240,3 +240,30 @@ async fn bridge_renews_the_session_after_a_server_restart() {
     bob.close().await;
     server.kill().await;
 }
+
+#[tokio::test]
+async fn on_a_durable_store_a_server_restart_is_invisible_through_the_bridge() {
+    let dir = tempfile::Builder::new().prefix("mcp-chat-store-").tempdir().expect("temp dir");
+    let store = format!("sqlite:{}", dir.path().join("chat.db").display());
+    let mut server = ServerProcess::start(&["--store", &store]).await;
+    let mut alice = ViaBridge::connect("alice", &server.url, &[], &[]).await;
+    let mut bob = ViaBridge::connect("bob", &server.url, &[], &[]).await;
+    alice.ok("enter_queue", json!({"display_name": "Alice"})).await;
+    bob.ok("enter_queue", json!({"display_name": "Bob"})).await;
+    let room = alice.next("chatroom.found").await["room_id"].as_str().expect("room_id").to_owned();
+    bob.next("chatroom.found").await;
+
+    server.kill().await;
+    server.restart(&["--store", &store]).await;
+
+    // Same sessions, same room: no renewal (which would have lost the room), and the
+    // bridge's GET stream came back by itself.
+    alice.ok("send_message", json!({"room_id": room, "message": "after the restart"})).await;
+    assert_eq!(bob.next("message.received").await["message"], "after the restart");
+    bob.ok("send_message", json!({"room_id": room, "message": "got it"})).await;
+    assert_eq!(alice.next("message.received").await["message"], "got it");
+    assert!(!alice.stderr().contains("renew"), "the session was renewed:\n{}", alice.stderr());
+
+    alice.close().await;
+    bob.close().await;
+}

@@ -367,3 +367,94 @@ pub fn recover(store: &mut dyn Store, fresh: impl FnOnce() -> Chat) -> Result<Re
     })?;
     Ok(Recovered { chat, position, snapshot, replayed: position - snapshot, fresh: false })
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::AtomicBool;
+
+    use chat_core::{Command, SessionId};
+    use tokio_util::sync::CancellationToken;
+
+    use super::*;
+    use crate::config::ServerConfig;
+
+    /// A store in memory whose writes fail while `fail` is set (a full or broken disk).
+    struct Flaky {
+        fail: Arc<AtomicBool>,
+        log: Arc<Mutex<Vec<Record>>>,
+        snapshots: Vec<(u64, Vec<u8>)>,
+    }
+
+    impl Store for Flaky {
+        fn snapshots(&mut self) -> Result<Vec<u64>, StoreError> {
+            Ok(self.snapshots.iter().rev().map(|(p, _)| *p).collect())
+        }
+        fn read_snapshot(&mut self, position: u64) -> Result<Vec<u8>, StoreError> {
+            let found = self.snapshots.iter().find(|(p, _)| *p == position);
+            found.map(|(_, s)| s.clone()).ok_or_else(|| StoreError("no such snapshot".into()))
+        }
+        fn read_log(
+            &mut self,
+            after: u64,
+            each: &mut dyn FnMut(Record) -> Result<(), StoreError>,
+        ) -> Result<(), StoreError> {
+            let log = self.log.lock().unwrap_or_else(PoisonError::into_inner).clone();
+            log.into_iter().filter(|r| r.position > after).try_for_each(each)
+        }
+        fn append(&mut self, records: &[Record]) -> Result<(), StoreError> {
+            if self.fail.load(Ordering::Acquire) {
+                return Err(StoreError("disk full".into()));
+            }
+            self.log.lock().unwrap_or_else(PoisonError::into_inner).extend_from_slice(records);
+            Ok(())
+        }
+        fn save_snapshot(&mut self, position: u64, _: u64, state: &[u8]) -> Result<(), StoreError> {
+            self.snapshots.push((position, state.to_vec()));
+            Ok(())
+        }
+    }
+
+    fn checkin(session: SessionId) -> Input {
+        let command = Command::Checkin {
+            client_id: "ada".into(),
+            name: None,
+            capabilities: Vec::new(),
+            resume_token: None,
+        };
+        Input::Command { session, command, act_as: None }
+    }
+
+    #[tokio::test]
+    async fn a_failed_write_applies_nothing_and_the_next_one_goes_through() {
+        let config = Arc::new(ServerConfig::default());
+        let hub = Hub::new(config, Arc::default(), CancellationToken::new()).expect("hub");
+        let fail = Arc::new(AtomicBool::new(false));
+        let log = Arc::new(Mutex::new(Vec::new()));
+        let store = Flaky { fail: fail.clone(), log: log.clone(), snapshots: Vec::new() };
+        let cadence = Cadence { batch: 16, every: 1_000, interval: Duration::from_secs(3600) };
+        hub.attach_journal(Journal::start(hub.clone(), Box::new(store), 0, 0, cadence));
+
+        let Ok(Applied::Opened(session)) = hub.apply(Input::Open { key: None, meta: None }).await else {
+            panic!("a session opens");
+        };
+        fail.store(true, Ordering::Release);
+        let refused = hub.apply(checkin(session)).await.expect_err("the store refuses the write");
+        assert!(
+            refused.to_string().contains("disk full") && refused.to_string().contains("retry"),
+            "{refused}"
+        );
+        assert_eq!(hub.read(|chat| chat.session_user(session).cloned()), None, "nothing was applied");
+
+        fail.store(false, Ordering::Release);
+        let applied = hub.apply(checkin(session)).await.expect("the store is back");
+        assert!(matches!(applied.reply(), Some(Ok(_))), "{applied:?}");
+        assert_eq!(
+            hub.read(|chat| chat.session_user(session).map(|u| u.to_string())).as_deref(),
+            Some("ada")
+        );
+        let positions: Vec<u64> =
+            log.lock().unwrap_or_else(PoisonError::into_inner).iter().map(|r| r.position).collect();
+        assert_eq!(positions, [1, 2], "the refused input left no hole in the log");
+        hub.journal().expect("journal").stop().await;
+    }
+}
