@@ -27,6 +27,18 @@ use crate::timers::{Timer, Timers};
 /// not predictable by clients who choose the keys.
 pub(crate) type Map<K, V> = HashMap<K, V, FixedState>;
 
+/// Serializes a [`Map`] in key order: a snapshot is then the same bytes for the same
+/// state, whatever history gave the map its iteration order (a restored map was filled
+/// in a different order than the live one).
+fn sorted<K: Ord + Serialize, V: Serialize, S: serde::Serializer>(
+    map: &Map<K, V>,
+    serializer: S,
+) -> Result<S::Ok, S::Error> {
+    let mut entries: Vec<(&K, &V)> = map.iter().collect();
+    entries.sort_unstable_by(|a, b| a.0.cmp(b.0));
+    serializer.collect_map(entries)
+}
+
 /// How a session ended, as reported by the adapter.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, serde::Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -112,16 +124,21 @@ pub struct Chat {
     next_session: u64,
     pub(crate) next_participant: u64,
     /// Open sessions: the participant each is bound to, and whether its client is there.
+    #[serde(serialize_with = "sorted")]
     pub(crate) sessions: Map<SessionId, Session>,
     /// Sessions by the adapter's key for them (see [`Chat::open_keyed_session`]).
     #[serde(default)]
+    #[serde(serialize_with = "sorted")]
     pub(crate) by_key: Map<Arc<str>, SessionId>,
     /// Sessions the core ended by itself, for [`Chat::poll_expired`].
     pub(crate) expired: VecDeque<SessionId>,
+    #[serde(serialize_with = "sorted")]
     pub(crate) participants: Map<u64, Participant>,
+    #[serde(serialize_with = "sorted")]
     pub(crate) by_id: Map<Arc<str>, u64>,
     /// Ids of checked-in clients, sorted for `ListClients`.
     pub(crate) clients: BTreeSet<Arc<str>>,
+    #[serde(serialize_with = "sorted")]
     pub(crate) rooms: Map<u64, Room>,
     /// The roulette queue: ticket (arrival order) -> participant.
     pub(crate) queue: BTreeMap<u64, u64>,

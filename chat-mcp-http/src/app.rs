@@ -140,6 +140,7 @@ impl Server {
                 position = started.position,
                 sessions = started.sessions,
                 took_ms = u64::try_from(started.took.as_millis()).unwrap_or(u64::MAX),
+                restore_ms = u64::try_from(started.restore.as_millis()).unwrap_or(u64::MAX),
                 "chat restored"
             );
             hub

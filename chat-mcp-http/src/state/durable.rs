@@ -38,6 +38,8 @@ pub struct Started {
     pub fresh: bool,
     /// From opening the store to ready to serve.
     pub took: std::time::Duration,
+    /// Of which: opening the store, restoring the snapshot and replaying the log.
+    pub restore: std::time::Duration,
 }
 
 /// Opens `config.store` and returns the hub restored from it, journal attached.
@@ -57,6 +59,7 @@ pub fn open(
     // Made in any case (it is cheap): a store that turns out empty starts from it.
     let fresh = Hub::fresh_core(&config)?;
     let recovered = journal::recover(store.as_mut(), move || fresh).map_err(named)?;
+    let restore = started.elapsed();
     let at = clock::now().as_millis().max(recovered.chat.now().as_millis());
     let hub = Hub::restored(config.clone(), metrics, shutdown, recovered.chat);
     let sessions = hub.sessions().len();
@@ -86,6 +89,7 @@ pub fn open(
         sessions,
         fresh: recovered.fresh,
         took: started.elapsed(),
+        restore,
     };
     Ok((hub, report))
 }
