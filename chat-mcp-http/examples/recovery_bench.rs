@@ -57,7 +57,7 @@ fn main() {
             writer.log(&mut chat, at, Input::Open { key: Some(key), meta: Some("2025-11-25".into()) });
         let chat_core::Applied::Opened(session) = opened else { panic!("a session opens") };
         writer.log(&mut chat, at, Input::Hold { session, what: Hold::Stream });
-        let command = if i % 2 == 0 {
+        let command = if i.is_multiple_of(2) {
             Command::EnterQueue {
                 user_id: None,
                 display_name: Some(format!("user {i}")),
@@ -87,7 +87,7 @@ fn main() {
         at = Time::from_millis(at.as_millis() + 1);
         let i = (next() % participants as u64) as usize;
         let session = sessions[i];
-        let command = if i % 2 == 0 {
+        let command = if i.is_multiple_of(2) {
             match chat.peek_identity(session).activity {
                 ActivityState::Chatting { room_id, .. } => Command::SendRoom {
                     room_id: room_id.to_string(),
@@ -177,7 +177,7 @@ impl Writer<'_> {
             self.flush();
         }
         // None at the very end: start-up then replays a whole cadence's worth of inputs.
-        if self.position % self.every == 0 && self.position < self.last {
+        if self.position.is_multiple_of(self.every) && self.position < self.last {
             self.flush();
             self.snapshot(chat, at);
         }
