@@ -11,6 +11,7 @@ use std::time::Duration;
 
 use ratatui::crossterm::event::{
     self, DisableBracketedPaste, EnableBracketedPaste, Event, KeyCode, KeyEvent, KeyEventKind, KeyModifiers,
+    KeyboardEnhancementFlags, PopKeyboardEnhancementFlags, PushKeyboardEnhancementFlags,
 };
 use ratatui::crossterm::execute;
 use tokio::sync::mpsc;
@@ -32,6 +33,7 @@ pub fn map_key(key: KeyEvent) -> Option<Key> {
     Some(match key.code {
         KeyCode::Char(c) if ctrl => match c.to_ascii_lowercase() {
             'c' | 'd' => Key::Interrupt,
+            'j' => Key::Newline,
             'u' => Key::KillToStart,
             'k' => Key::KillToEnd,
             'w' | 'h' => Key::DeleteWord,
@@ -46,6 +48,9 @@ pub fn map_key(key: KeyEvent) -> Option<Key> {
         KeyCode::Char('b') if alt => Key::WordLeft,
         KeyCode::Char('f') if alt => Key::WordRight,
         KeyCode::Char(c) => Key::Char(c),
+        // Alt-Enter reaches the app from every terminal; Shift-Enter only where the
+        // terminal reports modifiers of Enter (the keyboard enhancement protocol).
+        KeyCode::Enter if alt || key.modifiers.contains(KeyModifiers::SHIFT) => Key::Newline,
         KeyCode::Enter => Key::Enter,
         KeyCode::Backspace if ctrl || alt => Key::DeleteWord,
         KeyCode::Backspace => Key::Backspace,
@@ -134,7 +139,16 @@ pub async fn run(settings: Settings, net: NetConfig, initial_target: Option<Stri
             return ExitCode::FAILURE;
         }
     };
+    // A paste arrives as one event (so it becomes one message, line breaks kept), not
+    // as keys with an Enter per line.
     let _ = execute!(std::io::stdout(), EnableBracketedPaste);
+    // Where the terminal can tell Shift-Enter from Enter, ask it to.
+    let enhanced = matches!(ratatui::crossterm::terminal::supports_keyboard_enhancement(), Ok(true))
+        && execute!(
+            std::io::stdout(),
+            PushKeyboardEnhancementFlags(KeyboardEnhancementFlags::DISAMBIGUATE_ESCAPE_CODES)
+        )
+        .is_ok();
     let stop = Arc::new(AtomicBool::new(false));
     let mut keys = terminal_events(stop.clone());
     let mut tick = tokio::time::interval(Duration::from_millis(250));
@@ -177,6 +191,9 @@ pub async fn run(settings: Settings, net: NetConfig, initial_target: Option<Stri
         }
     }
     stop.store(true, Ordering::Relaxed);
+    if enhanced {
+        let _ = execute!(std::io::stdout(), PopKeyboardEnhancementFlags);
+    }
     let _ = execute!(std::io::stdout(), DisableBracketedPaste);
     ratatui::restore();
     match app.failure() {
@@ -204,6 +221,9 @@ mod tests {
         assert_eq!(press(KeyCode::Char('w'), KeyModifiers::CONTROL), Some(Key::DeleteWord));
         assert_eq!(press(KeyCode::Left, KeyModifiers::CONTROL), Some(Key::WordLeft));
         assert_eq!(press(KeyCode::Enter, KeyModifiers::NONE), Some(Key::Enter));
+        assert_eq!(press(KeyCode::Enter, KeyModifiers::ALT), Some(Key::Newline));
+        assert_eq!(press(KeyCode::Enter, KeyModifiers::SHIFT), Some(Key::Newline));
+        assert_eq!(press(KeyCode::Char('j'), KeyModifiers::CONTROL), Some(Key::Newline));
         assert_eq!(press(KeyCode::PageUp, KeyModifiers::NONE), Some(Key::PageUp));
         assert_eq!(press(KeyCode::F(5), KeyModifiers::NONE), None);
         let mut release = KeyEvent::new(KeyCode::Char('a'), KeyModifiers::NONE);

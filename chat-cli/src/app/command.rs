@@ -57,6 +57,7 @@ pub const HELP: &[&str] = &[
     "/help            this list",
     "/quit            leave and exit (also Ctrl-C)",
     "//text           send a message that starts with /",
+    "Enter sends; Alt-Enter (Shift-Enter, Ctrl-J) starts a new line; a paste is one message",
     "PgUp/PgDn scroll, Up/Down recall earlier lines",
 ];
 

@@ -8,6 +8,7 @@ use std::sync::Arc;
 
 use chat_core::{ClientSummary, DisconnectReason, HistoryEntry, PartnerInfo, PresenceStatus, Time};
 use serde::Serialize;
+use unicode_width::UnicodeWidthStr;
 
 /// One thing that happened, as shown to the user.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
@@ -395,7 +396,11 @@ impl Entry {
                     lines.push("  (no messages)".into());
                 }
                 for m in messages {
-                    lines.push(format!("  {} <{}> {}", clock(m.timestamp), m.from_name, m.message));
+                    let mut text = m.message.split('\n');
+                    let first = text.next().unwrap_or_default();
+                    lines.push(format!("  {} <{}> {first}", clock(m.timestamp), m.from_name));
+                    // The later lines of a message of several lines, under its text.
+                    lines.extend(text.map(|line| format!("      {line}")));
                 }
                 Body::System(lines)
             }
@@ -423,11 +428,23 @@ impl Entry {
     pub fn plain_text(&self, offset_secs: i32) -> Option<String> {
         let ts = clock_time(self.ts(), offset_secs, true);
         match self.body(offset_secs, true) {
-            Body::Message { speaker, text, undelivered: false, .. } => {
-                Some(format!("[{ts}] <{speaker}> {text}"))
-            }
-            Body::Message { speaker, text, undelivered: true, .. } => {
-                Some(format!("[{ts}] <{speaker}> {text} {UNDELIVERED_MARK} not delivered"))
+            Body::Message { speaker, text, undelivered, .. } => {
+                // A message of several lines: the later ones indented under the first, so
+                // none of them can pass for a line of its own.
+                let head = format!("[{ts}] <{speaker}> ");
+                let pad = " ".repeat(head.width());
+                let mut out = head;
+                for (i, line) in text.split('\n').enumerate() {
+                    if i > 0 {
+                        out.push('\n');
+                        out.push_str(&pad);
+                    }
+                    out.push_str(line);
+                }
+                if undelivered {
+                    out.push_str(&format!(" {UNDELIVERED_MARK} not delivered"));
+                }
+                Some(out)
             }
             Body::System(lines) => {
                 let mut out = String::new();
@@ -517,6 +534,27 @@ mod tests {
         assert_eq!(
             json,
             serde_json::json!({"type": "waiting", "ts": "2024-01-01T12:00:00.000Z", "position": 1, "queue_length": 2})
+        );
+    }
+
+    #[test]
+    fn a_message_of_several_lines_keeps_them_indented() {
+        let message = Entry::Message {
+            ts: T,
+            room_id: Some("r_1".into()),
+            message_id: "m_1".into(),
+            from: "u_b".into(),
+            from_name: "Bob".into(),
+            to: None,
+            text: "line one\nline two\n[12:00:00] * not a system line".into(),
+            mine: false,
+            undelivered: false,
+        };
+        assert_eq!(
+            message.plain_text(0).as_deref(),
+            Some(
+                "[12:00:00] <Bob> line one\n                 line two\n                 [12:00:00] * not a system line"
+            )
         );
     }
 

@@ -151,8 +151,10 @@ pub enum Key {
     Char(char),
     /// Pasted text.
     Paste(String),
-    /// Submit the line.
+    /// Submit the input (every line of it).
     Enter,
+    /// Start a new line in the input (Alt-Enter, Shift-Enter, Ctrl-J).
+    Newline,
     /// Delete before the cursor.
     Backspace,
     /// Delete under the cursor.
@@ -169,9 +171,9 @@ pub enum Key {
     Home,
     /// Line end.
     End,
-    /// Earlier input line.
+    /// The line above in the input, or (on its first line) an earlier submission.
     Up,
-    /// Later input line.
+    /// The line below in the input, or (on its last line) a later submission.
     Down,
     /// Scroll back.
     PageUp,

@@ -264,6 +264,38 @@ fn messages_go_to_the_room_and_echo_after_the_receipt() {
 }
 
 #[test]
+fn a_pasted_paragraph_is_one_message_with_its_line_breaks() {
+    let mut app = chatting();
+    // Terminals send a pasted line break as CR.
+    app.on_key(Key::Paste("line one\rline two\r\nline three".into()), at(2));
+    assert!(app.input().is_multiline(), "still being edited: nothing sent yet");
+    let actions = app.on_key(Key::Enter, at(2));
+    let sends: Vec<&Action> = actions.iter().filter(|a| matches!(a, Action::SendRoom { .. })).collect();
+    assert_eq!(
+        sends,
+        [&Action::SendRoom { room_id: "r_1".into(), text: "line one\nline two\nline three".into() }]
+    );
+}
+
+#[test]
+fn alt_enter_starts_a_new_line_and_up_walks_the_lines_first() {
+    let mut app = chatting();
+    type_text(&mut app, "first", at(2));
+    app.on_key(Key::Enter, at(2));
+    type_text(&mut app, "one", at(3));
+    app.on_key(Key::Newline, at(3));
+    type_text(&mut app, "two", at(3));
+    app.on_key(Key::Up, at(3));
+    assert_eq!((app.input().text().as_str(), app.input().cursor()), ("one\ntwo", 3), "up a line");
+    app.on_key(Key::Up, at(3));
+    assert_eq!(app.input().text(), "first", "then the history");
+    app.on_key(Key::Down, at(3));
+    assert_eq!(app.input().text(), "one\ntwo", "and back to the draft");
+    let actions = app.on_key(Key::Enter, at(4));
+    assert!(actions.contains(&Action::SendRoom { room_id: "r_1".into(), text: "one\ntwo".into() }));
+}
+
+#[test]
 fn typing_is_announced_throttled_and_withdrawn() {
     let mut app = chatting();
     let typing = |on| Action::SetTyping { room_id: "r_1".into(), typing: on };

@@ -33,6 +33,10 @@ impl App {
                 self.input.insert(c);
                 true
             }
+            Key::Newline => {
+                self.input.newline();
+                true
+            }
             Key::Paste(text) => {
                 self.input.insert_str(&text);
                 true
@@ -48,8 +52,16 @@ impl App {
             Key::WordRight => self.motion(LineEditor::word_right),
             Key::Home => self.motion(LineEditor::home),
             Key::End => self.motion(LineEditor::end),
-            Key::Up => self.motion(LineEditor::history_prev),
-            Key::Down => self.motion(LineEditor::history_next),
+            Key::Up => self.motion(|e| {
+                if !e.line_up() {
+                    e.history_prev();
+                }
+            }),
+            Key::Down => self.motion(|e| {
+                if !e.line_down() {
+                    e.history_next();
+                }
+            }),
             Key::PageUp => {
                 self.scroll = self.scroll.saturating_add(PAGE);
                 false

@@ -99,16 +99,43 @@ fn scrolled_back_shows_a_marker() {
 }
 
 #[test]
-fn the_input_scrolls_to_keep_the_cursor_visible() {
+fn the_input_box_grows_with_a_long_line() {
     let mut app = chatting();
     for c in "a fairly long line typed into a narrow terminal window".chars() {
         app.on_key(Key::Char(c), at(2));
     }
-    let mut terminal = screen(&mut app, 30, 6);
-    let input_row: String =
-        (0..30).map(|x| terminal.backend().buffer()[(x, 4)].symbol().to_owned()).collect();
-    assert_eq!(input_row, "> to a narrow terminal window ");
-    terminal.backend_mut().assert_cursor_position((29, 4));
+    let mut terminal = screen(&mut app, 30, 8);
+    insta::assert_snapshot!("input_wraps", terminal.backend());
+    terminal.backend_mut().assert_cursor_position((2, 6));
+}
+
+#[test]
+fn a_pasted_paragraph_fills_the_input_box_line_by_line() {
+    let mut app = chatting();
+    app.on_key(Key::Paste("first line\rsecond line\rthird".into()), at(2));
+    let mut terminal = screen(&mut app, 40, 9);
+    insta::assert_snapshot!("input_multiline", terminal.backend());
+    terminal.backend_mut().assert_cursor_position((7, 7));
+}
+
+#[test]
+fn a_tall_input_scrolls_inside_its_box() {
+    let mut app = chatting();
+    app.on_key(Key::Paste("1\n2\n3\n4\n5\n6\n7".into()), at(2));
+    let mut terminal = screen(&mut app, 30, 10);
+    insta::assert_snapshot!("input_scrolls", terminal.backend());
+    terminal.backend_mut().assert_cursor_position((3, 8));
+}
+
+#[test]
+fn messages_of_several_lines_keep_them_in_the_transcript() {
+    let mut app = chatting();
+    app.on_net(
+        received(2, Some("r_1"), "u_bob", "roses are red\nviolets are blue, and this line is long", 5),
+        at(5),
+    );
+    app.on_net(sent("r_1", "ok\n\nbye", 6), at(6));
+    insta::assert_snapshot!("multiline_messages", screen(&mut app, 40, 12).backend());
 }
 
 #[test]
