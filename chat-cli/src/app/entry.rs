@@ -142,6 +142,16 @@ pub enum Entry {
         /// Who.
         user_id: Arc<str>,
     },
+    /// DM mode: a client's presence changed (the sidebar's dot). Never in the
+    /// scrollback and not a plain-text line; in `--json`, so scripts can follow presence.
+    Presence {
+        /// When.
+        ts: Time,
+        /// The client.
+        client_id: Arc<str>,
+        /// Online, reconnecting or offline.
+        status: PresenceStatus,
+    },
     /// The checked-in clients (`/who` in DM mode).
     Clients {
         /// When.
@@ -281,6 +291,7 @@ impl Entry {
             | Entry::Left { ts, .. }
             | Entry::LeftQueue { ts }
             | Entry::Blocked { ts, .. }
+            | Entry::Presence { ts, .. }
             | Entry::Clients { ts, .. }
             | Entry::History { ts, .. }
             | Entry::Expired { ts, .. }
@@ -295,7 +306,7 @@ impl Entry {
 
     /// Whether it belongs in the scrollback (typing changes do not).
     pub fn is_persistent(&self) -> bool {
-        !matches!(self, Entry::Typing { .. })
+        !matches!(self, Entry::Typing { .. } | Entry::Presence { .. })
     }
 
     /// The words of the entry. Times inside it are wall-clock at `offset_secs`, with
@@ -331,7 +342,7 @@ impl Entry {
                 };
                 Body::Message { speaker, mine: *mine, text: text.to_string(), undelivered: *undelivered }
             }
-            Entry::Typing { .. } => Body::Hidden,
+            Entry::Typing { .. } | Entry::Presence { .. } => Body::Hidden,
             Entry::PartnerLeft { name, reason, undelivered, .. } => {
                 let mut lines = vec![match reason {
                     DisconnectReason::Left => format!("{name} left the chat; /next to meet someone new"),
@@ -528,16 +539,6 @@ mod tests {
     }
 
     #[test]
-    fn json_form_is_tagged_by_type() {
-        let entry = Entry::Waiting { ts: T, position: 1, queue_length: 2, estimated_wait_secs: None };
-        let json = serde_json::to_value(&entry).unwrap_or_default();
-        assert_eq!(
-            json,
-            serde_json::json!({"type": "waiting", "ts": "2024-01-01T12:00:00.000Z", "position": 1, "queue_length": 2})
-        );
-    }
-
-    #[test]
     fn a_message_of_several_lines_keeps_them_indented() {
         let message = Entry::Message {
             ts: T,
@@ -555,6 +556,16 @@ mod tests {
             Some(
                 "[12:00:00] <Bob> line one\n                 line two\n                 [12:00:00] * not a system line"
             )
+        );
+    }
+
+    #[test]
+    fn json_form_is_tagged_by_type() {
+        let entry = Entry::Waiting { ts: T, position: 1, queue_length: 2, estimated_wait_secs: None };
+        let json = serde_json::to_value(&entry).unwrap_or_default();
+        assert_eq!(
+            json,
+            serde_json::json!({"type": "waiting", "ts": "2024-01-01T12:00:00.000Z", "position": 1, "queue_length": 2})
         );
     }
 

@@ -33,8 +33,12 @@ const TYPING_REFRESH: Duration = Duration::from_secs(3);
 const TYPING_IDLE: Duration = Duration::from_secs(4);
 /// Hide the partner's indicator after this long even if the "stopped" event never came.
 const PARTNER_TYPING_MAX: Duration = Duration::from_secs(10);
-/// Refresh the DM sidebar's client list this often.
+/// Refresh the DM sidebar's client list this often. The server sends no presence
+/// events, so the list is polled; what replies and messages reveal (a send to someone
+/// offline, a message from someone) updates it at once in between.
 const CLIENTS_REFRESH: Duration = Duration::from_secs(15);
+/// ... and this often while someone is reconnecting (back or gone within the grace).
+const CLIENTS_REFRESH_BUSY: Duration = Duration::from_secs(3);
 /// Refresh the queue position this often while waiting.
 const POSITION_REFRESH: Duration = Duration::from_secs(5);
 /// ... but not more often than this when someone unknown shows up.
@@ -133,6 +137,8 @@ pub struct Dm {
     pub clients: Vec<ClientSummary>,
     /// When the list was last requested.
     refreshed: Option<Time>,
+    /// Whether a list has arrived (changes are reported from the second one on).
+    listed: bool,
 }
 
 /// Our own typing indicator, as last told to the server.

@@ -3,12 +3,15 @@
 
 use std::sync::Arc;
 
-use chat_core::{ActivityState, Envelope, Event, IdentityReply, MessageId, PartnerInfo, QueueStatus, Time};
+use chat_core::{
+    ActivityState, ClientSummary, Envelope, Event, IdentityReply, MessageId, PartnerInfo, PresenceStatus,
+    QueueStatus, Time,
+};
 
 use super::entry::{Entry, Undelivered};
 use super::{
-    Action, App, CLIENTS_REFRESH, CLIENTS_REFRESH_MIN, Connection, Joined, Mode, NetEvent,
-    PARTNER_TYPING_MAX, POSITION_REFRESH, Request, Roulette, TYPING_IDLE, Typing, anonymous,
+    Action, App, CLIENTS_REFRESH, CLIENTS_REFRESH_BUSY, CLIENTS_REFRESH_MIN, Connection, Joined, Mode,
+    NetEvent, PARTNER_TYPING_MAX, POSITION_REFRESH, Request, Roulette, TYPING_IDLE, Typing, anonymous,
 };
 
 impl App {
@@ -41,7 +44,7 @@ impl App {
         if matches!(self.settings.mode, Mode::Dm { .. })
             && self.connection == Connection::Online
             && !self.quitting
-            && self.dm.refreshed.is_none_or(|t| now.since(t) >= CLIENTS_REFRESH)
+            && self.dm.refreshed.is_none_or(|t| now.since(t) >= self.clients_refresh())
         {
             self.dm.refreshed = Some(now);
             actions.push(Action::ListClients { quiet: true });
@@ -141,6 +144,8 @@ impl App {
                 if offline {
                     self.info(now, &format!("{to} is offline; the message waits in their mailbox"));
                 }
+                let status = if offline { PresenceStatus::Offline } else { PresenceStatus::Online };
+                self.note_presence(&to, None, status, now);
             }
             NetEvent::Queued(reply) => self.apply_status(reply.status, now),
             NetEvent::LeftQueue(_) => {
@@ -171,6 +176,10 @@ impl App {
                 messages: reply.messages,
             }),
             NetEvent::Clients { reply, quiet } => {
+                if self.dm.listed {
+                    self.report_presence_changes(&reply.clients, now);
+                }
+                self.dm.listed = true;
                 self.dm.clients = reply.clients.clone();
                 if !quiet {
                     self.push(Entry::Clients { ts: now, clients: reply.clients, omitted: reply.omitted });
@@ -256,7 +265,12 @@ impl App {
                     (Some(room), Roulette::Chatting { room_id, partner_typing, .. }) if room == room_id => {
                         *partner_typing = None;
                     }
-                    (None, _) => actions.extend(self.note_direct(&m.from, now)),
+                    (None, _) => {
+                        actions.extend(self.note_direct(&m.from, now));
+                        // They just wrote, so they are online (and exist, if the list is
+                        // older than their check-in).
+                        self.note_presence(&m.from, Some(&m.from_name), PresenceStatus::Online, now);
+                    }
                     _ => {}
                 }
                 self.push(Entry::Message {
@@ -355,6 +369,64 @@ impl App {
         }
         self.dm.refreshed = Some(now);
         vec![Action::ListClients { quiet: true }]
+    }
+
+    /// How often the client list is polled now: faster while someone is reconnecting.
+    fn clients_refresh(&self) -> std::time::Duration {
+        if self.dm.clients.iter().any(|c| c.status == PresenceStatus::Reconnecting) {
+            CLIENTS_REFRESH_BUSY
+        } else {
+            CLIENTS_REFRESH
+        }
+    }
+
+    /// DM mode: what a reply or a message just told us about a client's presence, shown
+    /// at once instead of at the next poll. A client the list does not have yet is added.
+    fn note_presence(&mut self, client_id: &str, name: Option<&str>, status: PresenceStatus, now: Time) {
+        let Mode::Dm { client_id: me } = &self.settings.mode else { return };
+        if me == client_id {
+            return;
+        }
+        match self.dm.clients.iter_mut().find(|c| *c.client_id == *client_id) {
+            Some(known) if known.status == status => return,
+            Some(known) => {
+                known.status = status;
+                known.last_seen = now;
+            }
+            None => {
+                let at = self.dm.clients.partition_point(|c| *c.client_id < *client_id);
+                self.dm.clients.insert(
+                    at,
+                    ClientSummary {
+                        client_id: client_id.into(),
+                        name: name.unwrap_or(client_id).into(),
+                        capabilities: Vec::new(),
+                        status,
+                        last_seen: now,
+                    },
+                );
+            }
+        }
+        self.push(Entry::Presence { ts: now, client_id: client_id.into(), status });
+    }
+
+    /// A fresh client list: a `presence` entry for every client whose dot changes (new
+    /// ones included).
+    fn report_presence_changes(&mut self, fresh: &[ClientSummary], now: Time) {
+        let me = match &self.settings.mode {
+            Mode::Dm { client_id } => client_id.clone(),
+            Mode::Roulette => return,
+        };
+        let mut changes: Vec<(std::sync::Arc<str>, PresenceStatus)> = Vec::new();
+        for c in fresh {
+            let before = self.dm.clients.iter().find(|o| o.client_id == c.client_id).map(|o| o.status);
+            if before != Some(c.status) && *c.client_id != *me {
+                changes.push((c.client_id.clone(), c.status));
+            }
+        }
+        for (client_id, status) in changes {
+            self.push(Entry::Presence { ts: now, client_id, status });
+        }
     }
 
     /// Marks our messages in `room` that the server says never arrived, newest scrollback

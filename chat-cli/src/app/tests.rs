@@ -195,6 +195,7 @@ fn kinds(app: &App) -> Vec<&'static str> {
             Entry::Error { .. } => "error",
             Entry::Closed { .. } => "closed",
             Entry::Typing { .. } => "typing",
+            Entry::Presence { .. } => "presence",
         })
         .collect()
 }
@@ -531,7 +532,8 @@ fn direct_messages_track_target_and_unread() {
     let sent = app.submit("/to carol hi", at(9));
     assert_eq!(
         sent,
-        [Action::ListClients { quiet: true }, Action::SendDirect { to: "carol".into(), text: "hi".into() }]
+        [Action::SendDirect { to: "carol".into(), text: "hi".into() }],
+        "carol is known since she wrote"
     );
     assert!(app.dm().unread.is_empty());
     assert_eq!(app.submit("/who", at(7)), [Action::ListClients { quiet: false }]);
@@ -578,6 +580,88 @@ fn the_dm_sidebar_lists_clients_unread_and_the_target() {
     let summary: Vec<(&str, usize, bool)> =
         items.iter().map(|i| (i.client_id.as_str(), i.unread, i.selected)).collect();
     assert_eq!(summary, [("bob", 0, true), ("carol", 0, false), ("dave", 1, false)]);
+}
+
+fn dm_app_with(clients: Vec<ClientSummary>) -> App {
+    let mut app = App::new(settings(Mode::Dm { client_id: "alice".into() }));
+    app.on_net(dm_joined("alice"), at(0));
+    app.on_net(NetEvent::Clients { reply: ClientsReply { clients, omitted: 0 }, quiet: true }, at(0));
+    app
+}
+
+fn dots(app: &App) -> Vec<(String, PresenceStatus)> {
+    let items = app.sidebar().unwrap_or_default();
+    items.into_iter().map(|i| (i.client_id, i.status)).collect()
+}
+
+fn presence_entries(app: &mut App) -> Vec<(String, PresenceStatus)> {
+    app.take_emitted()
+        .into_iter()
+        .filter_map(|e| match e {
+            Entry::Presence { client_id, status, .. } => Some((client_id.to_string(), status)),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn a_send_to_someone_offline_turns_their_dot_off_at_once() {
+    let mut app = dm_app_with(vec![client("bob", PresenceStatus::Online)]);
+    app.take_emitted();
+    app.submit("/to bob", at(1));
+    let reply = |online| SentDirectReply {
+        recipient_id: "bob".into(),
+        message_id: chat_core::MessageId(9),
+        timestamp: at(2),
+        expires_at: at(600),
+        recipient_online: online,
+    };
+    app.on_net(NetEvent::SentDirect { text: "still there?".into(), reply: reply(false) }, at(2));
+    assert_eq!(dots(&app), [("bob".to_owned(), PresenceStatus::Offline)], "under \"bob is offline\"");
+    assert_eq!(presence_entries(&mut app), [("bob".to_owned(), PresenceStatus::Offline)]);
+    app.on_net(NetEvent::SentDirect { text: "back?".into(), reply: reply(true) }, at(3));
+    assert_eq!(dots(&app), [("bob".to_owned(), PresenceStatus::Online)]);
+    assert!(!kinds(&app).contains(&"presence"), "never in the scrollback");
+}
+
+#[test]
+fn a_message_from_someone_new_shows_them_online_before_the_next_poll() {
+    let mut app = dm_app_with(vec![client("bob", PresenceStatus::Offline)]);
+    app.on_net(received(1, None, "carol", "hi, I just checked in", 2), at(2));
+    app.on_net(received(2, None, "bob", "me too", 3), at(3));
+    assert_eq!(
+        dots(&app),
+        [("bob".to_owned(), PresenceStatus::Online), ("carol".to_owned(), PresenceStatus::Online)]
+    );
+}
+
+#[test]
+fn a_polled_list_reports_what_changed() {
+    let mut app =
+        dm_app_with(vec![client("alice", PresenceStatus::Online), client("bob", PresenceStatus::Online)]);
+    assert_eq!(presence_entries(&mut app), [], "the first list is the starting point");
+    assert_eq!(app.tick(at(15)), [Action::ListClients { quiet: true }]);
+    app.on_net(
+        NetEvent::Clients {
+            reply: ClientsReply {
+                clients: vec![
+                    client("alice", PresenceStatus::Online),
+                    client("bob", PresenceStatus::Reconnecting),
+                    client("carol", PresenceStatus::Online),
+                ],
+                omitted: 0,
+            },
+            quiet: true,
+        },
+        at(15),
+    );
+    assert_eq!(
+        presence_entries(&mut app),
+        [("bob".to_owned(), PresenceStatus::Reconnecting), ("carol".to_owned(), PresenceStatus::Online)]
+    );
+    // While someone is reconnecting the list is polled every 3 s, not every 15.
+    assert_eq!(app.tick(at(17)), []);
+    assert_eq!(app.tick(at(18)), [Action::ListClients { quiet: true }]);
 }
 
 #[test]
