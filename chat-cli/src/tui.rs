@@ -70,6 +70,14 @@ pub fn map_key(key: KeyEvent) -> Option<Key> {
     })
 }
 
+/// Blanks the whole screen before the first frame. A client that was killed leaves the
+/// terminal in the alternate screen with its last frame on it; entering it again is a
+/// no-op, and the first frame only draws cells that are not blank, so without this the
+/// old frame would show through.
+pub fn fresh_screen<B: ratatui::backend::Backend>(terminal: &mut ratatui::Terminal<B>) {
+    let _ = terminal.clear();
+}
+
 /// Reads terminal events on a plain thread until `stop` is set or the app is gone.
 fn terminal_events(stop: Arc<AtomicBool>) -> mpsc::UnboundedReceiver<Event> {
     let (tx, rx) = mpsc::unbounded_channel();
@@ -139,6 +147,7 @@ pub async fn run(settings: Settings, net: NetConfig, initial_target: Option<Stri
             return ExitCode::FAILURE;
         }
     };
+    fresh_screen(&mut terminal);
     // A paste arrives as one event (so it becomes one message, line breaks kept), not
     // as keys with an Enter per line.
     let _ = execute!(std::io::stdout(), EnableBracketedPaste);
@@ -211,6 +220,16 @@ mod tests {
 
     fn press(code: KeyCode, modifiers: KeyModifiers) -> Option<Key> {
         map_key(KeyEvent::new(code, modifiers))
+    }
+
+    #[test]
+    fn a_screen_left_over_by_a_killed_client_is_cleared() {
+        use ratatui::backend::TestBackend;
+        let leftover = TestBackend::with_lines(["old frame, old frame", "12:00 Bob: stale    "]);
+        let mut terminal = ratatui::Terminal::new(leftover).expect("test terminal");
+        fresh_screen(&mut terminal);
+        terminal.draw(|_| {}).expect("draws");
+        terminal.backend().assert_buffer_lines(["                    ", "                    "]);
     }
 
     #[test]

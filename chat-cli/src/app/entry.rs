@@ -20,8 +20,12 @@ pub enum Entry {
         ts: Time,
         /// The server URL.
         server: String,
-        /// Our user id or client id.
-        user_id: Arc<str>,
+        /// Our roulette user id (absent in DM mode).
+        #[serde(skip_serializing_if = "Option::is_none")]
+        user_id: Option<Arc<str>>,
+        /// Our DM client id (absent in roulette).
+        #[serde(skip_serializing_if = "Option::is_none")]
+        client_id: Option<Arc<str>>,
         /// Our display name.
         display_name: Arc<str>,
         /// The identity was saved by an earlier run and taken back with its resume token.
@@ -141,6 +145,8 @@ pub enum Entry {
         ts: Time,
         /// Who.
         user_id: Arc<str>,
+        /// Their display name.
+        name: Arc<str>,
     },
     /// DM mode: a client's presence changed (the sidebar's dot). Never in the
     /// scrollback and not a plain-text line; in `--json`, so scripts can follow presence.
@@ -315,8 +321,9 @@ impl Entry {
         let clock = |t: Time| clock_time(t, offset_secs, seconds);
         let system = |line: String| Body::System(vec![line]);
         match self {
-            Entry::Connected { server, user_id, display_name, restored, .. } => {
-                let mut line = format!("connected to {server} as {}", name_and_id(display_name, user_id));
+            Entry::Connected { server, user_id, client_id, display_name, restored, .. } => {
+                let id = user_id.as_deref().or(client_id.as_deref()).unwrap_or_default();
+                let mut line = format!("connected to {server} as {}", name_and_id(display_name, id));
                 if *restored {
                     line.push_str(" (taken back with the resume token an earlier run saved)");
                 }
@@ -378,8 +385,8 @@ impl Entry {
                 system("you left the chat; /next to meet someone new".into())
             }
             Entry::LeftQueue { .. } => system("you left the queue; /next to join it again".into()),
-            Entry::Blocked { user_id, .. } => system(format!(
-                "blocked and reported {user_id}; you will not be matched again; /next for someone new"
+            Entry::Blocked { name, .. } => system(format!(
+                "blocked and reported {name}; you will not be matched again; /next for someone new"
             )),
             Entry::Clients { clients, omitted, .. } => {
                 let mut lines = vec![match clients.len() {

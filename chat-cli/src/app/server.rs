@@ -163,10 +163,18 @@ impl App {
                 }
             }
             NetEvent::Blocked(reply) => {
+                let name = match &self.roulette {
+                    Roulette::Chatting { partner, .. } | Roulette::PartnerLeft { partner, .. }
+                        if partner.user_id == reply.blocked_user_id =>
+                    {
+                        partner.display_name.clone()
+                    }
+                    _ => reply.blocked_user_id.clone(),
+                };
                 if self.in_room(&reply.room_id) || matches!(self.roulette, Roulette::PartnerLeft { .. }) {
                     self.roulette = Roulette::Idle;
                 }
-                self.push(Entry::Blocked { ts: now, user_id: reply.blocked_user_id });
+                self.push(Entry::Blocked { ts: now, user_id: reply.blocked_user_id, name });
             }
             NetEvent::History(reply) => self.push(Entry::History {
                 ts: now,
@@ -239,10 +247,13 @@ impl App {
     fn connected_entry(&mut self, now: Time, restored: bool) {
         if let Some(me) = self.me.clone() {
             let server = self.settings.server.clone();
+            let dm = matches!(self.settings.mode, Mode::Dm { .. });
+            let (user_id, client_id) = if dm { (None, Some(me.user_id)) } else { (Some(me.user_id), None) };
             self.push(Entry::Connected {
                 ts: now,
                 server,
-                user_id: me.user_id,
+                user_id,
+                client_id,
                 display_name: me.display_name,
                 restored,
             });

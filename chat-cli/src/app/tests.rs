@@ -382,6 +382,8 @@ fn leave_and_block() {
         at(3),
     );
     assert_eq!(app.roulette(), &Roulette::Idle);
+    let notice = app.scrollback().last().and_then(|e| e.plain_text(0)).unwrap_or_default();
+    assert!(notice.contains("blocked and reported Bob;"), "by name, not u_bob: {notice}");
     assert_eq!(app.submit("/block", at(4)), []);
     assert_eq!(last_error(&app), "there is nobody to block: you are not in a chat");
     assert_eq!(app.submit("/leave", at(4)), []);

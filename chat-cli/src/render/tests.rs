@@ -165,3 +165,31 @@ fn undelivered_messages_are_marked() {
     app.on_net(timed_out(3, "r_1", &[11, 12]), at(37));
     insta::assert_snapshot!("undelivered", screen(&mut app, 64, 14).backend());
 }
+
+#[test]
+fn wrapped_history_lines_keep_their_indent() {
+    let mut app = chatting();
+    let line = |seq: u64, from: &str, text: &str| chat_core::HistoryEntry {
+        seq,
+        message_id: chat_core::MessageId(seq),
+        from: from.into(),
+        from_name: from.into(),
+        message: text.into(),
+        timestamp: at(seq),
+    };
+    app.on_net(
+        NetEvent::History(chat_core::HistoryReply {
+            room_id: "r_1".into(),
+            partner: partner("u_bob", "Bob"),
+            active: true,
+            ended_reason: None,
+            omitted: 0,
+            messages: vec![
+                line(2, "Bob", "a message long enough to wrap onto the next row"),
+                line(3, "Alice", "two\nlines"),
+            ],
+        }),
+        at(20),
+    );
+    insta::assert_snapshot!("history_wrapped", screen(&mut app, 44, 12).backend());
+}
