@@ -184,6 +184,18 @@ impl Cli {
         self.stderr.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clone()
     }
 
+    /// stderr once the process has exited (its reader finishes shortly after).
+    async fn stderr_after_exit(&self) -> String {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(2);
+        loop {
+            let text = self.stderr_text();
+            if !text.is_empty() || tokio::time::Instant::now() >= deadline {
+                return text;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
     /// Fails if any `error` line was seen so far.
     fn assert_no_errors(&self) {
         assert!(
@@ -655,10 +667,10 @@ async fn an_input_that_ends_at_once_still_connects_first_and_json_stays_machine_
     dora.end_input();
     dora.expect("closed").await;
     assert!(dora.exit(STEP).await.success());
+    let stderr = dora.stderr_after_exit().await;
     let kinds = dora.kinds_seen();
     assert_eq!(kinds.first().map(String::as_str), Some("connected"), "connected comes first: {kinds:?}");
     assert!(!kinds.iter().any(|k| k == "info"), "no human info lines on stdout: {kinds:?}");
-    let stderr = dora.stderr_text();
     assert!(stderr.contains("/to <client_id> picks who to write to"), "hints go to stderr: {stderr}");
     assert!(stderr.contains("closing the session"), "{stderr}");
 }
@@ -671,4 +683,38 @@ async fn block_names_the_partner() {
     let blocked = ann.expect("blocked").await;
     assert_eq!(blocked["name"], "Bob", "{blocked}");
     assert!(blocked["user_id"].as_str().is_some_and(|id| id.starts_with("u_")), "{blocked}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_first_in_the_queue_learns_that_someone_joined() {
+    // No shared interest and a long interest timeout: both wait.
+    let server = ServerProcess::start(&["--interest-timeout", "60s"]).await;
+    let mut ann = Cli::start("ann", &server.url, &["--name", "Ann", "--interests", "chess"]).await;
+    let first = ann.expect("waiting").await;
+    assert_eq!((first["position"].as_u64(), first["queue_length"].as_u64()), (Some(1), Some(1)));
+    let mut bob = Cli::start("bob", &server.url, &["--name", "Bob", "--interests", "golf"]).await;
+    let behind = bob.expect("waiting").await;
+    assert_eq!((behind["position"].as_u64(), behind["queue_length"].as_u64()), (Some(2), Some(2)));
+    let fresh = ann.expect_where("waiting", Duration::from_secs(12), |_| true).await;
+    assert_eq!((fresh["position"].as_u64(), fresh["queue_length"].as_u64()), (Some(1), Some(2)), "{fresh}");
+    ann.expect_none("matched", Duration::from_millis(300)).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn next_says_why_the_old_partner_does_not_come_back() {
+    let server = ServerProcess::start(&[]).await;
+    let (mut ann, mut bob) = pair(&server).await;
+    ann.say("/next").await;
+    ann.expect("waiting").await;
+    bob.expect("partner_left").await;
+    bob.say("/next").await;
+    bob.expect("waiting").await;
+    ann.expect_none("matched", Duration::from_millis(500)).await;
+    // Notes for people are on stderr (read whole once the client exits).
+    for (cli, other) in [(&mut ann, "Bob"), (&mut bob, "Ann")] {
+        cli.end_input();
+        assert!(cli.exit(STEP).await.success());
+        let stderr = cli.stderr_after_exit().await;
+        assert!(stderr.contains(&format!("will not be matched with {other} again for a while")), "{stderr}");
+    }
 }

@@ -31,7 +31,7 @@ pub enum Entry {
         /// The identity was saved by an earlier run and taken back with its resume token.
         restored: bool,
     },
-    /// Waiting in the roulette queue.
+    /// Waiting in the roulette queue (again when the place or the queue length changes).
     Waiting {
         /// When.
         ts: Time,
@@ -39,7 +39,8 @@ pub enum Entry {
         position: usize,
         /// Everyone waiting.
         queue_length: usize,
-        /// The server's estimate, when it has one.
+        /// The server's estimate, when it has one (a guess from the recent matching rate;
+        /// the client does not show it).
         #[serde(skip_serializing_if = "Option::is_none")]
         estimated_wait_secs: Option<u64>,
     },
@@ -329,10 +330,8 @@ impl Entry {
                 }
                 system(line)
             }
-            Entry::Waiting { position, queue_length, estimated_wait_secs, .. } => {
-                let wait =
-                    estimated_wait_secs.map(|s| format!(", about {}", wait_text(s))).unwrap_or_default();
-                system(format!("waiting for a partner: #{position} of {queue_length} in the queue{wait}"))
+            Entry::Waiting { position, queue_length, .. } => {
+                system(format!("waiting for a partner: #{position} of {queue_length} in the queue"))
             }
             Entry::Matched { partner, shared_interests, .. } => {
                 let mut line = format!("you are now chatting with {}", partner.display_name);

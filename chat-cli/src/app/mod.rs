@@ -98,8 +98,13 @@ pub enum Roulette {
         position: usize,
         /// Everyone waiting.
         queue_length: usize,
-        /// The server's estimate.
+        /// The server's estimate (kept for `--json`; not shown: it is a guess from the
+        /// recent matching rate that was often off by minutes).
         estimated_wait_secs: Option<u64>,
+        /// Since when we wait.
+        since: Time,
+        /// The partner we just left, whom the server's rematch cooldown keeps from us.
+        apart_from: Option<Arc<str>>,
     },
     /// In a room.
     Chatting {
@@ -214,6 +219,11 @@ pub struct App {
     typing: Typing,
     /// When the queue position was last asked for.
     position_asked: Option<Time>,
+    /// A `leave_queue` is on its way: no more queue refreshes (one would queue us again).
+    leaving_queue: bool,
+    /// The newest time the app was told (ticks come several times a second), for the
+    /// "waiting for 12 s" in the status bar.
+    now: Option<Time>,
     quitting: bool,
     done: bool,
 }
@@ -234,6 +244,8 @@ impl App {
             scroll: 0,
             typing: Typing::default(),
             position_asked: None,
+            leaving_queue: false,
+            now: None,
             quitting: false,
             done: false,
         }

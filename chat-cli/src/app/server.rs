@@ -17,6 +17,7 @@ use super::{
 impl App {
     /// Time passes: typing indicators expire, the DM client list is refreshed.
     pub fn tick(&mut self, now: Time) -> Vec<Action> {
+        self.now = Some(now);
         let mut actions = Vec::new();
         if let Roulette::Chatting { room_id, partner_typing, .. } = &mut self.roulette {
             if let Some(since) = *partner_typing
@@ -34,10 +35,11 @@ impl App {
         if matches!(self.roulette, Roulette::Waiting { .. })
             && self.connection == Connection::Online
             && !self.quitting
+            && !self.leaving_queue
             && self.position_asked.is_none_or(|t| now.since(t) >= POSITION_REFRESH)
         {
             if self.position_asked.is_some() {
-                actions.push(Action::RefreshIdentity);
+                actions.push(Action::RefreshQueue);
             }
             self.position_asked = Some(now);
         }
@@ -54,6 +56,7 @@ impl App {
 
     /// Something from the network layer.
     pub fn on_net(&mut self, event: NetEvent, now: Time) -> Vec<Action> {
+        self.now = Some(now);
         let mut actions = Vec::new();
         match event {
             NetEvent::Joined { joined, fresh, restored } => {
@@ -147,19 +150,47 @@ impl App {
                 let status = if offline { PresenceStatus::Offline } else { PresenceStatus::Online };
                 self.note_presence(&to, None, status, now);
             }
-            NetEvent::Queued(reply) => self.apply_status(reply.status, now),
+            NetEvent::Queued(reply) => {
+                let apart = self.partner_name();
+                self.apply_status(reply.status, now);
+                self.keep_apart(apart, now);
+            }
+            NetEvent::QueueRefreshed(reply) => match reply.status {
+                QueueStatus::Waiting { position: p, queue_length: n, estimated_wait_secs: e } => {
+                    if let Roulette::Waiting { position, queue_length, estimated_wait_secs, .. } =
+                        &mut self.roulette
+                        && !self.leaving_queue
+                    {
+                        let changed = (*position, *queue_length) != (p, n);
+                        (*position, *queue_length, *estimated_wait_secs) = (p, n, e);
+                        if changed {
+                            let entry = Entry::Waiting {
+                                ts: now,
+                                position: p,
+                                queue_length: n,
+                                estimated_wait_secs: e,
+                            };
+                            self.push(entry);
+                        }
+                    }
+                }
+                matched @ QueueStatus::Matched { .. } => self.apply_status(matched, now),
+            },
             NetEvent::LeftQueue(_) => {
+                self.leaving_queue = false;
                 self.roulette = Roulette::Idle;
                 self.push(Entry::LeftQueue { ts: now });
             }
             NetEvent::LeftChat(reply) => {
                 let requeued = reply.requeued.is_some();
+                let apart = self.partner_name();
                 if self.in_room(&reply.room_id) || matches!(self.roulette, Roulette::PartnerLeft { .. }) {
                     self.roulette = Roulette::Idle;
                 }
                 self.push(Entry::Left { ts: now, room_id: reply.room_id, requeued });
                 if let Some(status) = reply.requeued {
                     self.apply_status(status, now);
+                    self.keep_apart(apart, now);
                 }
             }
             NetEvent::Blocked(reply) => {
@@ -194,6 +225,9 @@ impl App {
                 }
             }
             NetEvent::Failed { request, message } => {
+                if request == Request::LeaveQueue {
+                    self.leaving_queue = false;
+                }
                 let message = match request {
                     Request::Send => format!("not sent: {message}"),
                     Request::ListClients => format!("cannot list clients: {message}"),
@@ -215,19 +249,6 @@ impl App {
                 self.connection = Connection::Online;
                 self.push(Entry::Reconnected { ts: now, resumed: true });
                 self.apply_identity(identity, now);
-            }
-            NetEvent::Identity(identity) => {
-                // Only the queue position is news; anything bigger arrives as an event.
-                if let (
-                    ActivityState::Waiting { position },
-                    Roulette::Waiting { position: shown, queue_length, .. },
-                ) = (&identity.activity, &mut self.roulette)
-                {
-                    // Those ahead who were matched left the queue; the rest is unknown.
-                    *queue_length =
-                        queue_length.saturating_sub(shown.saturating_sub(*position)).max(*position);
-                    *shown = *position;
-                }
             }
             NetEvent::Closed => {
                 self.connection = Connection::Closed;
@@ -460,6 +481,34 @@ impl App {
             .collect()
     }
 
+    /// The partner of the room we are in or that just ended.
+    fn partner_name(&self) -> Option<Arc<str>> {
+        match &self.roulette {
+            Roulette::Chatting { partner, .. } | Roulette::PartnerLeft { partner, .. } => {
+                Some(partner.display_name.clone())
+            }
+            _ => None,
+        }
+    }
+
+    /// Back in the queue straight after a chat with `partner`: the server keeps the two
+    /// of us apart for its rematch cooldown, which it does not report. Say so, since
+    /// with nobody else waiting that is the whole wait.
+    fn keep_apart(&mut self, partner: Option<Arc<str>>, now: Time) {
+        let Some(name) = partner else { return };
+        if let Roulette::Waiting { apart_from, .. } = &mut self.roulette {
+            *apart_from = Some(name.clone());
+            self.info(
+                now,
+                &format!(
+                    "you will not be matched with {name} again for a while (the server's rematch \
+                     cooldown, 1 min unless it is set otherwise): if nobody else is waiting, \
+                     that is how long this wait takes"
+                ),
+            );
+        }
+    }
+
     pub(super) fn in_room(&self, room: &str) -> bool {
         matches!(&self.roulette, Roulette::Chatting { room_id, .. } if **room_id == *room)
     }
@@ -471,7 +520,12 @@ impl App {
                     // A late reply must not undo a match announced by an event.
                     return;
                 }
-                self.roulette = Roulette::Waiting { position, queue_length, estimated_wait_secs };
+                let (since, apart_from) = match &self.roulette {
+                    Roulette::Waiting { since, apart_from, .. } => (*since, apart_from.clone()),
+                    _ => (now, None),
+                };
+                self.roulette =
+                    Roulette::Waiting { position, queue_length, estimated_wait_secs, since, apart_from };
                 self.push(Entry::Waiting { ts: now, position, queue_length, estimated_wait_secs });
             }
             QueueStatus::Matched { room_id, partner, shared_interests } => {
@@ -518,13 +572,14 @@ impl App {
                 }
             }
             ActivityState::Waiting { position } => {
-                let (queue_length, estimated_wait_secs) = match self.roulette {
-                    Roulette::Waiting { queue_length, estimated_wait_secs, .. } => {
-                        (queue_length.max(position), estimated_wait_secs)
+                let (queue_length, estimated_wait_secs, since, apart_from) = match &self.roulette {
+                    Roulette::Waiting { queue_length, estimated_wait_secs, since, apart_from, .. } => {
+                        ((*queue_length).max(position), *estimated_wait_secs, *since, apart_from.clone())
                     }
-                    _ => (position, None),
+                    _ => (position, None, now, None),
                 };
-                self.roulette = Roulette::Waiting { position, queue_length, estimated_wait_secs };
+                self.roulette =
+                    Roulette::Waiting { position, queue_length, estimated_wait_secs, since, apart_from };
             }
             ActivityState::Chatting { room_id, partner } => {
                 if !self.in_room(&room_id) {

@@ -215,7 +215,7 @@ fn joining_waits_then_a_match_starts_the_chat() {
     let mut app = App::new(settings(Mode::Roulette));
     assert_eq!(app.status(), ("connecting to http://127.0.0.1:8123/mcp…".into(), view::Tone::Pending));
     app.on_net(joined(waiting(2, 3, Some(12))), at(0));
-    assert_eq!(app.status(), ("waiting for a partner · #2 of 3 · ~12 s".into(), view::Tone::Pending));
+    assert_eq!(app.status(), ("waiting for a partner · #2 of 3 · for 0 s".into(), view::Tone::Pending));
     assert_eq!(app.header(), "mcp-chat · roulette · Alice");
     app.on_net(found(1, "r_1"), at(5));
     assert_eq!(app.status(), ("chatting with Bob · shared: rust".into(), view::Tone::Normal));
@@ -679,25 +679,48 @@ fn dm_client_list_refreshes_periodically() {
 #[test]
 fn the_queue_position_is_refreshed_while_waiting() {
     let mut app = App::new(settings(Mode::Roulette));
-    app.on_net(joined(waiting(3, 4, Some(20))), at(0));
+    app.on_net(joined(waiting(1, 1, Some(400))), at(0));
     assert_eq!(app.tick(at(1)), []);
     assert_eq!(app.tick(at(5)), []);
-    assert_eq!(app.tick(at(6)), [Action::RefreshIdentity]);
-    app.on_net(
-        NetEvent::Identity(IdentityReply {
-            user_id: Some("u_alice".into()),
-            display_name: Some("Alice".into()),
+    assert_eq!(app.tick(at(6)), [Action::RefreshQueue]);
+    let refreshed = |status| {
+        NetEvent::QueueRefreshed(EnterQueueReply {
+            user_id: "u_alice".into(),
+            display_name: "Alice".into(),
             resume_token: None,
-            checked_in: false,
-            activity: ActivityState::Waiting { position: 1 },
-            pending_events: 0,
-            pending_messages: 0,
-            last_seq: 0,
+            interests: vec![],
+            status,
+        })
+    };
+    app.on_net(refreshed(waiting(1, 1, Some(400))), at(6));
+    assert_eq!(kinds(&app), ["connected", "waiting"], "nothing changed, nothing added");
+    app.tick(at(11));
+    // Someone else joined behind us: the first in line learns it too.
+    app.on_net(refreshed(waiting(1, 2, Some(400))), at(11));
+    assert_eq!(app.status().0, "waiting for a partner · #1 of 2 · for 11 s", "no minute estimate");
+    assert_eq!(kinds(&app), ["connected", "waiting", "waiting"]);
+    // /leave: no refresh may queue us again meanwhile.
+    assert_eq!(app.submit("/leave", at(12)), [Action::LeaveQueue]);
+    assert_eq!(app.tick(at(20)), []);
+}
+
+#[test]
+fn after_next_the_rematch_cooldown_is_explained() {
+    let mut app = chatting();
+    app.submit("/next", at(2));
+    app.on_net(
+        NetEvent::LeftChat(LeftChatReply {
+            room_id: "r_1".into(),
+            was_active: true,
+            requeued: Some(waiting(1, 1, None)),
         }),
-        at(6),
+        at(2),
     );
-    assert_eq!(app.status().0, "waiting for a partner · #1 of 2 · ~20 s");
-    assert_eq!(kinds(&app), ["connected", "waiting"], "a refresh adds no lines");
+    let note = app.scrollback().last().and_then(|e| e.plain_text(0)).unwrap_or_default();
+    assert!(note.contains("not be matched with Bob again for a while"), "{note}");
+    assert!(note.contains("rematch cooldown"), "{note}");
+    app.tick(at(32));
+    assert_eq!(app.status().0, "waiting for a partner · #1 of 1 · for 30 s · not Bob again for a while");
 }
 
 #[test]

@@ -11,6 +11,7 @@ use super::{Action, App, Connection, Key, Mode, PAGE, Roulette, TYPING_REFRESH};
 impl App {
     /// A key from the terminal.
     pub fn on_key(&mut self, key: Key, now: Time) -> Vec<Action> {
+        self.now = Some(now);
         let recalled = matches!(key, Key::Up | Key::Down);
         let edited = match key {
             Key::Interrupt => return self.quit(now),
@@ -201,7 +202,10 @@ impl App {
                 Roulette::Chatting { room_id, .. } => {
                     vec![Action::LeaveChat { room_id: room_id.to_string(), requeue: false }]
                 }
-                Roulette::Waiting { .. } => vec![Action::LeaveQueue],
+                Roulette::Waiting { .. } => {
+                    self.leaving_queue = true;
+                    vec![Action::LeaveQueue]
+                }
                 Roulette::Idle | Roulette::PartnerLeft { .. } => {
                     self.info(now, "you are not in a chat or the queue; /quit exits");
                     Vec::new()

@@ -61,10 +61,15 @@ impl App {
         }
         match &self.roulette {
             Roulette::Idle => ("idle · /next to find a partner".into(), Tone::Normal),
-            Roulette::Waiting { position, queue_length, estimated_wait_secs } => {
+            Roulette::Waiting { position, queue_length, since, apart_from, .. } => {
+                // No estimate: the server's guess from the recent matching rate was off
+                // by minutes. What is known: the place, and how long it has been.
                 let mut s = format!("waiting for a partner · #{position} of {queue_length}");
-                if let Some(secs) = estimated_wait_secs {
-                    s.push_str(&format!(" · ~{}", wait_text(*secs)));
+                if let Some(now) = self.now {
+                    s.push_str(&format!(" · for {}", wait_text(now.since(*since).as_secs())));
+                }
+                if let Some(name) = apart_from {
+                    s.push_str(&format!(" · not {name} again for a while"));
                 }
                 (s, Tone::Pending)
             }
