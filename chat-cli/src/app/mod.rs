@@ -216,6 +216,8 @@ pub struct App {
     emitted: Vec<Entry>,
     input: LineEditor,
     scroll: usize,
+    /// Messages from others that arrived while scrolled back ("3 new messages ↓").
+    unread_below: usize,
     typing: Typing,
     /// When the queue position was last asked for.
     position_asked: Option<Time>,
@@ -242,6 +244,7 @@ impl App {
             emitted: Vec::new(),
             input: LineEditor::default(),
             scroll: 0,
+            unread_below: 0,
             typing: Typing::default(),
             position_asked: None,
             leaving_queue: false,
@@ -291,6 +294,11 @@ impl App {
         self.scroll
     }
 
+    /// Messages from others that arrived since the user scrolled back (0 when following).
+    pub fn unread_below(&self) -> usize {
+        self.unread_below
+    }
+
     /// Takes every entry produced since the last call (plain mode prints them), including
     /// transient ones that never reach the scrollback.
     pub fn take_emitted(&mut self) -> Vec<Entry> {
@@ -323,6 +331,9 @@ impl App {
             if self.scroll > 0 {
                 // Keep the view still while the user reads older lines.
                 self.scroll = self.scroll.saturating_add(1);
+                if matches!(entry, Entry::Message { mine: false, .. }) {
+                    self.unread_below += 1;
+                }
             }
             self.scrollback.push_back(entry.clone());
             if self.scrollback.len() > SCROLLBACK_LIMIT {

@@ -27,6 +27,7 @@ impl App {
                     actions.push(Action::SetTyping { room_id: room_id.to_string(), typing: false });
                 }
                 self.scroll = 0;
+                self.unread_below = 0;
                 actions.extend(self.submit(&line, now));
                 return actions;
             }
@@ -76,6 +77,9 @@ impl App {
                 false
             }
         };
+        if self.scroll == 0 {
+            self.unread_below = 0;
+        }
         if recalled || edited {
             self.typing.last_edit = Some(now);
             return self.typing_update(now);
@@ -91,6 +95,9 @@ impl App {
     /// Clamps the scroll offset to what the view can show (the renderer knows the height).
     pub fn clamp_scroll(&mut self, max: usize) {
         self.scroll = self.scroll.min(max);
+        if self.scroll == 0 {
+            self.unread_below = 0;
+        }
     }
 
     /// A whole submitted line: a message or a slash command.

@@ -166,7 +166,11 @@ fn draw_scrollback(frame: &mut Frame<'_>, app: &App, area: Rect) -> usize {
     let visible: Vec<Line<'static>> = rows.drain(start..end).collect();
     frame.render_widget(Paragraph::new(visible), area);
     if scroll > 0 {
-        let marker = format!(" ↓ {scroll} newer rows · Esc ");
+        let marker = match app.unread_below() {
+            0 => format!(" ↓ {scroll} newer rows · Esc "),
+            1 => " 1 new message ↓ · Esc ".to_owned(),
+            n => format!(" {n} new messages ↓ · Esc "),
+        };
         let w = u16::try_from(marker.width()).unwrap_or(u16::MAX).min(area.width);
         let spot = Rect {
             x: area.right().saturating_sub(w),

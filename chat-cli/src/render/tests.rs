@@ -193,3 +193,20 @@ fn wrapped_history_lines_keep_their_indent() {
     );
     insta::assert_snapshot!("history_wrapped", screen(&mut app, 44, 12).backend());
 }
+
+#[test]
+fn new_messages_below_are_counted_while_scrolled_back() {
+    let mut app = chatting();
+    for i in 0..12 {
+        app.on_net(received(i + 2, Some("r_1"), "u_bob", &format!("line {i}"), 10 + i), at(10 + i));
+    }
+    app.on_key(Key::PageUp, at(30));
+    screen(&mut app, 50, 9);
+    for i in 0..3 {
+        app.on_net(received(i + 20, Some("r_1"), "u_bob", &format!("new {i}"), 31 + i), at(31 + i));
+    }
+    app.on_net(sent("r_1", "mine does not count", 35), at(35));
+    insta::assert_snapshot!("new_messages_below", screen(&mut app, 50, 9).backend());
+    app.on_key(Key::Escape, at(36));
+    assert_eq!(app.unread_below(), 0, "back at the newest: nothing unread below");
+}
