@@ -76,6 +76,7 @@ fn stdin_lines() -> mpsc::UnboundedReceiver<Option<String>> {
 pub async fn run(settings: Settings, net: NetConfig, initial_target: Option<String>, json: bool) -> ExitCode {
     let printer = Printer { json, offset_secs: settings.offset_secs };
     let mut app = App::new(settings);
+    app.set_line_mode();
     let handle = match net::spawn(net) {
         Ok(handle) => handle,
         Err(error) => {

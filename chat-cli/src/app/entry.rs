@@ -500,6 +500,14 @@ pub fn wait_text(secs: u64) -> String {
     if secs < 90 { format!("{secs} s") } else { format!("{} min", secs.div_ceil(60)) }
 }
 
+/// The local calendar day of `t` at a UTC offset, as "Mon 1 Jan 2024".
+pub fn local_day(t: Time, offset_secs: i32) -> String {
+    let ms = i64::try_from(t.as_millis()).unwrap_or(i64::MAX).saturating_add(i64::from(offset_secs) * 1000);
+    chrono::DateTime::from_timestamp_millis(ms)
+        .map(|dt| dt.format("%a %-d %b %Y").to_string())
+        .unwrap_or_default()
+}
+
 /// Wall-clock time of `t` at a UTC offset: `12:00` or, with `seconds`, `12:00:01`.
 pub fn clock_time(t: Time, offset_secs: i32, seconds: bool) -> String {
     let ms = i64::try_from(t.as_millis()).unwrap_or(i64::MAX).saturating_add(i64::from(offset_secs) * 1000);
@@ -520,6 +528,13 @@ mod tests {
         assert_eq!(clock_time(T, 0, true), "12:00:00");
         assert_eq!(clock_time(T, 3600, false), "13:00");
         assert_eq!(clock_time(T, -90 * 60, false), "10:30");
+    }
+
+    #[test]
+    fn the_local_day_follows_the_offset() {
+        assert_eq!(local_day(T, 0), "Mon 1 Jan 2024");
+        assert_eq!(local_day(T, 12 * 3600), "Tue 2 Jan 2024", "midnight east of UTC");
+        assert_eq!(local_day(T, -13 * 3600), "Sun 31 Dec 2023");
     }
 
     #[test]

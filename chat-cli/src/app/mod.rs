@@ -218,6 +218,10 @@ pub struct App {
     scroll: usize,
     /// Messages from others that arrived while scrolled back ("3 new messages ↓").
     unread_below: usize,
+    /// `/time`: timestamps with seconds.
+    seconds: bool,
+    /// Line mode: every line has its seconds, `/time` changes nothing.
+    line_mode: bool,
     typing: Typing,
     /// When the queue position was last asked for.
     position_asked: Option<Time>,
@@ -245,6 +249,8 @@ impl App {
             input: LineEditor::default(),
             scroll: 0,
             unread_below: 0,
+            seconds: false,
+            line_mode: false,
             typing: Typing::default(),
             position_asked: None,
             leaving_queue: false,
@@ -297,6 +303,17 @@ impl App {
     /// Messages from others that arrived since the user scrolled back (0 when following).
     pub fn unread_below(&self) -> usize {
         self.unread_below
+    }
+
+    /// Whether timestamps show seconds (`/time`).
+    pub fn seconds(&self) -> bool {
+        self.seconds
+    }
+
+    /// For plain and JSON mode, whose lines always carry seconds.
+    pub fn set_line_mode(&mut self) {
+        self.line_mode = true;
+        self.seconds = true;
     }
 
     /// Takes every entry produced since the last call (plain mode prints them), including

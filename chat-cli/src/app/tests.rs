@@ -908,3 +908,19 @@ fn warnings_are_shown_and_the_session_goes_on() {
     assert!(!app.is_done());
     assert_eq!(app.failure(), None);
 }
+
+#[test]
+fn time_toggles_seconds_except_in_line_mode() {
+    let mut app = chatting();
+    assert!(!app.seconds());
+    assert_eq!(app.submit("/time", at(1)), []);
+    assert!(app.seconds());
+    app.submit("/time", at(2));
+    assert!(!app.seconds());
+    let mut plain = chatting();
+    plain.set_line_mode();
+    plain.submit("/time", at(1));
+    assert!(plain.seconds(), "plain lines keep their seconds");
+    let note = plain.scrollback().last().and_then(|e| e.plain_text(0)).unwrap_or_default();
+    assert!(note.contains("plain lines always show seconds"), "{note}");
+}

@@ -162,6 +162,16 @@ impl App {
                 self.info(now, &HELP.join("\n"));
                 Vec::new()
             }
+            Slash::Time if self.line_mode => {
+                self.info(now, "plain lines always show seconds; /time is for the full-screen view");
+                Vec::new()
+            }
+            Slash::Time => {
+                self.seconds = !self.seconds;
+                let how = if self.seconds { "with seconds" } else { "in minutes" };
+                self.info(now, &format!("times are shown {how}; /time switches back"));
+                Vec::new()
+            }
             Slash::Unknown(name) => {
                 self.error(now, &format!("unknown command {name}; /help lists the commands"));
                 Vec::new()

@@ -17,14 +17,16 @@ use ratatui::widgets::{Block, Borders, Paragraph};
 use unicode_width::UnicodeWidthStr;
 
 use self::input::InputLayout;
-use crate::app::entry::{Body, Entry, UNDELIVERED_MARK, clock_time};
+use crate::app::entry::{Body, Entry, UNDELIVERED_MARK, clock_time, local_day};
 use crate::app::view::{SidebarItem, Tone};
 use crate::app::{App, Mode};
 
 /// Width of the DM sidebar, border included.
 const SIDEBAR_WIDTH: u16 = 24;
-/// Width of the `12:00 ` timestamp column.
-const TIME_WIDTH: usize = 6;
+/// Width of the `12:00 ` timestamp column (`12:00:00 ` with `/time`).
+fn time_width(seconds: bool) -> usize {
+    if seconds { 9 } else { 6 }
+}
 
 fn dim() -> Style {
     Style::default().fg(Color::DarkGray)
@@ -90,15 +92,13 @@ fn draw_status(frame: &mut Frame<'_>, app: &App, area: Rect) {
     frame.render_widget(Paragraph::new(format!(" {text}")).style(style), area);
 }
 
-/// Where rows after a line break start: under the text, past the `12:00 ` column and
-/// the `* ` mark.
-const HANG: usize = TIME_WIDTH + 2;
-
 /// The entry's rows before wrapping: one `Vec<Span>` per logical line, each with the
 /// indent its wrapped rows get.
-fn entry_lines(entry: &Entry, offset_secs: i32) -> Vec<(Vec<Span<'static>>, usize)> {
-    let time = Span::styled(format!("{} ", clock_time(entry.ts(), offset_secs, false)), dim());
-    let indent = || Span::raw(" ".repeat(HANG));
+fn entry_lines(entry: &Entry, offset_secs: i32, seconds: bool) -> Vec<(Vec<Span<'static>>, usize)> {
+    // Where rows after a line break start: under the text, past the time and the `* `.
+    let hang = time_width(seconds) + 2;
+    let time = Span::styled(format!("{} ", clock_time(entry.ts(), offset_secs, seconds)), dim());
+    let indent = || Span::raw(" ".repeat(hang));
     match entry.body(offset_secs, false) {
         Body::Message { speaker, mine, text, undelivered } => {
             let colour = if mine { Color::Cyan } else { Color::Magenta };
@@ -110,9 +110,9 @@ fn entry_lines(entry: &Entry, offset_secs: i32) -> Vec<(Vec<Span<'static>>, usiz
                 .map(|(i, line)| {
                     let line = Span::raw(line.to_owned());
                     if i == 0 {
-                        (vec![time.clone(), speaker.clone(), Span::raw(": "), line], HANG)
+                        (vec![time.clone(), speaker.clone(), Span::raw(": "), line], hang)
                     } else {
-                        (vec![indent(), line], HANG)
+                        (vec![indent(), line], hang)
                     }
                 })
                 .collect();
@@ -133,7 +133,7 @@ fn entry_lines(entry: &Entry, offset_secs: i32) -> Vec<(Vec<Span<'static>>, usiz
                     // An indented item (a client, a history line) keeps its indent, and a
                     // little more, when it wraps.
                     let lead = line.chars().take_while(|c| *c == ' ').count();
-                    let hang = if lead > 0 { HANG + lead + 2 } else { HANG };
+                    let hang = if lead > 0 { hang + lead + 2 } else { hang };
                     if i == 0 {
                         (vec![time.clone(), Span::styled(format!("* {line}"), style)], hang)
                     } else {
@@ -143,7 +143,7 @@ fn entry_lines(entry: &Entry, offset_secs: i32) -> Vec<(Vec<Span<'static>>, usiz
                 .collect()
         }
         Body::Error(message) => {
-            vec![(vec![time, Span::styled(format!("! {message}"), Style::default().fg(Color::Red))], HANG)]
+            vec![(vec![time, Span::styled(format!("! {message}"), Style::default().fg(Color::Red))], hang)]
         }
         Body::Hidden => Vec::new(),
     }
@@ -154,8 +154,22 @@ fn draw_scrollback(frame: &mut Frame<'_>, app: &App, area: Rect) -> usize {
     let height = usize::from(area.height);
     let offset = app.settings().offset_secs;
     let mut rows: Vec<Line<'static>> = Vec::new();
+    let mut day: Option<String> = None;
     for entry in app.scrollback() {
-        for (line, hang) in entry_lines(entry, offset) {
+        let lines = entry_lines(entry, offset, app.seconds());
+        if lines.is_empty() {
+            continue; // hidden entries (typing, presence) do not count for the date line
+        }
+        // A date line where the day changes.
+        let today = local_day(entry.ts(), offset);
+        if day.as_ref().is_some_and(|d| *d != today) {
+            let label = format!(" {today} ");
+            let side = width.saturating_sub(label.width()) / 2;
+            let rule = format!("{}{label}{}", "─".repeat(side), "─".repeat(side));
+            rows.push(Line::from(Span::styled(rule, dim())));
+        }
+        day = Some(today);
+        for (line, hang) in lines {
             rows.extend(wrap::wrap(&line, width, hang));
         }
     }

@@ -210,3 +210,28 @@ fn new_messages_below_are_counted_while_scrolled_back() {
     app.on_key(Key::Escape, at(36));
     assert_eq!(app.unread_below(), 0, "back at the newest: nothing unread below");
 }
+
+#[test]
+fn time_shows_seconds_and_a_date_line_marks_a_new_day() {
+    let mut app = chatting();
+    app.on_net(received(2, Some("r_1"), "u_bob", "late night?", 5), at(5));
+    let tomorrow = 12 * 3600 + 30; // 2024-01-02 00:00:30 UTC
+    app.on_net(received(3, Some("r_1"), "u_bob", "it is tomorrow now", tomorrow), at(tomorrow));
+    app.submit("/time", at(tomorrow));
+    insta::assert_snapshot!("seconds_and_date_line", screen(&mut app, 50, 10).backend());
+    app.submit("/time", at(tomorrow));
+    let text = format!("{:?}", screen(&mut app, 50, 10).backend());
+    assert!(text.contains("\"00:00 Bob: it is tomorrow now"), "/time again: minutes\n{text}");
+}
+
+#[test]
+fn only_what_is_shown_starts_a_new_day() {
+    let mut app = chatting();
+    let tomorrow = 12 * 3600 + 30;
+    app.on_net(typing(2, "r_1", true), at(tomorrow));
+    let text = format!("{:?}", screen(&mut app, 50, 10).backend());
+    assert!(!text.contains("Jan 2024"), "a typing notice alone draws no date line\n{text}");
+    app.on_net(received(3, Some("r_1"), "u_bob", "morning", tomorrow + 1), at(tomorrow + 1));
+    let text = format!("{:?}", screen(&mut app, 50, 10).backend());
+    assert!(text.contains(" Tue 2 Jan 2024 "), "{text}");
+}
