@@ -502,8 +502,7 @@ impl App {
                 now,
                 &format!(
                     "you will not be matched with {name} again for a while (the server's rematch \
-                     cooldown, 1 min unless it is set otherwise): if nobody else is waiting, \
-                     that is how long this wait takes"
+                     cooldown, 1 min by default); with nobody else waiting, that is the whole wait"
                 ),
             );
         }

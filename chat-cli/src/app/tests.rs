@@ -720,7 +720,7 @@ fn after_next_the_rematch_cooldown_is_explained() {
     assert!(note.contains("not be matched with Bob again for a while"), "{note}");
     assert!(note.contains("rematch cooldown"), "{note}");
     app.tick(at(32));
-    assert_eq!(app.status().0, "waiting for a partner · #1 of 1 · for 30 s · not Bob again for a while");
+    assert_eq!(app.status().0, "waiting for a partner · #1 of 1 · for 30 s · not Bob again yet");
 }
 
 #[test]

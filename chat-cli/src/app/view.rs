@@ -69,7 +69,7 @@ impl App {
                     s.push_str(&format!(" · for {}", wait_text(now.since(*since).as_secs())));
                 }
                 if let Some(name) = apart_from {
-                    s.push_str(&format!(" · not {name} again for a while"));
+                    s.push_str(&format!(" · not {name} again yet"));
                 }
                 (s, Tone::Pending)
             }
