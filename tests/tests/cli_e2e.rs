@@ -645,11 +645,11 @@ async fn dm_presence_changes_arrive_without_asking() {
     let server = ServerProcess::start(&[]).await;
     let mut alice = Cli::start("alice", &server.url, &["dm", "--as", "alice"]).await;
     alice.expect("connected").await;
-    // bob checks in after alice's first list: the next poll reports him.
+    // bob checks in after alice's first list: the next poll (every 5 s) reports him.
     tokio::time::sleep(Duration::from_millis(500)).await;
     let mut bob = Cli::start("bob", &server.url, &["dm", "--as", "bob"]).await;
     bob.expect("connected").await;
-    let online = alice.expect_where("presence", Duration::from_secs(20), |p| p["client_id"] == "bob").await;
+    let online = alice.expect_where("presence", Duration::from_secs(10), |p| p["client_id"] == "bob").await;
     assert_eq!(online["status"], "online", "{online}");
     bob.say("/quit").await;
     bob.expect("closed").await;

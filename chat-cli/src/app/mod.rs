@@ -36,7 +36,7 @@ const PARTNER_TYPING_MAX: Duration = Duration::from_secs(10);
 /// Refresh the DM sidebar's client list this often. The server sends no presence
 /// events, so the list is polled; what replies and messages reveal (a send to someone
 /// offline, a message from someone) updates it at once in between.
-const CLIENTS_REFRESH: Duration = Duration::from_secs(15);
+const CLIENTS_REFRESH: Duration = Duration::from_secs(5);
 /// ... and this often while someone is reconnecting (back or gone within the grace).
 const CLIENTS_REFRESH_BUSY: Duration = Duration::from_secs(3);
 /// Refresh the queue position this often while waiting.

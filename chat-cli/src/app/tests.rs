@@ -642,7 +642,7 @@ fn a_polled_list_reports_what_changed() {
     let mut app =
         dm_app_with(vec![client("alice", PresenceStatus::Online), client("bob", PresenceStatus::Online)]);
     assert_eq!(presence_entries(&mut app), [], "the first list is the starting point");
-    assert_eq!(app.tick(at(15)), [Action::ListClients { quiet: true }]);
+    assert_eq!(app.tick(at(5)), [Action::ListClients { quiet: true }]);
     app.on_net(
         NetEvent::Clients {
             reply: ClientsReply {
@@ -655,15 +655,15 @@ fn a_polled_list_reports_what_changed() {
             },
             quiet: true,
         },
-        at(15),
+        at(5),
     );
     assert_eq!(
         presence_entries(&mut app),
         [("bob".to_owned(), PresenceStatus::Reconnecting), ("carol".to_owned(), PresenceStatus::Online)]
     );
-    // While someone is reconnecting the list is polled every 3 s, not every 15.
-    assert_eq!(app.tick(at(17)), []);
-    assert_eq!(app.tick(at(18)), [Action::ListClients { quiet: true }]);
+    // While someone is reconnecting the list is polled every 3 s, not every 5.
+    assert_eq!(app.tick(at(7)), []);
+    assert_eq!(app.tick(at(8)), [Action::ListClients { quiet: true }]);
 }
 
 #[test]
@@ -671,9 +671,9 @@ fn dm_client_list_refreshes_periodically() {
     let mut app = App::new(settings(Mode::Dm { client_id: "alice".into() }));
     assert_eq!(app.tick(at(0)), [], "not before joining");
     app.on_net(dm_joined("alice"), at(0));
-    assert_eq!(app.tick(at(10)), []);
-    assert_eq!(app.tick(at(15)), [Action::ListClients { quiet: true }]);
-    assert_eq!(app.tick(at(16)), []);
+    assert_eq!(app.tick(at(4)), []);
+    assert_eq!(app.tick(at(5)), [Action::ListClients { quiet: true }]);
+    assert_eq!(app.tick(at(6)), []);
 }
 
 #[test]
