@@ -718,3 +718,15 @@ async fn next_says_why_the_old_partner_does_not_come_back() {
         assert!(stderr.contains(&format!("will not be matched with {other} again for a while")), "{stderr}");
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn time_in_plain_mode_says_its_lines_keep_their_seconds() {
+    let server = ServerProcess::start(&[]).await;
+    let mut ann = Cli::start_text("ann", &server.url, &["--name", "Ann"]).await;
+    ann.expect_text(|l| l.contains("waiting for a partner")).await;
+    ann.say("/time").await;
+    let note = ann.expect_text(|l| l.contains("/time")).await;
+    assert!(note.contains("plain lines always show seconds"), "{note}");
+    let stamp = note.split(']').next().unwrap_or_default();
+    assert_eq!(stamp.len(), "[12:00:00".len(), "hh:mm:ss: {note}");
+}
