@@ -106,6 +106,17 @@ impl App {
         s
     }
 
+    /// While the partner's connection is down: the room and the partner's name. What we
+    /// send meanwhile is held for them (delivered if they come back).
+    pub fn partner_away(&self) -> Option<(&str, &str)> {
+        match &self.roulette {
+            Roulette::Chatting { room_id, partner, partner_away: Some(_), .. } => {
+                Some((room_id, &partner.display_name))
+            }
+            _ => None,
+        }
+    }
+
     /// "Bob is typing…" while the partner types.
     pub fn typing_line(&self) -> Option<String> {
         match &self.roulette {

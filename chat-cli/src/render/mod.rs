@@ -21,6 +21,8 @@ use crate::app::entry::{Body, Entry, UNDELIVERED_MARK, clock_time, local_day};
 use crate::app::view::{SidebarItem, Tone};
 use crate::app::{App, Mode};
 
+/// After a message of ours that waits for a partner whose connection is down.
+const HELD_MARK: &str = "⋯";
 /// Width of the DM sidebar, border included.
 const SIDEBAR_WIDTH: u16 = 24;
 /// Width of the `12:00 ` timestamp column (`12:00:00 ` with `/time`).
@@ -94,7 +96,12 @@ fn draw_status(frame: &mut Frame<'_>, app: &App, area: Rect) {
 
 /// The entry's rows before wrapping: one `Vec<Span>` per logical line, each with the
 /// indent its wrapped rows get.
-fn entry_lines(entry: &Entry, offset_secs: i32, seconds: bool) -> Vec<(Vec<Span<'static>>, usize)> {
+fn entry_lines(
+    entry: &Entry,
+    offset_secs: i32,
+    seconds: bool,
+    held_for: Option<&str>,
+) -> Vec<(Vec<Span<'static>>, usize)> {
     // Where rows after a line break start: under the text, past the time and the `* `.
     let hang = time_width(seconds) + 2;
     let time = Span::styled(format!("{} ", clock_time(entry.ts(), offset_secs, seconds)), dim());
@@ -121,6 +128,10 @@ fn entry_lines(entry: &Entry, offset_secs: i32, seconds: bool) -> Vec<(Vec<Span<
                     format!(" {UNDELIVERED_MARK} not delivered"),
                     Style::default().fg(Color::Red),
                 ));
+            } else if let Some(name) = held_for
+                && let Some((last, _)) = lines.last_mut()
+            {
+                last.push(Span::styled(format!(" {HELD_MARK} held for {name}"), dim()));
             }
             lines
         }
@@ -155,8 +166,28 @@ fn draw_scrollback(frame: &mut Frame<'_>, app: &App, area: Rect) -> usize {
     let offset = app.settings().offset_secs;
     let mut rows: Vec<Line<'static>> = Vec::new();
     let mut day: Option<String> = None;
+    // Our messages since the partner's connection dropped, while it is still down, wait
+    // for them: the server delivers them if they come back, or reports them undelivered.
+    let away = app.partner_away();
+    let mut holding = false;
     for entry in app.scrollback() {
-        let lines = entry_lines(entry, offset, app.seconds());
+        let held_for = match (entry, away) {
+            (Entry::PartnerReconnecting { room_id, .. }, Some((room, _))) => {
+                holding = **room_id == *room;
+                None
+            }
+            (Entry::PartnerReconnected { .. }, _) => {
+                holding = false;
+                None
+            }
+            (Entry::Message { mine: true, room_id: Some(r), .. }, Some((room, name)))
+                if holding && **r == *room =>
+            {
+                Some(name)
+            }
+            _ => None,
+        };
+        let lines = entry_lines(entry, offset, app.seconds(), held_for);
         if lines.is_empty() {
             continue; // hidden entries (typing, presence) do not count for the date line
         }

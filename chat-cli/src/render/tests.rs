@@ -235,3 +235,19 @@ fn only_what_is_shown_starts_a_new_day() {
     let text = format!("{:?}", screen(&mut app, 50, 10).backend());
     assert!(text.contains(" Tue 2 Jan 2024 "), "{text}");
 }
+
+#[test]
+fn messages_sent_while_the_partner_is_away_are_held_for_them() {
+    let mut app = chatting();
+    app.on_net(sent_as(10, "r_1", "before", 3), at(3));
+    app.on_net(dropped(2, "r_1", 37), at(5));
+    app.on_net(back(3, "r_1"), at(6));
+    app.on_net(sent_as(11, "r_1", "between", 7), at(7));
+    app.on_net(dropped(4, "r_1", 40), at(8));
+    app.on_net(sent_as(12, "r_1", "are you there?", 9), at(9));
+    insta::assert_snapshot!("held_for_the_partner", screen(&mut app, 64, 12).backend());
+    // Back: what was held has reached them.
+    app.on_net(back(5, "r_1"), at(12));
+    let text = format!("{:?}", screen(&mut app, 64, 12).backend());
+    assert!(!text.contains("held for"), "{text}");
+}
