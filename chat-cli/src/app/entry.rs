@@ -495,9 +495,10 @@ fn excerpt(text: &str) -> String {
     }
 }
 
-/// "12 s", "3 min".
+/// How long a wait has lasted: "12 s", "119 s", then whole minutes ("3 min" from 180 s):
+/// never more than has passed.
 pub fn wait_text(secs: u64) -> String {
-    if secs < 90 { format!("{secs} s") } else { format!("{} min", secs.div_ceil(60)) }
+    if secs < 120 { format!("{secs} s") } else { format!("{} min", secs / 60) }
 }
 
 /// The local calendar day of `t` at a UTC offset, as "Mon 1 Jan 2024".
@@ -605,7 +606,8 @@ mod tests {
         };
         assert_eq!(dm.plain_text(0).as_deref(), Some("[12:00:00] <Bob [bob]> yo"));
         assert_eq!(wait_text(12), "12 s");
-        assert_eq!(wait_text(200), "4 min");
+        assert_eq!(wait_text(119), "119 s");
+        assert_eq!(wait_text(200), "3 min", "elapsed: rounded down");
     }
 
     #[test]
