@@ -60,6 +60,12 @@ pub struct Cli {
     #[arg(long, global = true)]
     pub forget: bool,
 
+    /// In the full-screen interface: when a message arrives while the terminal window is
+    /// not focused, ring the bell and put the number of unseen messages in the window
+    /// title (needs a terminal that reports focus; off by default).
+    #[arg(long, global = true)]
+    pub notify: bool,
+
     /// What to do (default: roulette).
     #[command(subcommand)]
     pub command: Option<Command>,

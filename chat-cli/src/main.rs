@@ -35,7 +35,7 @@ fn main() -> ExitCode {
         if plain {
             plain::run(settings, net, target, cli.json).await
         } else {
-            tui::run(settings, net, target).await
+            tui::run(settings, net, target, cli.notify).await
         }
     });
     // Do not wait for stragglers (a blocked stdin read, a DELETE to a dead server).

@@ -2,8 +2,9 @@
 //!
 //! For scripts, tests and terminals where a full-screen interface is unwelcome. Output
 //! is either IRC-like text (`[12:00:01] <Bob> hi`, `* ` for system lines, `! ` for
-//! errors) or, with `--json`, one [`Entry`](crate::app::entry::Entry) object per line.
-//! End of input quits (closing the session), as does Ctrl-C.
+//! errors) or, with `--json`, one [`Entry`](crate::app::entry::Entry) object per line
+//! (and `info` lines, which are for people, on stderr as text). Input is read once the
+//! client is connected. End of input quits (closing the session), as does Ctrl-C.
 
 use std::io::{BufRead, Write};
 use std::process::ExitCode;
@@ -30,6 +31,14 @@ impl Printer {
     fn print(&self, entries: Vec<Entry>) {
         let mut out = std::io::stdout().lock();
         for entry in entries {
+            // Help, hints and the like are for people: with --json they go to stderr as
+            // text, so stdout carries only typed objects.
+            if self.json && matches!(entry, Entry::Info { .. }) {
+                if let Some(text) = entry.plain_text(self.offset_secs) {
+                    eprintln!("{text}");
+                }
+                continue;
+            }
             let line = if self.json {
                 serde_json::to_string(&entry).ok()
             } else {
@@ -67,6 +76,7 @@ fn stdin_lines() -> mpsc::UnboundedReceiver<Option<String>> {
 pub async fn run(settings: Settings, net: NetConfig, initial_target: Option<String>, json: bool) -> ExitCode {
     let printer = Printer { json, offset_secs: settings.offset_secs };
     let mut app = App::new(settings);
+    app.set_line_mode();
     let handle = match net::spawn(net) {
         Ok(handle) => handle,
         Err(error) => {
@@ -82,8 +92,11 @@ pub async fn run(settings: Settings, net: NetConfig, initial_target: Option<Stri
     let mut pending_target = initial_target;
     let mut signals = QuitSignals::new();
     loop {
+        // Input waits until we are connected (or have failed): lines typed meanwhile
+        // are sent then, and an input that ends at once quits after `connected`.
+        let ready = app.me().is_some() || app.is_done();
         let out: Vec<Action> = tokio::select! {
-            line = lines.recv(), if stdin_open => match line {
+            line = lines.recv(), if stdin_open && ready => match line {
                 Some(Some(line)) => app.submit(&line, now()),
                 _ => {
                     stdin_open = false;

@@ -49,9 +49,23 @@ impl Cli {
     /// Starts `chat-cli --plain --json --server <url> <args>` keeping its identities in
     /// `state` (`MCP_CHAT_STATE_DIR`).
     async fn start_in(name: &str, url: &str, args: &[&str], state: &Path) -> Cli {
+        Cli::start_with(name, url, args, state, true).await
+    }
+
+    /// Starts `chat-cli --plain` without `--json`: its text lines arrive as JSON strings.
+    async fn start_text(name: &str, url: &str, args: &[&str]) -> Cli {
+        let state = state_dir();
+        let mut cli = Cli::start_with(name, url, args, state.path(), false).await;
+        cli._own_state = Some(state);
+        cli
+    }
+
+    async fn start_with(name: &str, url: &str, args: &[&str], state: &Path, json: bool) -> Cli {
         let path = tokio::task::spawn_blocking(|| binary("chat-cli")).await.expect("find chat-cli");
         let mut child = Command::new(path)
-            .args(["--plain", "--json", "--server", url])
+            .arg("--plain")
+            .args(json.then_some("--json"))
+            .args(["--server", url])
             .args(args)
             .env_remove("MCP_CHAT_URL")
             .env_remove("MCP_CHAT_AUTH_TOKEN")
@@ -140,6 +154,46 @@ impl Cli {
     async fn crash(&mut self) {
         self.child.start_kill().expect("kill chat-cli");
         let _ = self.exit(STEP).await;
+    }
+
+    /// The next text line (plain mode without `--json`) that satisfies `pred`.
+    async fn expect_text(&mut self, pred: impl Fn(&str) -> bool) -> String {
+        let deadline = tokio::time::Instant::now() + STEP;
+        loop {
+            match tokio::time::timeout_at(deadline, self.lines.recv()).await {
+                Ok(Some(line)) => {
+                    self.seen.push(line.clone());
+                    if let Some(text) = line.as_str()
+                        && pred(text)
+                    {
+                        return text.to_owned();
+                    }
+                }
+                _ => panic!("{}: no such line; seen:\n{}", self.name, self.log()),
+            }
+        }
+    }
+
+    /// Everything read so far, in order, as `type` names (text lines as `text`).
+    fn kinds_seen(&self) -> Vec<String> {
+        self.seen.iter().map(|v| v["type"].as_str().unwrap_or("text").to_owned()).collect()
+    }
+
+    /// What the CLI wrote to stderr so far.
+    fn stderr_text(&self) -> String {
+        self.stderr.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clone()
+    }
+
+    /// stderr once the process has exited (its reader finishes shortly after).
+    async fn stderr_after_exit(&self) -> String {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(2);
+        loop {
+            let text = self.stderr_text();
+            if !text.is_empty() || tokio::time::Instant::now() >= deadline {
+                return text;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
     }
 
     /// Fails if any `error` line was seen so far.
@@ -382,7 +436,8 @@ async fn a_dm_client_that_quit_comes_back_as_itself_and_gets_its_mail() {
     let state = state_dir();
     let mut carol = Cli::start_in("carol", &server.url, &["dm", "--as", "carol"], state.path()).await;
     let connected = carol.expect("connected").await;
-    assert_eq!(connected["user_id"], "carol", "{connected}");
+    assert_eq!(connected["client_id"], "carol", "{connected}");
+    assert!(connected.get("user_id").is_none(), "a client id is not a user id: {connected}");
     carol.say("/quit").await;
     carol.expect("closed").await;
     assert!(carol.exit(STEP).await.success());
@@ -398,7 +453,7 @@ async fn a_dm_client_that_quit_comes_back_as_itself_and_gets_its_mail() {
     // The same state directory: carol's CLI resumes her identity with the stored token.
     let mut carol = Cli::start_in("carol again", &server.url, &["dm", "--as", "carol"], state.path()).await;
     let connected = carol.expect("connected").await;
-    assert_eq!(connected["user_id"], "carol", "{connected}");
+    assert_eq!(connected["client_id"], "carol", "{connected}");
     let got = carol.expect("message").await;
     assert_eq!((got["from"].as_str(), got["text"].as_str()), (Some("alice"), Some("welcome back")));
     carol.assert_no_errors();
@@ -417,7 +472,7 @@ async fn a_killed_dm_client_takes_its_identity_back_at_once() {
     let mut crashy =
         Cli::start_in("crashy again", &server.url, &["dm", "--as", "crashy"], state.path()).await;
     let connected = crashy.expect("connected").await;
-    assert_eq!(connected["user_id"], "crashy", "{connected}");
+    assert_eq!(connected["client_id"], "crashy", "{connected}");
     assert_eq!(connected["restored"], true, "taken back with the stored token: {connected}");
 
     // It really is crashy: mail to crashy reaches the new process.
@@ -564,4 +619,114 @@ async fn a_second_cli_as_the_same_id_takes_over_and_the_first_says_so() {
     assert!(message.contains("took 'hank' over"), "{message}");
     assert_eq!(first.exit(STEP).await.code(), Some(1));
     second.assert_no_errors();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_message_of_several_lines_arrives_whole_and_plain_mode_indents_its_lines() {
+    let server = ServerProcess::start(&[]).await;
+    let mut ann = Cli::start_text("ann", &server.url, &["--name", "Ann"]).await;
+    ann.expect_text(|l| l.contains("waiting for a partner")).await;
+    let poet = server.client().await;
+    let joined = poet.ok("enter_queue", serde_json::json!({"display_name": "Poet"})).await;
+    let room = joined["room_id"].as_str().expect("matched at once").to_owned();
+    let text = "roses are red\nviolets are blue\n[12:00:00] * not a notice";
+    poet.ok("send_message", serde_json::json!({"room_id": room, "message": text})).await;
+    let first = ann.expect_text(|l| l.contains("<Poet> ")).await;
+    assert!(first.ends_with("<Poet> roses are red"), "{first}");
+    let indent = " ".repeat(first.len() - "roses are red".len());
+    let second = ann.expect_text(|_| true).await;
+    assert_eq!(second, format!("{indent}violets are blue"), "under the text, not at the margin");
+    let third = ann.expect_text(|_| true).await;
+    assert_eq!(third, format!("{indent}[12:00:00] * not a notice"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dm_presence_changes_arrive_without_asking() {
+    let server = ServerProcess::start(&[]).await;
+    let mut alice = Cli::start("alice", &server.url, &["dm", "--as", "alice"]).await;
+    alice.expect("connected").await;
+    // bob checks in after alice's first list: the next poll (every 5 s) reports him.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let mut bob = Cli::start("bob", &server.url, &["dm", "--as", "bob"]).await;
+    bob.expect("connected").await;
+    let online = alice.expect_where("presence", Duration::from_secs(10), |p| p["client_id"] == "bob").await;
+    assert_eq!(online["status"], "online", "{online}");
+    bob.say("/quit").await;
+    bob.expect("closed").await;
+    // The send's reply says bob is offline: the dot follows at once, not at the next poll.
+    alice.say("/to bob are you gone?").await;
+    let offline = alice.expect_where("presence", Duration::from_secs(2), |p| p["client_id"] == "bob").await;
+    assert_eq!(offline["status"], "offline", "{offline}");
+    assert!(!alice.kinds_seen().contains(&"clients".to_owned()), "never asked with /who");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_input_that_ends_at_once_still_connects_first_and_json_stays_machine_readable() {
+    let server = ServerProcess::start(&[]).await;
+    let mut dora = Cli::start("dora", &server.url, &["dm", "--as", "dora"]).await;
+    dora.end_input();
+    dora.expect("closed").await;
+    assert!(dora.exit(STEP).await.success());
+    let stderr = dora.stderr_after_exit().await;
+    let kinds = dora.kinds_seen();
+    assert_eq!(kinds.first().map(String::as_str), Some("connected"), "connected comes first: {kinds:?}");
+    assert!(!kinds.iter().any(|k| k == "info"), "no human info lines on stdout: {kinds:?}");
+    assert!(stderr.contains("/to <client_id> picks who to write to"), "hints go to stderr: {stderr}");
+    assert!(stderr.contains("closing the session"), "{stderr}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn block_names_the_partner() {
+    let server = ServerProcess::start(&[]).await;
+    let (mut ann, _bob) = pair(&server).await;
+    ann.say("/block rude").await;
+    let blocked = ann.expect("blocked").await;
+    assert_eq!(blocked["name"], "Bob", "{blocked}");
+    assert!(blocked["user_id"].as_str().is_some_and(|id| id.starts_with("u_")), "{blocked}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_first_in_the_queue_learns_that_someone_joined() {
+    // No shared interest and a long interest timeout: both wait.
+    let server = ServerProcess::start(&["--interest-timeout", "60s"]).await;
+    let mut ann = Cli::start("ann", &server.url, &["--name", "Ann", "--interests", "chess"]).await;
+    let first = ann.expect("waiting").await;
+    assert_eq!((first["position"].as_u64(), first["queue_length"].as_u64()), (Some(1), Some(1)));
+    let mut bob = Cli::start("bob", &server.url, &["--name", "Bob", "--interests", "golf"]).await;
+    let behind = bob.expect("waiting").await;
+    assert_eq!((behind["position"].as_u64(), behind["queue_length"].as_u64()), (Some(2), Some(2)));
+    let fresh = ann.expect_where("waiting", Duration::from_secs(12), |_| true).await;
+    assert_eq!((fresh["position"].as_u64(), fresh["queue_length"].as_u64()), (Some(1), Some(2)), "{fresh}");
+    ann.expect_none("matched", Duration::from_millis(300)).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn next_says_why_the_old_partner_does_not_come_back() {
+    let server = ServerProcess::start(&[]).await;
+    let (mut ann, mut bob) = pair(&server).await;
+    ann.say("/next").await;
+    ann.expect("waiting").await;
+    bob.expect("partner_left").await;
+    bob.say("/next").await;
+    bob.expect("waiting").await;
+    ann.expect_none("matched", Duration::from_millis(500)).await;
+    // Notes for people are on stderr (read whole once the client exits).
+    for (cli, other) in [(&mut ann, "Bob"), (&mut bob, "Ann")] {
+        cli.end_input();
+        assert!(cli.exit(STEP).await.success());
+        let stderr = cli.stderr_after_exit().await;
+        assert!(stderr.contains(&format!("will not be matched with {other} again for a while")), "{stderr}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn time_in_plain_mode_says_its_lines_keep_their_seconds() {
+    let server = ServerProcess::start(&[]).await;
+    let mut ann = Cli::start_text("ann", &server.url, &["--name", "Ann"]).await;
+    ann.expect_text(|l| l.contains("waiting for a partner")).await;
+    ann.say("/time").await;
+    let note = ann.expect_text(|l| l.contains("/time")).await;
+    assert!(note.contains("plain lines always show seconds"), "{note}");
+    let stamp = note.split(']').next().unwrap_or_default();
+    assert_eq!(stamp.len(), "[12:00:00".len(), "hh:mm:ss: {note}");
 }

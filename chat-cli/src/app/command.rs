@@ -31,6 +31,8 @@ pub enum Slash {
     },
     /// `/history`: the room's messages as the server keeps them.
     History,
+    /// `/time`: timestamps with seconds, or without.
+    Time,
     /// `/help`.
     Help,
     /// `/quit` (also `/exit`).
@@ -54,9 +56,11 @@ pub const HELP: &[&str] = &[
     "/who             who you are talking to (DM mode: who is checked in)",
     "/to ID [text]    DM mode: message client ID from now on (and send text)",
     "/history         the room's messages as the server keeps them",
+    "/time            timestamps with seconds (again: without)",
     "/help            this list",
     "/quit            leave and exit (also Ctrl-C)",
     "//text           send a message that starts with /",
+    "Enter sends; Alt-Enter (Shift-Enter, Ctrl-J) starts a new line; a paste is one message",
     "PgUp/PgDn scroll, Up/Down recall earlier lines",
 ];
 
@@ -92,6 +96,7 @@ pub fn parse(line: &str) -> Line {
             },
         },
         "history" => Slash::History,
+        "time" => Slash::Time,
         "help" | "?" => Slash::Help,
         "quit" | "exit" | "q" => Slash::Quit,
         _ => Slash::Unknown(format!("/{name}")),
@@ -128,6 +133,7 @@ mod tests {
         assert!(matches!(parse("/to"), Line::Command(Slash::MissingArgument { command: "/to", .. })));
         assert_eq!(parse("/history"), Line::Command(Slash::History));
         assert_eq!(parse("/help"), Line::Command(Slash::Help));
+        assert_eq!(parse("/time"), Line::Command(Slash::Time));
         assert_eq!(parse("/quit"), Line::Command(Slash::Quit));
         assert_eq!(parse("/exit"), Line::Command(Slash::Quit));
         assert_eq!(parse("/dance now"), Line::Command(Slash::Unknown("/dance".into())));

@@ -8,6 +8,7 @@ use std::sync::Arc;
 
 use chat_core::{ClientSummary, DisconnectReason, HistoryEntry, PartnerInfo, PresenceStatus, Time};
 use serde::Serialize;
+use unicode_width::UnicodeWidthStr;
 
 /// One thing that happened, as shown to the user.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
@@ -19,14 +20,18 @@ pub enum Entry {
         ts: Time,
         /// The server URL.
         server: String,
-        /// Our user id or client id.
-        user_id: Arc<str>,
+        /// Our roulette user id (absent in DM mode).
+        #[serde(skip_serializing_if = "Option::is_none")]
+        user_id: Option<Arc<str>>,
+        /// Our DM client id (absent in roulette).
+        #[serde(skip_serializing_if = "Option::is_none")]
+        client_id: Option<Arc<str>>,
         /// Our display name.
         display_name: Arc<str>,
         /// The identity was saved by an earlier run and taken back with its resume token.
         restored: bool,
     },
-    /// Waiting in the roulette queue.
+    /// Waiting in the roulette queue (again when the place or the queue length changes).
     Waiting {
         /// When.
         ts: Time,
@@ -34,7 +39,8 @@ pub enum Entry {
         position: usize,
         /// Everyone waiting.
         queue_length: usize,
-        /// The server's estimate, when it has one.
+        /// The server's estimate, when it has one (a guess from the recent matching rate;
+        /// the client does not show it).
         #[serde(skip_serializing_if = "Option::is_none")]
         estimated_wait_secs: Option<u64>,
     },
@@ -140,6 +146,18 @@ pub enum Entry {
         ts: Time,
         /// Who.
         user_id: Arc<str>,
+        /// Their display name.
+        name: Arc<str>,
+    },
+    /// DM mode: a client's presence changed (the sidebar's dot). Never in the
+    /// scrollback and not a plain-text line; in `--json`, so scripts can follow presence.
+    Presence {
+        /// When.
+        ts: Time,
+        /// The client.
+        client_id: Arc<str>,
+        /// Online, reconnecting or offline.
+        status: PresenceStatus,
     },
     /// The checked-in clients (`/who` in DM mode).
     Clients {
@@ -280,6 +298,7 @@ impl Entry {
             | Entry::Left { ts, .. }
             | Entry::LeftQueue { ts }
             | Entry::Blocked { ts, .. }
+            | Entry::Presence { ts, .. }
             | Entry::Clients { ts, .. }
             | Entry::History { ts, .. }
             | Entry::Expired { ts, .. }
@@ -294,7 +313,7 @@ impl Entry {
 
     /// Whether it belongs in the scrollback (typing changes do not).
     pub fn is_persistent(&self) -> bool {
-        !matches!(self, Entry::Typing { .. })
+        !matches!(self, Entry::Typing { .. } | Entry::Presence { .. })
     }
 
     /// The words of the entry. Times inside it are wall-clock at `offset_secs`, with
@@ -303,17 +322,16 @@ impl Entry {
         let clock = |t: Time| clock_time(t, offset_secs, seconds);
         let system = |line: String| Body::System(vec![line]);
         match self {
-            Entry::Connected { server, user_id, display_name, restored, .. } => {
-                let mut line = format!("connected to {server} as {}", name_and_id(display_name, user_id));
+            Entry::Connected { server, user_id, client_id, display_name, restored, .. } => {
+                let id = user_id.as_deref().or(client_id.as_deref()).unwrap_or_default();
+                let mut line = format!("connected to {server} as {}", name_and_id(display_name, id));
                 if *restored {
                     line.push_str(" (taken back with the resume token an earlier run saved)");
                 }
                 system(line)
             }
-            Entry::Waiting { position, queue_length, estimated_wait_secs, .. } => {
-                let wait =
-                    estimated_wait_secs.map(|s| format!(", about {}", wait_text(s))).unwrap_or_default();
-                system(format!("waiting for a partner: #{position} of {queue_length} in the queue{wait}"))
+            Entry::Waiting { position, queue_length, .. } => {
+                system(format!("waiting for a partner: #{position} of {queue_length} in the queue"))
             }
             Entry::Matched { partner, shared_interests, .. } => {
                 let mut line = format!("you are now chatting with {}", partner.display_name);
@@ -330,7 +348,7 @@ impl Entry {
                 };
                 Body::Message { speaker, mine: *mine, text: text.to_string(), undelivered: *undelivered }
             }
-            Entry::Typing { .. } => Body::Hidden,
+            Entry::Typing { .. } | Entry::Presence { .. } => Body::Hidden,
             Entry::PartnerLeft { name, reason, undelivered, .. } => {
                 let mut lines = vec![match reason {
                     DisconnectReason::Left => format!("{name} left the chat; /next to meet someone new"),
@@ -366,8 +384,8 @@ impl Entry {
                 system("you left the chat; /next to meet someone new".into())
             }
             Entry::LeftQueue { .. } => system("you left the queue; /next to join it again".into()),
-            Entry::Blocked { user_id, .. } => system(format!(
-                "blocked and reported {user_id}; you will not be matched again; /next for someone new"
+            Entry::Blocked { name, .. } => system(format!(
+                "blocked and reported {name}; you will not be matched again; /next for someone new"
             )),
             Entry::Clients { clients, omitted, .. } => {
                 let mut lines = vec![match clients.len() {
@@ -395,7 +413,11 @@ impl Entry {
                     lines.push("  (no messages)".into());
                 }
                 for m in messages {
-                    lines.push(format!("  {} <{}> {}", clock(m.timestamp), m.from_name, m.message));
+                    let mut text = m.message.split('\n');
+                    let first = text.next().unwrap_or_default();
+                    lines.push(format!("  {} <{}> {first}", clock(m.timestamp), m.from_name));
+                    // The later lines of a message of several lines, under its text.
+                    lines.extend(text.map(|line| format!("      {line}")));
                 }
                 Body::System(lines)
             }
@@ -423,11 +445,23 @@ impl Entry {
     pub fn plain_text(&self, offset_secs: i32) -> Option<String> {
         let ts = clock_time(self.ts(), offset_secs, true);
         match self.body(offset_secs, true) {
-            Body::Message { speaker, text, undelivered: false, .. } => {
-                Some(format!("[{ts}] <{speaker}> {text}"))
-            }
-            Body::Message { speaker, text, undelivered: true, .. } => {
-                Some(format!("[{ts}] <{speaker}> {text} {UNDELIVERED_MARK} not delivered"))
+            Body::Message { speaker, text, undelivered, .. } => {
+                // A message of several lines: the later ones indented under the first, so
+                // none of them can pass for a line of its own.
+                let head = format!("[{ts}] <{speaker}> ");
+                let pad = " ".repeat(head.width());
+                let mut out = head;
+                for (i, line) in text.split('\n').enumerate() {
+                    if i > 0 {
+                        out.push('\n');
+                        out.push_str(&pad);
+                    }
+                    out.push_str(line);
+                }
+                if undelivered {
+                    out.push_str(&format!(" {UNDELIVERED_MARK} not delivered"));
+                }
+                Some(out)
             }
             Body::System(lines) => {
                 let mut out = String::new();
@@ -461,9 +495,18 @@ fn excerpt(text: &str) -> String {
     }
 }
 
-/// "12 s", "3 min".
+/// How long a wait has lasted: "12 s", "119 s", then whole minutes ("3 min" from 180 s):
+/// never more than has passed.
 pub fn wait_text(secs: u64) -> String {
-    if secs < 90 { format!("{secs} s") } else { format!("{} min", secs.div_ceil(60)) }
+    if secs < 120 { format!("{secs} s") } else { format!("{} min", secs / 60) }
+}
+
+/// The local calendar day of `t` at a UTC offset, as "Mon 1 Jan 2024".
+pub fn local_day(t: Time, offset_secs: i32) -> String {
+    let ms = i64::try_from(t.as_millis()).unwrap_or(i64::MAX).saturating_add(i64::from(offset_secs) * 1000);
+    chrono::DateTime::from_timestamp_millis(ms)
+        .map(|dt| dt.format("%a %-d %b %Y").to_string())
+        .unwrap_or_default()
 }
 
 /// Wall-clock time of `t` at a UTC offset: `12:00` or, with `seconds`, `12:00:01`.
@@ -489,6 +532,13 @@ mod tests {
     }
 
     #[test]
+    fn the_local_day_follows_the_offset() {
+        assert_eq!(local_day(T, 0), "Mon 1 Jan 2024");
+        assert_eq!(local_day(T, 12 * 3600), "Tue 2 Jan 2024", "midnight east of UTC");
+        assert_eq!(local_day(T, -13 * 3600), "Sun 31 Dec 2023");
+    }
+
+    #[test]
     fn plain_text_prefixes_each_kind() {
         let message = Entry::Message {
             ts: T,
@@ -508,6 +558,27 @@ mod tests {
         assert_eq!(info.plain_text(0).as_deref(), Some("[12:00:00] * a\n[12:00:00] * b"));
         let typing = Entry::Typing { ts: T, room_id: "r".into(), name: "Bob".into(), typing: true };
         assert_eq!(typing.plain_text(0), None);
+    }
+
+    #[test]
+    fn a_message_of_several_lines_keeps_them_indented() {
+        let message = Entry::Message {
+            ts: T,
+            room_id: Some("r_1".into()),
+            message_id: "m_1".into(),
+            from: "u_b".into(),
+            from_name: "Bob".into(),
+            to: None,
+            text: "line one\nline two\n[12:00:00] * not a system line".into(),
+            mine: false,
+            undelivered: false,
+        };
+        assert_eq!(
+            message.plain_text(0).as_deref(),
+            Some(
+                "[12:00:00] <Bob> line one\n                 line two\n                 [12:00:00] * not a system line"
+            )
+        );
     }
 
     #[test]
@@ -535,7 +606,8 @@ mod tests {
         };
         assert_eq!(dm.plain_text(0).as_deref(), Some("[12:00:00] <Bob [bob]> yo"));
         assert_eq!(wait_text(12), "12 s");
-        assert_eq!(wait_text(200), "4 min");
+        assert_eq!(wait_text(119), "119 s");
+        assert_eq!(wait_text(200), "3 min", "elapsed: rounded down");
     }
 
     #[test]

@@ -1,4 +1,6 @@
-//! The input line: a small line editor with history, independent of any terminal.
+//! The input box: a small editor with history, independent of any terminal. Its text
+//! may span lines (a pasted paragraph, Alt-Enter): one submission is one message, line
+//! breaks included.
 //!
 //! Positions are counted in `char`s, never bytes, so editing in the middle of
 //! multi-byte text cannot split a character.
@@ -38,9 +40,20 @@ impl LineEditor {
         self.cursor += 1;
     }
 
-    /// Inserts pasted text at the cursor; line breaks become spaces because one line is
-    /// one message. Terminals send a pasted line break as CR, some as CRLF or LF: each
-    /// of those is one break, so words on two lines never run together.
+    /// Inserts a line break at the cursor (Alt-Enter, Shift-Enter).
+    pub fn newline(&mut self) {
+        self.insert('\n');
+    }
+
+    /// Whether the text spans more than one line.
+    pub fn is_multiline(&self) -> bool {
+        self.chars.contains(&'\n')
+    }
+
+    /// Inserts pasted text at the cursor, keeping its line breaks: the paste becomes one
+    /// message. Terminals send a pasted line break as CR, some as CRLF or LF: each of
+    /// those is one break (`\n`). A tab becomes a space; other control characters
+    /// (which the server refuses) are dropped.
     pub fn insert_str(&mut self, text: &str) {
         let mut chars = text.chars().peekable();
         while let Some(c) = chars.next() {
@@ -49,9 +62,10 @@ impl LineEditor {
                     if chars.peek() == Some(&'\n') {
                         chars.next();
                     }
-                    self.insert(' ');
+                    self.newline();
                 }
-                '\n' | '\t' => self.insert(' '),
+                '\n' => self.newline(),
+                '\t' => self.insert(' '),
                 c if c.is_control() => {}
                 c => self.insert(c),
             }
@@ -87,14 +101,58 @@ impl LineEditor {
         self.cursor = (self.cursor + 1).min(self.chars.len());
     }
 
-    /// Moves to the start of the line.
-    pub fn home(&mut self) {
-        self.cursor = 0;
+    /// Where the cursor's line starts (a char index).
+    fn line_start(&self) -> usize {
+        self.chars[..self.cursor].iter().rposition(|c| *c == '\n').map_or(0, |i| i + 1)
     }
 
-    /// Moves to the end of the line.
+    /// Where the cursor's line ends (the index of its `\n`, or the end of the text).
+    fn line_end(&self) -> usize {
+        self.chars[self.cursor..]
+            .iter()
+            .position(|c| *c == '\n')
+            .map_or(self.chars.len(), |i| self.cursor + i)
+    }
+
+    /// Moves to the start of the cursor's line.
+    pub fn home(&mut self) {
+        self.cursor = self.line_start();
+    }
+
+    /// Moves to the end of the cursor's line.
     pub fn end(&mut self) {
-        self.cursor = self.chars.len();
+        self.cursor = self.line_end();
+    }
+
+    /// Moves to the same column of the line above. Returns `false` (and stays) on the
+    /// first line, where Up recalls history instead.
+    pub fn line_up(&mut self) -> bool {
+        let start = self.line_start();
+        if start == 0 {
+            return false;
+        }
+        let column = self.cursor - start;
+        let above_end = start - 1;
+        let above_start = self.chars[..above_end].iter().rposition(|c| *c == '\n').map_or(0, |i| i + 1);
+        self.cursor = above_start + column.min(above_end - above_start);
+        true
+    }
+
+    /// Moves to the same column of the line below. Returns `false` (and stays) on the
+    /// last line, where Down recalls history instead.
+    pub fn line_down(&mut self) -> bool {
+        let end = self.line_end();
+        if end >= self.chars.len() {
+            return false;
+        }
+        let column = self.cursor - self.line_start();
+        let below_start = end + 1;
+        let below_end = self.chars[below_start..]
+            .iter()
+            .position(|c| *c == '\n')
+            .map_or(self.chars.len(), |i| below_start + i);
+        self.cursor = below_start + column.min(below_end - below_start);
+        true
     }
 
     /// Moves to the start of the previous word.
@@ -126,18 +184,20 @@ impl LineEditor {
         self.cursor != end
     }
 
-    /// Deletes from the start of the line to the cursor (Ctrl-U).
+    /// Deletes from the start of the cursor's line to the cursor (Ctrl-U).
     pub fn kill_to_start(&mut self) -> bool {
-        let changed = self.cursor > 0;
-        self.chars.drain(..self.cursor);
-        self.cursor = 0;
+        let start = self.line_start();
+        let changed = self.cursor > start;
+        self.chars.drain(start..self.cursor);
+        self.cursor = start;
         changed
     }
 
-    /// Deletes from the cursor to the end of the line (Ctrl-K).
+    /// Deletes from the cursor to the end of its line (Ctrl-K).
     pub fn kill_to_end(&mut self) -> bool {
-        let changed = self.cursor < self.chars.len();
-        self.chars.truncate(self.cursor);
+        let end = self.line_end();
+        let changed = self.cursor < end;
+        self.chars.drain(self.cursor..end);
         changed
     }
 
@@ -237,11 +297,42 @@ mod tests {
     }
 
     #[test]
-    fn paste_turns_line_breaks_into_spaces() {
-        assert_eq!(typed("a\r\nb\tc\u{7}").text(), "a b c");
+    fn a_paste_keeps_its_line_breaks() {
+        assert_eq!(typed("a\r\nb\tc\u{7}").text(), "a\nb c");
         // What terminals send for a pasted line break: CR alone.
-        assert_eq!(typed("line one\rline two").text(), "line one line two");
-        assert_eq!(typed("x\r\r\ny\nz").text(), "x  y z");
+        assert_eq!(typed("line one\rline two").text(), "line one\nline two");
+        assert_eq!(typed("x\r\r\ny\nz").text(), "x\n\ny\nz");
+        assert!(typed("x\ry").is_multiline());
+        assert!(!typed("x y").is_multiline());
+    }
+
+    #[test]
+    fn lines_are_edited_and_walked_one_at_a_time() {
+        let mut e = typed("first line\nsecond");
+        assert_eq!(e.cursor(), 17);
+        e.home();
+        assert_eq!(e.cursor(), 11, "the start of the second line");
+        assert!(e.line_up());
+        assert_eq!(e.cursor(), 0);
+        assert!(!e.line_up(), "no line above the first");
+        e.end();
+        assert_eq!(e.cursor(), 10);
+        assert!(e.line_down());
+        assert_eq!(e.cursor(), 17, "the column, clamped to the shorter line");
+        assert!(!e.line_down());
+        assert!(e.kill_to_start());
+        assert_eq!(e.text(), "first line\n");
+        e.insert_str("2nd");
+        e.home();
+        e.line_up();
+        e.right();
+        assert!(e.kill_to_end());
+        assert_eq!(e.text(), "f\n2nd");
+        e.end();
+        e.newline();
+        assert_eq!(e.text(), "f\n\n2nd");
+        assert!(e.backspace());
+        assert_eq!(e.text(), "f\n2nd", "a line break is deleted like a character");
     }
 
     #[test]

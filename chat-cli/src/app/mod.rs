@@ -33,8 +33,12 @@ const TYPING_REFRESH: Duration = Duration::from_secs(3);
 const TYPING_IDLE: Duration = Duration::from_secs(4);
 /// Hide the partner's indicator after this long even if the "stopped" event never came.
 const PARTNER_TYPING_MAX: Duration = Duration::from_secs(10);
-/// Refresh the DM sidebar's client list this often.
-const CLIENTS_REFRESH: Duration = Duration::from_secs(15);
+/// Refresh the DM sidebar's client list this often. The server sends no presence
+/// events, so the list is polled; what replies and messages reveal (a send to someone
+/// offline, a message from someone) updates it at once in between.
+const CLIENTS_REFRESH: Duration = Duration::from_secs(5);
+/// ... and this often while someone is reconnecting (back or gone within the grace).
+const CLIENTS_REFRESH_BUSY: Duration = Duration::from_secs(3);
 /// Refresh the queue position this often while waiting.
 const POSITION_REFRESH: Duration = Duration::from_secs(5);
 /// ... but not more often than this when someone unknown shows up.
@@ -94,8 +98,13 @@ pub enum Roulette {
         position: usize,
         /// Everyone waiting.
         queue_length: usize,
-        /// The server's estimate.
+        /// The server's estimate (kept for `--json`; not shown: it is a guess from the
+        /// recent matching rate that was often off by minutes).
         estimated_wait_secs: Option<u64>,
+        /// Since when we wait.
+        since: Time,
+        /// The partner we just left, whom the server's rematch cooldown keeps from us.
+        apart_from: Option<Arc<str>>,
     },
     /// In a room.
     Chatting {
@@ -133,6 +142,8 @@ pub struct Dm {
     pub clients: Vec<ClientSummary>,
     /// When the list was last requested.
     refreshed: Option<Time>,
+    /// Whether a list has arrived (changes are reported from the second one on).
+    listed: bool,
 }
 
 /// Our own typing indicator, as last told to the server.
@@ -151,8 +162,10 @@ pub enum Key {
     Char(char),
     /// Pasted text.
     Paste(String),
-    /// Submit the line.
+    /// Submit the input (every line of it).
     Enter,
+    /// Start a new line in the input (Alt-Enter, Shift-Enter, Ctrl-J).
+    Newline,
     /// Delete before the cursor.
     Backspace,
     /// Delete under the cursor.
@@ -169,9 +182,9 @@ pub enum Key {
     Home,
     /// Line end.
     End,
-    /// Earlier input line.
+    /// The line above in the input, or (on its first line) an earlier submission.
     Up,
-    /// Later input line.
+    /// The line below in the input, or (on its last line) a later submission.
     Down,
     /// Scroll back.
     PageUp,
@@ -203,9 +216,20 @@ pub struct App {
     emitted: Vec<Entry>,
     input: LineEditor,
     scroll: usize,
+    /// Messages from others that arrived while scrolled back ("3 new messages ↓").
+    unread_below: usize,
+    /// `/time`: timestamps with seconds.
+    seconds: bool,
+    /// Line mode: every line has its seconds, `/time` changes nothing.
+    line_mode: bool,
     typing: Typing,
     /// When the queue position was last asked for.
     position_asked: Option<Time>,
+    /// A `leave_queue` is on its way: no more queue refreshes (one would queue us again).
+    leaving_queue: bool,
+    /// The newest time the app was told (ticks come several times a second), for the
+    /// "waiting for 12 s" in the status bar.
+    now: Option<Time>,
     quitting: bool,
     done: bool,
 }
@@ -224,8 +248,13 @@ impl App {
             emitted: Vec::new(),
             input: LineEditor::default(),
             scroll: 0,
+            unread_below: 0,
+            seconds: false,
+            line_mode: false,
             typing: Typing::default(),
             position_asked: None,
+            leaving_queue: false,
+            now: None,
             quitting: false,
             done: false,
         }
@@ -271,6 +300,22 @@ impl App {
         self.scroll
     }
 
+    /// Messages from others that arrived since the user scrolled back (0 when following).
+    pub fn unread_below(&self) -> usize {
+        self.unread_below
+    }
+
+    /// Whether timestamps show seconds (`/time`).
+    pub fn seconds(&self) -> bool {
+        self.seconds
+    }
+
+    /// For plain and JSON mode, whose lines always carry seconds.
+    pub fn set_line_mode(&mut self) {
+        self.line_mode = true;
+        self.seconds = true;
+    }
+
     /// Takes every entry produced since the last call (plain mode prints them), including
     /// transient ones that never reach the scrollback.
     pub fn take_emitted(&mut self) -> Vec<Entry> {
@@ -303,6 +348,9 @@ impl App {
             if self.scroll > 0 {
                 // Keep the view still while the user reads older lines.
                 self.scroll = self.scroll.saturating_add(1);
+                if matches!(entry, Entry::Message { mine: false, .. }) {
+                    self.unread_below += 1;
+                }
             }
             self.scrollback.push_back(entry.clone());
             if self.scrollback.len() > SCROLLBACK_LIMIT {

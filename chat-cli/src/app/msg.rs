@@ -61,9 +61,10 @@ pub enum Action {
         /// A background refresh rather than `/who`.
         quiet: bool,
     },
-    /// `get_my_identity`, to refresh the queue position while waiting (the server does
-    /// not push position changes).
-    RefreshIdentity,
+    /// `enter_queue` again while waiting, to refresh the position and the queue length
+    /// (the server keeps the place and does not push changes). Failures are not
+    /// reported: a match in the meantime arrives as an event.
+    RefreshQueue,
     /// Close the session (HTTP DELETE, so a partner is told at once) and stop.
     Quit,
 }
@@ -163,8 +164,8 @@ pub enum NetEvent {
     },
     /// Reconnected and took the identity back with its resume token.
     Resumed(IdentityReply),
-    /// `get_my_identity` answered (a quiet refresh).
-    Identity(IdentityReply),
+    /// A [`Action::RefreshQueue`] answered.
+    QueueRefreshed(EnterQueueReply),
     /// The session was closed on request.
     Closed,
     /// Something the user should know that does not stop the session (the state file

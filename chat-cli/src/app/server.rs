@@ -3,17 +3,21 @@
 
 use std::sync::Arc;
 
-use chat_core::{ActivityState, Envelope, Event, IdentityReply, MessageId, PartnerInfo, QueueStatus, Time};
+use chat_core::{
+    ActivityState, ClientSummary, Envelope, Event, IdentityReply, MessageId, PartnerInfo, PresenceStatus,
+    QueueStatus, Time,
+};
 
 use super::entry::{Entry, Undelivered};
 use super::{
-    Action, App, CLIENTS_REFRESH, CLIENTS_REFRESH_MIN, Connection, Joined, Mode, NetEvent,
-    PARTNER_TYPING_MAX, POSITION_REFRESH, Request, Roulette, TYPING_IDLE, Typing, anonymous,
+    Action, App, CLIENTS_REFRESH, CLIENTS_REFRESH_BUSY, CLIENTS_REFRESH_MIN, Connection, Joined, Mode,
+    NetEvent, PARTNER_TYPING_MAX, POSITION_REFRESH, Request, Roulette, TYPING_IDLE, Typing, anonymous,
 };
 
 impl App {
     /// Time passes: typing indicators expire, the DM client list is refreshed.
     pub fn tick(&mut self, now: Time) -> Vec<Action> {
+        self.now = Some(now);
         let mut actions = Vec::new();
         if let Roulette::Chatting { room_id, partner_typing, .. } = &mut self.roulette {
             if let Some(since) = *partner_typing
@@ -31,17 +35,18 @@ impl App {
         if matches!(self.roulette, Roulette::Waiting { .. })
             && self.connection == Connection::Online
             && !self.quitting
+            && !self.leaving_queue
             && self.position_asked.is_none_or(|t| now.since(t) >= POSITION_REFRESH)
         {
             if self.position_asked.is_some() {
-                actions.push(Action::RefreshIdentity);
+                actions.push(Action::RefreshQueue);
             }
             self.position_asked = Some(now);
         }
         if matches!(self.settings.mode, Mode::Dm { .. })
             && self.connection == Connection::Online
             && !self.quitting
-            && self.dm.refreshed.is_none_or(|t| now.since(t) >= CLIENTS_REFRESH)
+            && self.dm.refreshed.is_none_or(|t| now.since(t) >= self.clients_refresh())
         {
             self.dm.refreshed = Some(now);
             actions.push(Action::ListClients { quiet: true });
@@ -51,6 +56,7 @@ impl App {
 
     /// Something from the network layer.
     pub fn on_net(&mut self, event: NetEvent, now: Time) -> Vec<Action> {
+        self.now = Some(now);
         let mut actions = Vec::new();
         match event {
             NetEvent::Joined { joined, fresh, restored } => {
@@ -141,27 +147,65 @@ impl App {
                 if offline {
                     self.info(now, &format!("{to} is offline; the message waits in their mailbox"));
                 }
+                let status = if offline { PresenceStatus::Offline } else { PresenceStatus::Online };
+                self.note_presence(&to, None, status, now);
             }
-            NetEvent::Queued(reply) => self.apply_status(reply.status, now),
+            NetEvent::Queued(reply) => {
+                let apart = self.partner_name();
+                self.apply_status(reply.status, now);
+                self.keep_apart(apart, now);
+            }
+            NetEvent::QueueRefreshed(reply) => match reply.status {
+                QueueStatus::Waiting { position: p, queue_length: n, estimated_wait_secs: e } => {
+                    if let Roulette::Waiting { position, queue_length, estimated_wait_secs, .. } =
+                        &mut self.roulette
+                        && !self.leaving_queue
+                    {
+                        let changed = (*position, *queue_length) != (p, n);
+                        (*position, *queue_length, *estimated_wait_secs) = (p, n, e);
+                        if changed {
+                            let entry = Entry::Waiting {
+                                ts: now,
+                                position: p,
+                                queue_length: n,
+                                estimated_wait_secs: e,
+                            };
+                            self.push(entry);
+                        }
+                    }
+                }
+                matched @ QueueStatus::Matched { .. } => self.apply_status(matched, now),
+            },
             NetEvent::LeftQueue(_) => {
+                self.leaving_queue = false;
                 self.roulette = Roulette::Idle;
                 self.push(Entry::LeftQueue { ts: now });
             }
             NetEvent::LeftChat(reply) => {
                 let requeued = reply.requeued.is_some();
+                let apart = self.partner_name();
                 if self.in_room(&reply.room_id) || matches!(self.roulette, Roulette::PartnerLeft { .. }) {
                     self.roulette = Roulette::Idle;
                 }
                 self.push(Entry::Left { ts: now, room_id: reply.room_id, requeued });
                 if let Some(status) = reply.requeued {
                     self.apply_status(status, now);
+                    self.keep_apart(apart, now);
                 }
             }
             NetEvent::Blocked(reply) => {
+                let name = match &self.roulette {
+                    Roulette::Chatting { partner, .. } | Roulette::PartnerLeft { partner, .. }
+                        if partner.user_id == reply.blocked_user_id =>
+                    {
+                        partner.display_name.clone()
+                    }
+                    _ => reply.blocked_user_id.clone(),
+                };
                 if self.in_room(&reply.room_id) || matches!(self.roulette, Roulette::PartnerLeft { .. }) {
                     self.roulette = Roulette::Idle;
                 }
-                self.push(Entry::Blocked { ts: now, user_id: reply.blocked_user_id });
+                self.push(Entry::Blocked { ts: now, user_id: reply.blocked_user_id, name });
             }
             NetEvent::History(reply) => self.push(Entry::History {
                 ts: now,
@@ -171,12 +215,19 @@ impl App {
                 messages: reply.messages,
             }),
             NetEvent::Clients { reply, quiet } => {
+                if self.dm.listed {
+                    self.report_presence_changes(&reply.clients, now);
+                }
+                self.dm.listed = true;
                 self.dm.clients = reply.clients.clone();
                 if !quiet {
                     self.push(Entry::Clients { ts: now, clients: reply.clients, omitted: reply.omitted });
                 }
             }
             NetEvent::Failed { request, message } => {
+                if request == Request::LeaveQueue {
+                    self.leaving_queue = false;
+                }
                 let message = match request {
                     Request::Send => format!("not sent: {message}"),
                     Request::ListClients => format!("cannot list clients: {message}"),
@@ -199,19 +250,6 @@ impl App {
                 self.push(Entry::Reconnected { ts: now, resumed: true });
                 self.apply_identity(identity, now);
             }
-            NetEvent::Identity(identity) => {
-                // Only the queue position is news; anything bigger arrives as an event.
-                if let (
-                    ActivityState::Waiting { position },
-                    Roulette::Waiting { position: shown, queue_length, .. },
-                ) = (&identity.activity, &mut self.roulette)
-                {
-                    // Those ahead who were matched left the queue; the rest is unknown.
-                    *queue_length =
-                        queue_length.saturating_sub(shown.saturating_sub(*position)).max(*position);
-                    *shown = *position;
-                }
-            }
             NetEvent::Closed => {
                 self.connection = Connection::Closed;
                 self.push(Entry::Closed { ts: now });
@@ -230,10 +268,13 @@ impl App {
     fn connected_entry(&mut self, now: Time, restored: bool) {
         if let Some(me) = self.me.clone() {
             let server = self.settings.server.clone();
+            let dm = matches!(self.settings.mode, Mode::Dm { .. });
+            let (user_id, client_id) = if dm { (None, Some(me.user_id)) } else { (Some(me.user_id), None) };
             self.push(Entry::Connected {
                 ts: now,
                 server,
-                user_id: me.user_id,
+                user_id,
+                client_id,
                 display_name: me.display_name,
                 restored,
             });
@@ -256,7 +297,12 @@ impl App {
                     (Some(room), Roulette::Chatting { room_id, partner_typing, .. }) if room == room_id => {
                         *partner_typing = None;
                     }
-                    (None, _) => actions.extend(self.note_direct(&m.from, now)),
+                    (None, _) => {
+                        actions.extend(self.note_direct(&m.from, now));
+                        // They just wrote, so they are online (and exist, if the list is
+                        // older than their check-in).
+                        self.note_presence(&m.from, Some(&m.from_name), PresenceStatus::Online, now);
+                    }
                     _ => {}
                 }
                 self.push(Entry::Message {
@@ -357,6 +403,64 @@ impl App {
         vec![Action::ListClients { quiet: true }]
     }
 
+    /// How often the client list is polled now: faster while someone is reconnecting.
+    fn clients_refresh(&self) -> std::time::Duration {
+        if self.dm.clients.iter().any(|c| c.status == PresenceStatus::Reconnecting) {
+            CLIENTS_REFRESH_BUSY
+        } else {
+            CLIENTS_REFRESH
+        }
+    }
+
+    /// DM mode: what a reply or a message just told us about a client's presence, shown
+    /// at once instead of at the next poll. A client the list does not have yet is added.
+    fn note_presence(&mut self, client_id: &str, name: Option<&str>, status: PresenceStatus, now: Time) {
+        let Mode::Dm { client_id: me } = &self.settings.mode else { return };
+        if me == client_id {
+            return;
+        }
+        match self.dm.clients.iter_mut().find(|c| *c.client_id == *client_id) {
+            Some(known) if known.status == status => return,
+            Some(known) => {
+                known.status = status;
+                known.last_seen = now;
+            }
+            None => {
+                let at = self.dm.clients.partition_point(|c| *c.client_id < *client_id);
+                self.dm.clients.insert(
+                    at,
+                    ClientSummary {
+                        client_id: client_id.into(),
+                        name: name.unwrap_or(client_id).into(),
+                        capabilities: Vec::new(),
+                        status,
+                        last_seen: now,
+                    },
+                );
+            }
+        }
+        self.push(Entry::Presence { ts: now, client_id: client_id.into(), status });
+    }
+
+    /// A fresh client list: a `presence` entry for every client whose dot changes (new
+    /// ones included).
+    fn report_presence_changes(&mut self, fresh: &[ClientSummary], now: Time) {
+        let me = match &self.settings.mode {
+            Mode::Dm { client_id } => client_id.clone(),
+            Mode::Roulette => return,
+        };
+        let mut changes: Vec<(std::sync::Arc<str>, PresenceStatus)> = Vec::new();
+        for c in fresh {
+            let before = self.dm.clients.iter().find(|o| o.client_id == c.client_id).map(|o| o.status);
+            if before != Some(c.status) && *c.client_id != *me {
+                changes.push((c.client_id.clone(), c.status));
+            }
+        }
+        for (client_id, status) in changes {
+            self.push(Entry::Presence { ts: now, client_id, status });
+        }
+    }
+
     /// Marks our messages in `room` that the server says never arrived, newest scrollback
     /// copy only, and lists them (with their text while the scrollback has it).
     fn mark_undelivered(&mut self, room: &str, ids: &[MessageId]) -> Vec<Undelivered> {
@@ -377,6 +481,33 @@ impl App {
             .collect()
     }
 
+    /// The partner of the room we are in or that just ended.
+    fn partner_name(&self) -> Option<Arc<str>> {
+        match &self.roulette {
+            Roulette::Chatting { partner, .. } | Roulette::PartnerLeft { partner, .. } => {
+                Some(partner.display_name.clone())
+            }
+            _ => None,
+        }
+    }
+
+    /// Back in the queue straight after a chat with `partner`: the server keeps the two
+    /// of us apart for its rematch cooldown, which it does not report. Say so, since
+    /// with nobody else waiting that is the whole wait.
+    fn keep_apart(&mut self, partner: Option<Arc<str>>, now: Time) {
+        let Some(name) = partner else { return };
+        if let Roulette::Waiting { apart_from, .. } = &mut self.roulette {
+            *apart_from = Some(name.clone());
+            self.info(
+                now,
+                &format!(
+                    "you will not be matched with {name} again for a while (the server's rematch \
+                     cooldown, 1 min by default); with nobody else waiting, that is the whole wait"
+                ),
+            );
+        }
+    }
+
     pub(super) fn in_room(&self, room: &str) -> bool {
         matches!(&self.roulette, Roulette::Chatting { room_id, .. } if **room_id == *room)
     }
@@ -388,7 +519,12 @@ impl App {
                     // A late reply must not undo a match announced by an event.
                     return;
                 }
-                self.roulette = Roulette::Waiting { position, queue_length, estimated_wait_secs };
+                let (since, apart_from) = match &self.roulette {
+                    Roulette::Waiting { since, apart_from, .. } => (*since, apart_from.clone()),
+                    _ => (now, None),
+                };
+                self.roulette =
+                    Roulette::Waiting { position, queue_length, estimated_wait_secs, since, apart_from };
                 self.push(Entry::Waiting { ts: now, position, queue_length, estimated_wait_secs });
             }
             QueueStatus::Matched { room_id, partner, shared_interests } => {
@@ -435,13 +571,14 @@ impl App {
                 }
             }
             ActivityState::Waiting { position } => {
-                let (queue_length, estimated_wait_secs) = match self.roulette {
-                    Roulette::Waiting { queue_length, estimated_wait_secs, .. } => {
-                        (queue_length.max(position), estimated_wait_secs)
+                let (queue_length, estimated_wait_secs, since, apart_from) = match &self.roulette {
+                    Roulette::Waiting { queue_length, estimated_wait_secs, since, apart_from, .. } => {
+                        ((*queue_length).max(position), *estimated_wait_secs, *since, apart_from.clone())
                     }
-                    _ => (position, None),
+                    _ => (position, None, now, None),
                 };
-                self.roulette = Roulette::Waiting { position, queue_length, estimated_wait_secs };
+                self.roulette =
+                    Roulette::Waiting { position, queue_length, estimated_wait_secs, since, apart_from };
             }
             ActivityState::Chatting { room_id, partner } => {
                 if !self.in_room(&room_id) {

@@ -195,6 +195,7 @@ fn kinds(app: &App) -> Vec<&'static str> {
             Entry::Error { .. } => "error",
             Entry::Closed { .. } => "closed",
             Entry::Typing { .. } => "typing",
+            Entry::Presence { .. } => "presence",
         })
         .collect()
 }
@@ -214,7 +215,7 @@ fn joining_waits_then_a_match_starts_the_chat() {
     let mut app = App::new(settings(Mode::Roulette));
     assert_eq!(app.status(), ("connecting to http://127.0.0.1:8123/mcp…".into(), view::Tone::Pending));
     app.on_net(joined(waiting(2, 3, Some(12))), at(0));
-    assert_eq!(app.status(), ("waiting for a partner · #2 of 3 · ~12 s".into(), view::Tone::Pending));
+    assert_eq!(app.status(), ("waiting for a partner · #2 of 3 · for 0 s".into(), view::Tone::Pending));
     assert_eq!(app.header(), "mcp-chat · roulette · Alice");
     app.on_net(found(1, "r_1"), at(5));
     assert_eq!(app.status(), ("chatting with Bob · shared: rust".into(), view::Tone::Normal));
@@ -261,6 +262,38 @@ fn messages_go_to_the_room_and_echo_after_the_receipt() {
     app.on_net(sent("r_1", "hello", 2), at(2));
     app.on_net(received(2, Some("r_1"), "u_bob", "hi!", 3), at(3));
     assert_eq!(kinds(&app)[3..], ["mine", "message"]);
+}
+
+#[test]
+fn a_pasted_paragraph_is_one_message_with_its_line_breaks() {
+    let mut app = chatting();
+    // Terminals send a pasted line break as CR.
+    app.on_key(Key::Paste("line one\rline two\r\nline three".into()), at(2));
+    assert!(app.input().is_multiline(), "still being edited: nothing sent yet");
+    let actions = app.on_key(Key::Enter, at(2));
+    let sends: Vec<&Action> = actions.iter().filter(|a| matches!(a, Action::SendRoom { .. })).collect();
+    assert_eq!(
+        sends,
+        [&Action::SendRoom { room_id: "r_1".into(), text: "line one\nline two\nline three".into() }]
+    );
+}
+
+#[test]
+fn alt_enter_starts_a_new_line_and_up_walks_the_lines_first() {
+    let mut app = chatting();
+    type_text(&mut app, "first", at(2));
+    app.on_key(Key::Enter, at(2));
+    type_text(&mut app, "one", at(3));
+    app.on_key(Key::Newline, at(3));
+    type_text(&mut app, "two", at(3));
+    app.on_key(Key::Up, at(3));
+    assert_eq!((app.input().text().as_str(), app.input().cursor()), ("one\ntwo", 3), "up a line");
+    app.on_key(Key::Up, at(3));
+    assert_eq!(app.input().text(), "first", "then the history");
+    app.on_key(Key::Down, at(3));
+    assert_eq!(app.input().text(), "one\ntwo", "and back to the draft");
+    let actions = app.on_key(Key::Enter, at(4));
+    assert!(actions.contains(&Action::SendRoom { room_id: "r_1".into(), text: "one\ntwo".into() }));
 }
 
 #[test]
@@ -349,6 +382,8 @@ fn leave_and_block() {
         at(3),
     );
     assert_eq!(app.roulette(), &Roulette::Idle);
+    let notice = app.scrollback().last().and_then(|e| e.plain_text(0)).unwrap_or_default();
+    assert!(notice.contains("blocked and reported Bob;"), "by name, not u_bob: {notice}");
     assert_eq!(app.submit("/block", at(4)), []);
     assert_eq!(last_error(&app), "there is nobody to block: you are not in a chat");
     assert_eq!(app.submit("/leave", at(4)), []);
@@ -499,7 +534,8 @@ fn direct_messages_track_target_and_unread() {
     let sent = app.submit("/to carol hi", at(9));
     assert_eq!(
         sent,
-        [Action::ListClients { quiet: true }, Action::SendDirect { to: "carol".into(), text: "hi".into() }]
+        [Action::SendDirect { to: "carol".into(), text: "hi".into() }],
+        "carol is known since she wrote"
     );
     assert!(app.dm().unread.is_empty());
     assert_eq!(app.submit("/who", at(7)), [Action::ListClients { quiet: false }]);
@@ -548,38 +584,143 @@ fn the_dm_sidebar_lists_clients_unread_and_the_target() {
     assert_eq!(summary, [("bob", 0, true), ("carol", 0, false), ("dave", 1, false)]);
 }
 
+fn dm_app_with(clients: Vec<ClientSummary>) -> App {
+    let mut app = App::new(settings(Mode::Dm { client_id: "alice".into() }));
+    app.on_net(dm_joined("alice"), at(0));
+    app.on_net(NetEvent::Clients { reply: ClientsReply { clients, omitted: 0 }, quiet: true }, at(0));
+    app
+}
+
+fn dots(app: &App) -> Vec<(String, PresenceStatus)> {
+    let items = app.sidebar().unwrap_or_default();
+    items.into_iter().map(|i| (i.client_id, i.status)).collect()
+}
+
+fn presence_entries(app: &mut App) -> Vec<(String, PresenceStatus)> {
+    app.take_emitted()
+        .into_iter()
+        .filter_map(|e| match e {
+            Entry::Presence { client_id, status, .. } => Some((client_id.to_string(), status)),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn a_send_to_someone_offline_turns_their_dot_off_at_once() {
+    let mut app = dm_app_with(vec![client("bob", PresenceStatus::Online)]);
+    app.take_emitted();
+    app.submit("/to bob", at(1));
+    let reply = |online| SentDirectReply {
+        recipient_id: "bob".into(),
+        message_id: chat_core::MessageId(9),
+        timestamp: at(2),
+        expires_at: at(600),
+        recipient_online: online,
+    };
+    app.on_net(NetEvent::SentDirect { text: "still there?".into(), reply: reply(false) }, at(2));
+    assert_eq!(dots(&app), [("bob".to_owned(), PresenceStatus::Offline)], "under \"bob is offline\"");
+    assert_eq!(presence_entries(&mut app), [("bob".to_owned(), PresenceStatus::Offline)]);
+    app.on_net(NetEvent::SentDirect { text: "back?".into(), reply: reply(true) }, at(3));
+    assert_eq!(dots(&app), [("bob".to_owned(), PresenceStatus::Online)]);
+    assert!(!kinds(&app).contains(&"presence"), "never in the scrollback");
+}
+
+#[test]
+fn a_message_from_someone_new_shows_them_online_before_the_next_poll() {
+    let mut app = dm_app_with(vec![client("bob", PresenceStatus::Offline)]);
+    app.on_net(received(1, None, "carol", "hi, I just checked in", 2), at(2));
+    app.on_net(received(2, None, "bob", "me too", 3), at(3));
+    assert_eq!(
+        dots(&app),
+        [("bob".to_owned(), PresenceStatus::Online), ("carol".to_owned(), PresenceStatus::Online)]
+    );
+}
+
+#[test]
+fn a_polled_list_reports_what_changed() {
+    let mut app =
+        dm_app_with(vec![client("alice", PresenceStatus::Online), client("bob", PresenceStatus::Online)]);
+    assert_eq!(presence_entries(&mut app), [], "the first list is the starting point");
+    assert_eq!(app.tick(at(5)), [Action::ListClients { quiet: true }]);
+    app.on_net(
+        NetEvent::Clients {
+            reply: ClientsReply {
+                clients: vec![
+                    client("alice", PresenceStatus::Online),
+                    client("bob", PresenceStatus::Reconnecting),
+                    client("carol", PresenceStatus::Online),
+                ],
+                omitted: 0,
+            },
+            quiet: true,
+        },
+        at(5),
+    );
+    assert_eq!(
+        presence_entries(&mut app),
+        [("bob".to_owned(), PresenceStatus::Reconnecting), ("carol".to_owned(), PresenceStatus::Online)]
+    );
+    // While someone is reconnecting the list is polled every 3 s, not every 5.
+    assert_eq!(app.tick(at(7)), []);
+    assert_eq!(app.tick(at(8)), [Action::ListClients { quiet: true }]);
+}
+
 #[test]
 fn dm_client_list_refreshes_periodically() {
     let mut app = App::new(settings(Mode::Dm { client_id: "alice".into() }));
     assert_eq!(app.tick(at(0)), [], "not before joining");
     app.on_net(dm_joined("alice"), at(0));
-    assert_eq!(app.tick(at(10)), []);
-    assert_eq!(app.tick(at(15)), [Action::ListClients { quiet: true }]);
-    assert_eq!(app.tick(at(16)), []);
+    assert_eq!(app.tick(at(4)), []);
+    assert_eq!(app.tick(at(5)), [Action::ListClients { quiet: true }]);
+    assert_eq!(app.tick(at(6)), []);
 }
 
 #[test]
 fn the_queue_position_is_refreshed_while_waiting() {
     let mut app = App::new(settings(Mode::Roulette));
-    app.on_net(joined(waiting(3, 4, Some(20))), at(0));
+    app.on_net(joined(waiting(1, 1, Some(400))), at(0));
     assert_eq!(app.tick(at(1)), []);
     assert_eq!(app.tick(at(5)), []);
-    assert_eq!(app.tick(at(6)), [Action::RefreshIdentity]);
-    app.on_net(
-        NetEvent::Identity(IdentityReply {
-            user_id: Some("u_alice".into()),
-            display_name: Some("Alice".into()),
+    assert_eq!(app.tick(at(6)), [Action::RefreshQueue]);
+    let refreshed = |status| {
+        NetEvent::QueueRefreshed(EnterQueueReply {
+            user_id: "u_alice".into(),
+            display_name: "Alice".into(),
             resume_token: None,
-            checked_in: false,
-            activity: ActivityState::Waiting { position: 1 },
-            pending_events: 0,
-            pending_messages: 0,
-            last_seq: 0,
+            interests: vec![],
+            status,
+        })
+    };
+    app.on_net(refreshed(waiting(1, 1, Some(400))), at(6));
+    assert_eq!(kinds(&app), ["connected", "waiting"], "nothing changed, nothing added");
+    app.tick(at(11));
+    // Someone else joined behind us: the first in line learns it too.
+    app.on_net(refreshed(waiting(1, 2, Some(400))), at(11));
+    assert_eq!(app.status().0, "waiting for a partner · #1 of 2 · for 11 s", "no minute estimate");
+    assert_eq!(kinds(&app), ["connected", "waiting", "waiting"]);
+    // /leave: no refresh may queue us again meanwhile.
+    assert_eq!(app.submit("/leave", at(12)), [Action::LeaveQueue]);
+    assert_eq!(app.tick(at(20)), []);
+}
+
+#[test]
+fn after_next_the_rematch_cooldown_is_explained() {
+    let mut app = chatting();
+    app.submit("/next", at(2));
+    app.on_net(
+        NetEvent::LeftChat(LeftChatReply {
+            room_id: "r_1".into(),
+            was_active: true,
+            requeued: Some(waiting(1, 1, None)),
         }),
-        at(6),
+        at(2),
     );
-    assert_eq!(app.status().0, "waiting for a partner · #1 of 2 · ~20 s");
-    assert_eq!(kinds(&app), ["connected", "waiting"], "a refresh adds no lines");
+    let note = app.scrollback().last().and_then(|e| e.plain_text(0)).unwrap_or_default();
+    assert!(note.contains("not be matched with Bob again for a while"), "{note}");
+    assert!(note.contains("rematch cooldown"), "{note}");
+    app.tick(at(32));
+    assert_eq!(app.status().0, "waiting for a partner · #1 of 1 · for 30 s · not Bob again yet");
 }
 
 #[test]
@@ -766,4 +907,20 @@ fn warnings_are_shown_and_the_session_goes_on() {
     assert_eq!(json.as_ref().and_then(|j| j.get("type")), Some(&serde_json::json!("warning")));
     assert!(!app.is_done());
     assert_eq!(app.failure(), None);
+}
+
+#[test]
+fn time_toggles_seconds_except_in_line_mode() {
+    let mut app = chatting();
+    assert!(!app.seconds());
+    assert_eq!(app.submit("/time", at(1)), []);
+    assert!(app.seconds());
+    app.submit("/time", at(2));
+    assert!(!app.seconds());
+    let mut plain = chatting();
+    plain.set_line_mode();
+    plain.submit("/time", at(1));
+    assert!(plain.seconds(), "plain lines keep their seconds");
+    let note = plain.scrollback().last().and_then(|e| e.plain_text(0)).unwrap_or_default();
+    assert!(note.contains("plain lines always show seconds"), "{note}");
 }

@@ -11,6 +11,7 @@ use super::{Action, App, Connection, Key, Mode, PAGE, Roulette, TYPING_REFRESH};
 impl App {
     /// A key from the terminal.
     pub fn on_key(&mut self, key: Key, now: Time) -> Vec<Action> {
+        self.now = Some(now);
         let recalled = matches!(key, Key::Up | Key::Down);
         let edited = match key {
             Key::Interrupt => return self.quit(now),
@@ -26,11 +27,16 @@ impl App {
                     actions.push(Action::SetTyping { room_id: room_id.to_string(), typing: false });
                 }
                 self.scroll = 0;
+                self.unread_below = 0;
                 actions.extend(self.submit(&line, now));
                 return actions;
             }
             Key::Char(c) => {
                 self.input.insert(c);
+                true
+            }
+            Key::Newline => {
+                self.input.newline();
                 true
             }
             Key::Paste(text) => {
@@ -48,8 +54,16 @@ impl App {
             Key::WordRight => self.motion(LineEditor::word_right),
             Key::Home => self.motion(LineEditor::home),
             Key::End => self.motion(LineEditor::end),
-            Key::Up => self.motion(LineEditor::history_prev),
-            Key::Down => self.motion(LineEditor::history_next),
+            Key::Up => self.motion(|e| {
+                if !e.line_up() {
+                    e.history_prev();
+                }
+            }),
+            Key::Down => self.motion(|e| {
+                if !e.line_down() {
+                    e.history_next();
+                }
+            }),
             Key::PageUp => {
                 self.scroll = self.scroll.saturating_add(PAGE);
                 false
@@ -63,6 +77,9 @@ impl App {
                 false
             }
         };
+        if self.scroll == 0 {
+            self.unread_below = 0;
+        }
         if recalled || edited {
             self.typing.last_edit = Some(now);
             return self.typing_update(now);
@@ -78,6 +95,9 @@ impl App {
     /// Clamps the scroll offset to what the view can show (the renderer knows the height).
     pub fn clamp_scroll(&mut self, max: usize) {
         self.scroll = self.scroll.min(max);
+        if self.scroll == 0 {
+            self.unread_below = 0;
+        }
     }
 
     /// A whole submitted line: a message or a slash command.
@@ -142,6 +162,16 @@ impl App {
                 self.info(now, &HELP.join("\n"));
                 Vec::new()
             }
+            Slash::Time if self.line_mode => {
+                self.info(now, "plain lines always show seconds; /time is for the full-screen view");
+                Vec::new()
+            }
+            Slash::Time => {
+                self.seconds = !self.seconds;
+                let how = if self.seconds { "with seconds" } else { "in minutes" };
+                self.info(now, &format!("times are shown {how}; /time switches back"));
+                Vec::new()
+            }
             Slash::Unknown(name) => {
                 self.error(now, &format!("unknown command {name}; /help lists the commands"));
                 Vec::new()
@@ -189,7 +219,10 @@ impl App {
                 Roulette::Chatting { room_id, .. } => {
                     vec![Action::LeaveChat { room_id: room_id.to_string(), requeue: false }]
                 }
-                Roulette::Waiting { .. } => vec![Action::LeaveQueue],
+                Roulette::Waiting { .. } => {
+                    self.leaving_queue = true;
+                    vec![Action::LeaveQueue]
+                }
                 Roulette::Idle | Roulette::PartnerLeft { .. } => {
                     self.info(now, "you are not in a chat or the queue; /quit exits");
                     Vec::new()

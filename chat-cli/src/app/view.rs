@@ -61,10 +61,15 @@ impl App {
         }
         match &self.roulette {
             Roulette::Idle => ("idle · /next to find a partner".into(), Tone::Normal),
-            Roulette::Waiting { position, queue_length, estimated_wait_secs } => {
+            Roulette::Waiting { position, queue_length, since, apart_from, .. } => {
+                // No estimate: the server's guess from the recent matching rate was off
+                // by minutes. What is known: the place, and how long it has been.
                 let mut s = format!("waiting for a partner · #{position} of {queue_length}");
-                if let Some(secs) = estimated_wait_secs {
-                    s.push_str(&format!(" · ~{}", wait_text(*secs)));
+                if let Some(now) = self.now {
+                    s.push_str(&format!(" · for {}", wait_text(now.since(*since).as_secs())));
+                }
+                if let Some(name) = apart_from {
+                    s.push_str(&format!(" · not {name} again yet"));
                 }
                 (s, Tone::Pending)
             }
@@ -99,6 +104,17 @@ impl App {
             s.push_str(&format!(" · unread: {}", unread.join(", ")));
         }
         s
+    }
+
+    /// While the partner's connection is down: the room and the partner's name. What we
+    /// send meanwhile is held for them (delivered if they come back).
+    pub fn partner_away(&self) -> Option<(&str, &str)> {
+        match &self.roulette {
+            Roulette::Chatting { room_id, partner, partner_away: Some(_), .. } => {
+                Some((room_id, &partner.display_name))
+            }
+            _ => None,
+        }
     }
 
     /// "Bob is typing…" while the partner types.

@@ -234,9 +234,9 @@ pub async fn perform(
                 caller.call_as("list_clients", json!({})).await.map_err(on(Request::ListClients))?;
             NetEvent::Clients { reply, quiet }
         }
-        Action::RefreshIdentity => {
-            match caller.call_as::<IdentityReply>("get_my_identity", json!({})).await {
-                Ok(reply) => NetEvent::Identity(reply),
+        Action::RefreshQueue => {
+            match caller.call_as::<EnterQueueReply>("enter_queue", identify.enter_queue_args()).await {
+                Ok(reply) => NetEvent::QueueRefreshed(reply),
                 Err(e @ CallError::Transport(_)) => return Err((None, e)),
                 Err(_) => return Ok(None),
             }

@@ -2,6 +2,7 @@
 //! typing indicator, input line and status bar. Nothing here changes state except the
 //! returned scroll limit, which the caller feeds back to the app.
 
+mod input;
 mod wrap;
 
 #[cfg(test)]
@@ -15,14 +16,19 @@ use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, Borders, Paragraph};
 use unicode_width::UnicodeWidthStr;
 
-use crate::app::entry::{Body, Entry, UNDELIVERED_MARK, clock_time};
+use self::input::InputLayout;
+use crate::app::entry::{Body, Entry, UNDELIVERED_MARK, clock_time, local_day};
 use crate::app::view::{SidebarItem, Tone};
 use crate::app::{App, Mode};
 
+/// After a message of ours that waits for a partner whose connection is down.
+const HELD_MARK: &str = "⋯";
 /// Width of the DM sidebar, border included.
 const SIDEBAR_WIDTH: u16 = 24;
-/// Width of the `12:00 ` timestamp column.
-const TIME_WIDTH: usize = 6;
+/// Width of the `12:00 ` timestamp column (`12:00:00 ` with `/time`).
+fn time_width(seconds: bool) -> usize {
+    if seconds { 9 } else { 6 }
+}
 
 fn dim() -> Style {
     Style::default().fg(Color::DarkGray)
@@ -31,11 +37,16 @@ fn dim() -> Style {
 /// Draws the whole screen. Returns the largest useful scroll offset (rows of scrollback
 /// above the view), so the app can clamp PgUp.
 pub fn draw(frame: &mut Frame<'_>, app: &App) -> usize {
+    let prompt = prompt(app);
+    let avail = usize::from(frame.area().width).saturating_sub(prompt.width() + 1);
+    let chars: Vec<char> = app.input().text().chars().collect();
+    let layout = InputLayout::new(&chars, app.input().cursor().min(chars.len()), avail);
+    let input_height = u16::try_from(layout.height()).unwrap_or(1);
     let [header, body, typing, input, status] = Layout::vertical([
         Constraint::Length(1),
         Constraint::Min(1),
         Constraint::Length(1),
-        Constraint::Length(1),
+        Constraint::Length(input_height),
         Constraint::Length(1),
     ])
     .areas(frame.area());
@@ -54,7 +65,7 @@ pub fn draw(frame: &mut Frame<'_>, app: &App) -> usize {
         let style = dim().add_modifier(Modifier::ITALIC);
         frame.render_widget(Paragraph::new(Span::styled(text, style)), typing);
     }
-    draw_input(frame, app, input);
+    draw_input(frame, &prompt, &layout, chars.is_empty(), input);
     draw_status(frame, app, status);
     max_scroll
 }
@@ -83,21 +94,46 @@ fn draw_status(frame: &mut Frame<'_>, app: &App, area: Rect) {
     frame.render_widget(Paragraph::new(format!(" {text}")).style(style), area);
 }
 
-/// The entry's rows before wrapping: one `Vec<Span>` per logical line.
-fn entry_lines(entry: &Entry, offset_secs: i32) -> Vec<Vec<Span<'static>>> {
-    let time = Span::styled(format!("{} ", clock_time(entry.ts(), offset_secs, false)), dim());
+/// The entry's rows before wrapping: one `Vec<Span>` per logical line, each with the
+/// indent its wrapped rows get.
+fn entry_lines(
+    entry: &Entry,
+    offset_secs: i32,
+    seconds: bool,
+    held_for: Option<&str>,
+) -> Vec<(Vec<Span<'static>>, usize)> {
+    // Where rows after a line break start: under the text, past the time and the `* `.
+    let hang = time_width(seconds) + 2;
+    let time = Span::styled(format!("{} ", clock_time(entry.ts(), offset_secs, seconds)), dim());
+    let indent = || Span::raw(" ".repeat(hang));
     match entry.body(offset_secs, false) {
         Body::Message { speaker, mine, text, undelivered } => {
             let colour = if mine { Color::Cyan } else { Color::Magenta };
             let speaker = Span::styled(speaker, Style::default().fg(colour).add_modifier(Modifier::BOLD));
-            let mut line = vec![time, speaker, Span::raw(": "), Span::raw(text)];
-            if undelivered {
-                line.push(Span::styled(
+            // A message of several lines keeps them; the later ones start under the text.
+            let mut lines: Vec<(Vec<Span<'static>>, usize)> = text
+                .split('\n')
+                .enumerate()
+                .map(|(i, line)| {
+                    let line = Span::raw(line.to_owned());
+                    if i == 0 {
+                        (vec![time.clone(), speaker.clone(), Span::raw(": "), line], hang)
+                    } else {
+                        (vec![indent(), line], hang)
+                    }
+                })
+                .collect();
+            if undelivered && let Some((last, _)) = lines.last_mut() {
+                last.push(Span::styled(
                     format!(" {UNDELIVERED_MARK} not delivered"),
                     Style::default().fg(Color::Red),
                 ));
+            } else if let Some(name) = held_for
+                && let Some((last, _)) = lines.last_mut()
+            {
+                last.push(Span::styled(format!(" {HELD_MARK} held for {name}"), dim()));
             }
-            vec![line]
+            lines
         }
         Body::System(lines) => {
             let style = Style::default().fg(Color::Yellow);
@@ -105,16 +141,20 @@ fn entry_lines(entry: &Entry, offset_secs: i32) -> Vec<Vec<Span<'static>>> {
                 .into_iter()
                 .enumerate()
                 .map(|(i, line)| {
+                    // An indented item (a client, a history line) keeps its indent, and a
+                    // little more, when it wraps.
+                    let lead = line.chars().take_while(|c| *c == ' ').count();
+                    let hang = if lead > 0 { hang + lead + 2 } else { hang };
                     if i == 0 {
-                        vec![time.clone(), Span::styled(format!("* {line}"), style)]
+                        (vec![time.clone(), Span::styled(format!("* {line}"), style)], hang)
                     } else {
-                        vec![Span::raw(" ".repeat(TIME_WIDTH + 2)), Span::styled(line, style)]
+                        (vec![indent(), Span::styled(line, style)], hang)
                     }
                 })
                 .collect()
         }
         Body::Error(message) => {
-            vec![vec![time, Span::styled(format!("! {message}"), Style::default().fg(Color::Red))]]
+            vec![(vec![time, Span::styled(format!("! {message}"), Style::default().fg(Color::Red))], hang)]
         }
         Body::Hidden => Vec::new(),
     }
@@ -125,9 +165,43 @@ fn draw_scrollback(frame: &mut Frame<'_>, app: &App, area: Rect) -> usize {
     let height = usize::from(area.height);
     let offset = app.settings().offset_secs;
     let mut rows: Vec<Line<'static>> = Vec::new();
+    let mut day: Option<String> = None;
+    // Our messages since the partner's connection dropped, while it is still down, wait
+    // for them: the server delivers them if they come back, or reports them undelivered.
+    let away = app.partner_away();
+    let mut holding = false;
     for entry in app.scrollback() {
-        for line in entry_lines(entry, offset) {
-            rows.extend(wrap::wrap(&line, width, TIME_WIDTH + 2));
+        let held_for = match (entry, away) {
+            (Entry::PartnerReconnecting { room_id, .. }, Some((room, _))) => {
+                holding = **room_id == *room;
+                None
+            }
+            (Entry::PartnerReconnected { .. }, _) => {
+                holding = false;
+                None
+            }
+            (Entry::Message { mine: true, room_id: Some(r), .. }, Some((room, name)))
+                if holding && **r == *room =>
+            {
+                Some(name)
+            }
+            _ => None,
+        };
+        let lines = entry_lines(entry, offset, app.seconds(), held_for);
+        if lines.is_empty() {
+            continue; // hidden entries (typing, presence) do not count for the date line
+        }
+        // A date line where the day changes.
+        let today = local_day(entry.ts(), offset);
+        if day.as_ref().is_some_and(|d| *d != today) {
+            let label = format!(" {today} ");
+            let side = width.saturating_sub(label.width()) / 2;
+            let rule = format!("{}{label}{}", "─".repeat(side), "─".repeat(side));
+            rows.push(Line::from(Span::styled(rule, dim())));
+        }
+        day = Some(today);
+        for (line, hang) in lines {
+            rows.extend(wrap::wrap(&line, width, hang));
         }
     }
     let max_scroll = rows.len().saturating_sub(height);
@@ -137,7 +211,11 @@ fn draw_scrollback(frame: &mut Frame<'_>, app: &App, area: Rect) -> usize {
     let visible: Vec<Line<'static>> = rows.drain(start..end).collect();
     frame.render_widget(Paragraph::new(visible), area);
     if scroll > 0 {
-        let marker = format!(" ↓ {scroll} newer rows · Esc ");
+        let marker = match app.unread_below() {
+            0 => format!(" ↓ {scroll} newer rows · Esc "),
+            1 => " 1 new message ↓ · Esc ".to_owned(),
+            n => format!(" {n} new messages ↓ · Esc "),
+        };
         let w = u16::try_from(marker.width()).unwrap_or(u16::MAX).min(area.width);
         let spot = Rect {
             x: area.right().saturating_sub(w),
@@ -188,45 +266,50 @@ fn draw_sidebar(frame: &mut Frame<'_>, items: &[SidebarItem], area: Rect) {
     frame.render_widget(Paragraph::new(lines), inner);
 }
 
-fn draw_input(frame: &mut Frame<'_>, app: &App, area: Rect) {
-    let prompt = match &app.settings().mode {
-        Mode::Dm { .. } => match &app.dm().target {
-            Some(target) => format!("{target}> "),
-            None => "> ".to_owned(),
-        },
-        Mode::Roulette => "> ".to_owned(),
-    };
+/// The input's prompt: the DM recipient, or just `> `.
+fn prompt(app: &App) -> String {
+    match (&app.settings().mode, &app.dm().target) {
+        (Mode::Dm { .. }, Some(target)) => format!("{target}> "),
+        _ => "> ".to_owned(),
+    }
+}
+
+/// The input box: the prompt on its first row, continuation rows indented under the
+/// text, the cursor where the editor has it.
+fn draw_input(frame: &mut Frame<'_>, prompt: &str, layout: &InputLayout, empty: bool, area: Rect) {
     let prompt_width = prompt.width();
-    let avail = usize::from(area.width).saturating_sub(prompt_width + 1).max(1);
-    let chars: Vec<char> = app.input().text().chars().collect();
-    let cursor = app.input().cursor().min(chars.len());
-    let width_of = |cs: &[char]| {
-        cs.iter().map(|c| unicode_width::UnicodeWidthChar::width(*c).unwrap_or(0)).sum::<usize>()
-    };
-    // Scroll horizontally so the cursor stays visible.
-    let mut first = 0;
-    while width_of(&chars[first..cursor]) > avail {
-        first += 1;
-    }
-    let mut shown = String::new();
-    let mut used = 0;
-    for c in &chars[first..] {
-        let w = unicode_width::UnicodeWidthChar::width(*c).unwrap_or(0);
-        if used + w > avail {
-            break;
-        }
-        shown.push(*c);
-        used += w;
-    }
-    let mut spans = vec![Span::styled(prompt, Style::default().fg(Color::Cyan).add_modifier(Modifier::BOLD))];
-    if chars.is_empty() {
-        spans.push(Span::styled("type a message; /help lists commands", dim()));
+    let prompt_style = Style::default().fg(Color::Cyan).add_modifier(Modifier::BOLD);
+    let first = layout.first_shown();
+    let lines: Vec<Line<'static>> = if empty {
+        vec![Line::from(vec![
+            Span::styled(prompt.to_owned(), prompt_style),
+            Span::styled("type a message; /help lists commands", dim()),
+        ])]
     } else {
-        spans.push(Span::raw(shown));
-    }
-    frame.render_widget(Paragraph::new(Line::from(spans)), area);
-    let column = prompt_width + width_of(&chars[first..cursor]);
+        layout
+            .rows
+            .iter()
+            .enumerate()
+            .skip(first)
+            .take(layout.height())
+            .map(|(i, row)| {
+                let lead = if i == 0 {
+                    Span::styled(prompt.to_owned(), prompt_style)
+                } else if i == first && first > 0 {
+                    // Scrolled: rows above are hidden.
+                    Span::styled(format!("{:>prompt_width$}", "↑ "), dim())
+                } else {
+                    Span::raw(" ".repeat(prompt_width))
+                };
+                Line::from(vec![lead, Span::raw(row.clone())])
+            })
+            .collect()
+    };
+    frame.render_widget(Paragraph::new(lines), area);
+    let column = prompt_width + layout.cursor_col;
+    let row = layout.cursor_row.saturating_sub(first);
     let x =
         area.x.saturating_add(u16::try_from(column).unwrap_or(u16::MAX)).min(area.right().saturating_sub(1));
-    frame.set_cursor_position((x, area.y));
+    let y = area.y.saturating_add(u16::try_from(row).unwrap_or(0)).min(area.bottom().saturating_sub(1));
+    frame.set_cursor_position((x, y));
 }
