@@ -372,6 +372,28 @@ async fn a_network_drop_is_survived_by_resuming_the_session() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_server_restart_on_a_durable_store_is_ridden_through() {
+    let dir = tempfile::Builder::new().prefix("mcp-chat-store-").tempdir().expect("temp dir");
+    let store = format!("sqlite:{}", dir.path().join("chat.db").display());
+    let mut server = ServerProcess::start(&["--store", &store]).await;
+    let (mut ann, mut bob) = pair(&server).await;
+    server.kill().await;
+    server.restart(&["--store", &store]).await;
+
+    // Nobody typed anything: both keep their chat and it goes on both ways.
+    ann.say("still there?").await;
+    let got = bob.expect_where("message", Duration::from_secs(20), |m| m["mine"] == false).await;
+    assert_eq!(got["text"], "still there?");
+    bob.say("yes").await;
+    let got = ann.expect_where("message", STEP, |m| m["mine"] == false).await;
+    assert_eq!(got["text"], "yes");
+    ann.expect_none("partner_left", Duration::from_millis(300)).await;
+    bob.expect_none("partner_left", Duration::from_millis(10)).await;
+    ann.assert_no_errors();
+    bob.assert_no_errors();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_missing_token_is_a_clear_error() {
     let server = ServerProcess::start(&["--auth-token", "s3cret"]).await;
     let mut anonymous = Cli::start("anonymous", &server.url, &[]).await;
