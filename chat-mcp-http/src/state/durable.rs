@@ -73,7 +73,7 @@ pub fn open(
         records.push(Record { position: recovered.position + 1 + i as u64, at_ms: at, input: bytes });
     }
     store.append(&records).map_err(named)?;
-    hub.apply_logged(Time::from_millis(at), first.into());
+    hub.apply_logged(Time::from_millis(at), first.into(), drop);
     let position = recovered.position + records.len() as u64;
     let cadence = Cadence {
         batch: config.journal_batch.max(1),

@@ -185,10 +185,15 @@ impl Hub {
         self.lock().clone()
     }
 
-    /// Applies `inputs` at `at` and dispatches the events they caused. The journal calls
-    /// this once their log entries are durable; without one, [`Hub::apply`] does.
-    pub fn apply_logged(&self, at: Time, inputs: Vec<Input>) -> Vec<Applied> {
-        self.with_core_at(at, |chat, at| inputs.into_iter().map(|input| chat.apply(at, input)).collect())
+    /// Applies `inputs` at `at`, hands what they answered to `answer`, then dispatches the
+    /// events they caused. The journal calls this once their log entries are durable; the
+    /// requests are answered before the pushes are serialized, so they go on at once.
+    pub fn apply_logged(&self, at: Time, inputs: Vec<Input>, answer: impl FnOnce(Vec<Applied>)) {
+        let (applied, batch, deadline, expired) = self.apply_locked(at, |chat, at| {
+            inputs.into_iter().map(|input| chat.apply(at, input)).collect::<Vec<_>>()
+        });
+        answer(applied);
+        self.after_apply(batch, deadline, expired);
     }
 
     /// Carries out `input`: logged first with a durable store, applied directly without.
@@ -213,13 +218,23 @@ impl Hub {
     /// Runs `f` on the core at `at`, then dispatches the events it caused. The lock is
     /// held only while `f` runs.
     fn with_core_at<T>(&self, at: Time, f: impl FnOnce(&mut Chat, Time) -> T) -> T {
-        let (out, batch, deadline, expired) = {
-            let mut chat = self.lock();
-            let out = f(&mut chat, at);
-            let batch: Vec<Outbound> = std::iter::from_fn(|| chat.poll_outbound()).collect();
-            let expired: Vec<SessionId> = std::iter::from_fn(|| chat.poll_expired()).collect();
-            (out, batch, chat.poll_timeout(), expired)
-        };
+        let (out, batch, deadline, expired) = self.apply_locked(at, f);
+        self.after_apply(batch, deadline, expired);
+        out
+    }
+
+    /// Runs `f` on the core under its lock, and drains what it caused.
+    fn apply_locked<T>(&self, at: Time, f: impl FnOnce(&mut Chat, Time) -> T) -> Drained<T> {
+        let mut chat = self.lock();
+        let out = f(&mut chat, at);
+        let batch: Vec<Outbound> = std::iter::from_fn(|| chat.poll_outbound()).collect();
+        let expired: Vec<SessionId> = std::iter::from_fn(|| chat.poll_expired()).collect();
+        (out, batch, chat.poll_timeout(), expired)
+    }
+
+    /// After the lock is released: re-arms the timer, pushes the events, forgets the
+    /// sessions the core expired.
+    fn after_apply(&self, batch: Vec<Outbound>, deadline: Option<Time>, expired: Vec<SessionId>) {
         if let Some(deadline) = deadline
             && deadline.as_millis() < self.armed.load(Ordering::Acquire)
         {
@@ -229,7 +244,6 @@ impl Hub {
         for session in expired {
             self.forget(session);
         }
-        out
     }
 
     /// Whether an input about a session's connection should be dropped: a durable server
@@ -587,6 +601,9 @@ impl Hub {
         }
     }
 }
+
+/// What a core call returned, with the events, next deadline and expired sessions it left.
+type Drained<T> = (T, Vec<Outbound>, Option<Time>, Vec<SessionId>);
 
 /// How long the timer waits before it retries a tick the store did not take.
 const TICK_RETRY: std::time::Duration = std::time::Duration::from_millis(200);

@@ -235,12 +235,13 @@ impl Writer {
         self.position += records.len() as u64;
         self.last_at = at;
         let (inputs, dones): (Vec<Input>, Vec<_>) = jobs.drain(..).map(|j| (j.input, j.done)).unzip();
-        let applied = self.hub.apply_logged(Time::from_millis(at), inputs);
-        for (done, applied) in dones.into_iter().zip(applied) {
-            if let Some(done) = done {
-                let _ = done.send(Ok(applied));
+        self.hub.apply_logged(Time::from_millis(at), inputs, |applied| {
+            for (done, applied) in dones.into_iter().zip(applied) {
+                if let Some(done) = done {
+                    let _ = done.send(Ok(applied));
+                }
             }
-        }
+        });
         Ok(())
     }
 
