@@ -7,6 +7,7 @@
 //!
 //! ```sh
 //! cargo run --release -p chat-mcp-http --example recovery_bench -- 100000 1000000 /tmp/bench.db
+//! ACKS=1 cargo run --release -p chat-mcp-http --example recovery_bench -- 100000 1000000 /tmp/bench.db
 //! # then the real start-up on it (time to the "listening" line):
 //! target/release/chat-mcp-http --port 0 --store sqlite:/tmp/bench.db
 //! ```
@@ -32,6 +33,10 @@ fn main() {
     let path =
         args.next().map_or_else(|| std::env::temp_dir().join("mcp-chat-recovery-bench.db"), PathBuf::from);
     let every: u64 = args.next().and_then(|a| a.parse().ok()).unwrap_or(SNAPSHOT_EVERY);
+    // ACKS=1: clients acknowledge their events now and then (wait_for_events with a
+    // cursor), as tool-polling clients do; without it nobody does (push-only clients),
+    // so every inbox stays full: the heavier state.
+    let acks = std::env::var_os("ACKS").is_some();
     for suffix in ["", "-wal", "-shm", ".lock"] {
         let _ = std::fs::remove_file(format!("{}{suffix}", path.display()));
     }
@@ -87,7 +92,10 @@ fn main() {
         at = Time::from_millis(at.as_millis() + 1);
         let i = (next() % participants as u64) as usize;
         let session = sessions[i];
-        let command = if i.is_multiple_of(2) {
+        let command = if acks && next() % 3 == 0 {
+            // A client that fetches with wait_for_events acknowledges what it has seen.
+            Command::Events { after_seq: Some(chat.event_cursor(session)), limit: Some(1) }
+        } else if i.is_multiple_of(2) {
             match chat.peek_identity(session).activity {
                 ActivityState::Chatting { room_id, .. } => Command::SendRoom {
                     room_id: room_id.to_string(),

@@ -63,6 +63,7 @@ pub fn open(
     let at = clock::now().as_millis().max(recovered.chat.now().as_millis());
     let hub = Hub::restored(config.clone(), metrics, shutdown, recovered.chat);
     let sessions = hub.sessions().len();
+    let slots = started.elapsed();
     let first = [
         Input::Configure { limits: Box::new(config.limits.clone()), registered: config.registered.clone() },
         Input::Recover,
@@ -74,6 +75,12 @@ pub fn open(
     }
     store.append(&records).map_err(named)?;
     hub.apply_logged(Time::from_millis(at), first.into(), drop);
+    tracing::debug!(
+        restore_ms = restore.as_millis() as u64,
+        slots_ms = (slots - restore).as_millis() as u64,
+        recover_ms = (started.elapsed() - slots).as_millis() as u64,
+        "start-up phases"
+    );
     let position = recovered.position + records.len() as u64;
     let cadence = Cadence {
         batch: config.journal_batch.max(1),
