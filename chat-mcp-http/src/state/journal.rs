@@ -310,13 +310,16 @@ pub struct Recovered {
 pub fn recover(store: &mut dyn Store, fresh: impl FnOnce() -> Chat) -> Result<Recovered, StoreError> {
     let snapshots = store.snapshots()?;
     if snapshots.is_empty() {
+        // Stop at the first record: one is enough to know the log is not empty. An error
+        // before any record is the store's own, and a chat is never started over it.
         let mut logged = false;
-        store
-            .read_log(0, &mut |_| {
-                logged = true;
-                Err(StoreError(String::new()))
-            })
-            .ok();
+        let looked = store.read_log(0, &mut |_| {
+            logged = true;
+            Err(StoreError("stop at the first record".into()))
+        });
+        if let (Err(error), false) = (looked, logged) {
+            return Err(error);
+        }
         if logged {
             return Err(StoreError(
                 "the store has logged inputs but no snapshot to replay them from; restore it from a backup"
@@ -413,6 +416,39 @@ mod tests {
             self.snapshots.push((position, state.to_vec()));
             Ok(())
         }
+    }
+
+    /// A store with no snapshot whose log cannot be read (an I/O error).
+    struct Unreadable;
+
+    impl Store for Unreadable {
+        fn snapshots(&mut self) -> Result<Vec<u64>, StoreError> {
+            Ok(Vec::new())
+        }
+        fn read_snapshot(&mut self, _: u64) -> Result<Vec<u8>, StoreError> {
+            Err(StoreError("no snapshot".into()))
+        }
+        fn read_log(
+            &mut self,
+            _: u64,
+            _: &mut dyn FnMut(Record) -> Result<(), StoreError>,
+        ) -> Result<(), StoreError> {
+            Err(StoreError("disk I/O error".into()))
+        }
+        fn append(&mut self, _: &[Record]) -> Result<(), StoreError> {
+            Err(StoreError("read-only".into()))
+        }
+        fn save_snapshot(&mut self, _: u64, _: u64, _: &[u8]) -> Result<(), StoreError> {
+            panic!("a chat was started over a store that could not be read");
+        }
+    }
+
+    #[test]
+    fn a_log_that_cannot_be_read_is_an_error_not_a_fresh_chat() {
+        let config = ServerConfig::default();
+        let fresh = || Hub::fresh_core(&config).expect("a fresh core");
+        let error = recover(&mut Unreadable, fresh).err().expect("recovery refuses");
+        assert!(error.0.contains("disk I/O error"), "{error}");
     }
 
     fn checkin(session: SessionId) -> Input {
