@@ -16,3 +16,6 @@ done
 # The MCP conformance suite and Inspector CLI (pinned, with their own Node.js 22) for
 # tests/tests/conformance.rs; installed into .tools/conformance, skipped when up to date.
 bash "$(dirname "$0")/conformance.sh" install
+
+# redis-server (Debian's package) for the multi-node tests; each test starts its own.
+bash "$(dirname "$0")/redis.sh" install

@@ -146,6 +146,10 @@ pub struct Chat {
     /// Times of recent matches, for the wait estimate.
     pub(crate) recent_matches: VecDeque<Time>,
     pub(crate) timers: Timers,
+    /// Nodes serving the chat and the holds each reported (see `nodes.rs`); empty with
+    /// one process.
+    #[serde(default)]
+    pub(crate) nodes: BTreeMap<u64, crate::nodes::Node>,
     pub(crate) outbox: Outbox,
     pub(crate) reports: VecDeque<Report>,
     pub(crate) stats: Stats,
@@ -227,6 +231,7 @@ impl Chat {
             next_ticket: 0,
             recent_matches: VecDeque::new(),
             timers: Timers::default(),
+            nodes: BTreeMap::new(),
             outbox: Outbox::default(),
             reports: VecDeque::new(),
             stats: Stats::default(),
@@ -384,6 +389,7 @@ impl Chat {
         self.advance(now);
         let Some(record) = self.sessions.remove(&session) else { return };
         self.unkey(&record);
+        self.forget_node_holds(session);
         let Some(key) = record.bound else { return };
         let Some(p) = self.participants.get(&key) else { return };
         let lost_here = matches!(p.presence, Presence::Reconnecting { session: Some(s), .. } if s == session);
@@ -675,6 +681,7 @@ impl Chat {
             Timer::ExpireSession { session, generation } => self.expire_if_lost(session, generation),
             Timer::DirectExpiry { participant, seq } => self.expire_direct(participant, seq),
             Timer::Typing { room, member } => self.typing_timeout(room, member),
+            Timer::NodeCheck { node, beat } => self.check_node(node, beat),
             Timer::RetryMatch { participant, ticket } => {
                 let queued = self
                     .participants

@@ -121,6 +121,14 @@ pub struct Limits {
     /// `client_message_id`s remembered per sender, so a retried send returns its first
     /// result; older keys are forgotten first. Default 256.
     pub idempotency_keys: usize,
+    /// When several nodes serve one chat: a node whose heartbeats stop for this long is
+    /// given up, and the streams and requests it held count as ended. Default 10 s.
+    #[serde(default = "default_node_timeout")]
+    pub node_timeout: Duration,
+}
+
+fn default_node_timeout() -> Duration {
+    Limits::default().node_timeout
 }
 
 impl Default for Limits {
@@ -161,6 +169,7 @@ impl Default for Limits {
             offline_retention: Duration::from_secs(24 * 3600),
             match_rate_window: Duration::from_secs(300),
             idempotency_keys: 256,
+            node_timeout: Duration::from_secs(10),
         }
     }
 }

@@ -50,6 +50,10 @@ pub enum Input {
         session: SessionId,
         /// What it holds.
         what: Hold,
+        /// The node that holds it, when several serve the chat (see `nodes.rs`): if the
+        /// node is given up, the hold ends with it.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        node: Option<u64>,
     },
     /// A hold ended ([`Chat::release`]).
     Release {
@@ -57,6 +61,10 @@ pub enum Input {
         session: SessionId,
         /// What it held.
         what: Hold,
+        /// The node that held it (as in [`Input::Hold`]): a release from a node whose
+        /// holds already ended with it changes nothing.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        node: Option<u64>,
     },
     /// A request that is not a command ([`Chat::touch`]).
     Touch {
@@ -92,6 +100,21 @@ pub enum Input {
     },
     /// Every room ends with `shutdown` ([`Chat::shutdown`]).
     Shutdown,
+    /// A node starts serving the chat ([`Chat::node_joined`]).
+    Join {
+        /// The node.
+        node: u64,
+    },
+    /// A node is alive ([`Chat::node_alive`]).
+    Heartbeat {
+        /// The node.
+        node: u64,
+    },
+    /// A node stopped serving the chat ([`Chat::node_left`]).
+    Leave {
+        /// The node.
+        node: u64,
+    },
 }
 
 /// The identity a command claims to act as ([`Input::Command::act_as`]).
@@ -150,12 +173,19 @@ impl Chat {
             Input::Command { session, command, act_as } => {
                 Applied::Replied(self.command(at, session, command, act_as))
             }
-            Input::Hold { session, what } => {
+            Input::Hold { session, what, node } => {
                 self.hold(at, session, what);
+                if let Some(node) = node {
+                    self.node_hold(node, session);
+                }
                 Applied::Done
             }
-            Input::Release { session, what } => {
-                self.release(at, session, what);
+            Input::Release { session, what, node } => {
+                if node.is_none_or(|node| self.node_release(node, session)) {
+                    self.release(at, session, what);
+                } else {
+                    self.tick(at);
+                }
                 Applied::Done
             }
             Input::Touch { session } => {
@@ -184,6 +214,18 @@ impl Chat {
             }
             Input::Shutdown => {
                 self.shutdown(at);
+                Applied::Done
+            }
+            Input::Join { node } => {
+                self.node_joined(at, node);
+                Applied::Done
+            }
+            Input::Heartbeat { node } => {
+                self.node_alive(at, node);
+                Applied::Done
+            }
+            Input::Leave { node } => {
+                self.node_left(at, node);
                 Applied::Done
             }
         }

@@ -42,6 +42,7 @@ mod input;
 mod invariants;
 mod liveness;
 mod messaging;
+mod nodes;
 mod participant;
 mod rate;
 mod reply;

@@ -135,8 +135,13 @@ impl Chat {
     /// nothing is held any more, the silence window starts.
     pub fn release(&mut self, now: Time, session: SessionId, _what: Hold) {
         self.tick(now);
+        self.release_many(session, 1);
+    }
+
+    /// `count` holds of `session` ended now.
+    pub(crate) fn release_many(&mut self, session: SessionId, count: u32) {
         let Some(s) = self.sessions.get_mut(&session) else { return };
-        s.holds = s.holds.saturating_sub(1);
+        s.holds = s.holds.saturating_sub(count);
         s.last_active = self.now;
         self.arm_silence(session);
     }
@@ -361,6 +366,7 @@ impl Chat {
     pub(crate) fn expire(&mut self, session: SessionId) {
         if let Some(record) = self.sessions.remove(&session) {
             self.unkey(&record);
+            self.forget_node_holds(session);
             self.expired.push_back(session);
         }
     }
@@ -378,6 +384,7 @@ impl Chat {
         let grace = self.limits.reconnect_grace;
         let mut sessions: Vec<SessionId> = self.sessions.keys().copied().collect();
         sessions.sort_unstable();
+        self.clear_node_holds();
         for session in sessions {
             let Some(s) = self.sessions.get_mut(&session) else { continue };
             s.holds = 0;

@@ -31,6 +31,9 @@ pub(crate) enum Timer {
     Silence { session: SessionId, generation: u64, at: Time },
     /// A lost session with no participant was not back within the reconnect grace.
     ExpireSession { session: SessionId, generation: u64 },
+    /// A serving node may have been silent for `node_timeout` (if `beat` is still its
+    /// latest heartbeat).
+    NodeCheck { node: u64, beat: u64 },
 }
 
 /// A heap of `(deadline, insertion order, timer)`; the order makes ties deterministic.

@@ -76,6 +76,8 @@ enum Op {
     Hold {
         s: usize,
         stream: bool,
+        /// The serving node that holds it (several nodes on one log), if any.
+        node: Option<u64>,
     },
     Release {
         s: usize,
@@ -95,10 +97,25 @@ enum Op {
     },
     /// The process restarted on this state.
     Recover,
+    /// Serving node `node` joins, beats or leaves.
+    Node {
+        node: u64,
+        beat: NodeBeat,
+    },
     Advance {
         ms: u32,
     },
 }
+
+#[derive(Clone, Copy, Debug)]
+enum NodeBeat {
+    Join,
+    Heartbeat,
+    Leave,
+}
+
+/// Serving nodes the ops name.
+const NODES: u64 = 3;
 
 fn op() -> impl Strategy<Value = Op> {
     let s = 0usize..8;
@@ -117,12 +134,14 @@ fn op() -> impl Strategy<Value = Op> {
         2 => (s.clone(), any::<bool>()).prop_map(|(s, ack)| Op::Events { s, ack }),
         1 => (s.clone(), 0..USERS.len()).prop_map(|(s, from)| Op::TakeReply { s, from }),
         1 => (s.clone(), 0..USERS.len()).prop_map(|(s, user)| Op::Resume { s, user }),
-        2 => (s.clone(), any::<bool>()).prop_map(|(s, stream)| Op::Hold { s, stream }),
+        2 => (s.clone(), any::<bool>(), proptest::option::of(1..=NODES)).prop_map(|(s, stream, node)| Op::Hold { s, stream, node }),
         2 => s.clone().prop_map(|s| Op::Release { s }),
         1 => s.clone().prop_map(|s| Op::Touch { s }),
         1 => (s.clone(), any::<bool>()).prop_map(|(s, on)| Op::Subscribe { s, on }),
         1 => (s.clone(), 0..USERS.len(), 0..USERS.len()).prop_map(|(s, user, to)| Op::DmAs { s, user, to }),
         1 => Just(Op::Recover),
+        2 => (1..=NODES, prop_oneof![Just(NodeBeat::Join), Just(NodeBeat::Heartbeat), Just(NodeBeat::Leave)])
+            .prop_map(|(node, beat)| Op::Node { node, beat }),
         3 => (0u32..40_000).prop_map(|ms| Op::Advance { ms }),
     ]
 }
@@ -181,8 +200,8 @@ struct Model {
     reconnecting: BTreeMap<(Arc<str>, Arc<str>), u32>,
     /// Restarts so far.
     recovers: u32,
-    /// Holds taken per session and not yet released: (session, is a stream).
-    holds: Vec<(SessionId, Hold)>,
+    /// Holds taken per session and not yet released: (session, what, the node holding it).
+    holds: Vec<(SessionId, Hold, Option<u64>)>,
     transcript: Vec<String>,
 }
 
@@ -441,20 +460,41 @@ impl Run {
                     self.handle(s, Command::Resume { user_id: USERS[user].into(), resume_token: token });
                 }
             }
-            Op::Hold { s, stream } => {
+            Op::Hold { s, stream, node } => {
                 if let Some(s) = self.session(s) {
                     let what = if stream { Hold::Stream } else { Hold::Request };
-                    self.apply(Input::Hold { session: s, what });
-                    self.m.holds.push((s, what));
-                    self.m.transcript.push(format!("{s} hold {what:?}"));
+                    self.apply(Input::Hold { session: s, what, node });
+                    self.m.holds.push((s, what, node));
+                    self.m.transcript.push(format!("{s} hold {what:?} on {node:?}"));
                 }
             }
             Op::Release { s } => {
                 if !self.m.holds.is_empty() {
-                    let (s, what) = self.m.holds.remove(s % self.m.holds.len());
-                    self.apply(Input::Release { session: s, what });
-                    self.m.transcript.push(format!("{s} release {what:?}"));
+                    // A node's hold may already have ended with the node (given up after
+                    // its heartbeats stopped): the core then ignores the release.
+                    let (s, what, node) = self.m.holds.remove(s % self.m.holds.len());
+                    self.apply(Input::Release { session: s, what, node });
+                    self.m.transcript.push(format!("{s} release {what:?} on {node:?}"));
                 }
+            }
+            Op::Node { node, beat } => {
+                let input = match beat {
+                    NodeBeat::Join => {
+                        if self.chat.live_nodes().is_empty() {
+                            // The first node of an idle chat: a restart, as far as anyone can tell.
+                            self.m.recovers += 1;
+                            self.m.holds.clear();
+                        }
+                        Input::Join { node }
+                    }
+                    NodeBeat::Heartbeat => Input::Heartbeat { node },
+                    NodeBeat::Leave => {
+                        self.m.holds.retain(|(_, _, n)| *n != Some(node));
+                        Input::Leave { node }
+                    }
+                };
+                self.apply(input);
+                self.m.transcript.push(format!("node {node} {beat:?}"));
             }
             Op::Touch { s } => {
                 if let Some(s) = self.session(s) {
@@ -544,7 +584,7 @@ impl Run {
         for s in std::mem::take(&mut self.expired) {
             prop_assert!(self.m.sessions.contains(&s), "{} expired twice or unknown", s);
             self.m.sessions.retain(|x| *x != s);
-            self.m.holds.retain(|(x, _)| *x != s);
+            self.m.holds.retain(|(x, _, _)| *x != s);
             self.m.transcript.push(format!("{s} expired"));
         }
         let log = self.chat.take_event_log();
@@ -769,6 +809,39 @@ proptest! {
             .collect();
         prop_assert_eq!(&tail[..], &run.outputs[cut..]);
         prop_assert_eq!(canonical(&restored), canonical(&run.chat));
+    }
+
+    /// Several nodes on one shared log are replicas: each applies every input, and some
+    /// are restarted from a snapshot at points of their own (a node that restarts or
+    /// joins late). All of them answer, push and expire the same, and end in the same
+    /// state as the uninterrupted run.
+    #[test]
+    fn replicas_fed_one_log_agree(
+        ops in proptest::collection::vec(op(), 1..120),
+        restarts in proptest::collection::vec(proptest::collection::vec(0.0f64..1.0, 0..4), 3),
+    ) {
+        let mut run = Run::new([5; 32]);
+        for op in &ops {
+            run.step(op)?;
+        }
+        run.finish()?;
+        let len = run.log.len();
+        for (replica, cuts) in restarts.iter().enumerate() {
+            let cuts: BTreeSet<usize> = cuts.iter().map(|c| ((len as f64) * c) as usize).collect();
+            let mut chat = Chat::new(Config { seed: [5; 32], limits: limits(), registered: Vec::new() });
+            let mut sink = Vec::new();
+            let mut outputs = Vec::with_capacity(len);
+            for (i, (at, input)) in run.log.iter().enumerate() {
+                if cuts.contains(&i) {
+                    let snapshot = chat.snapshot().map_err(TestCaseError::fail)?;
+                    chat = Chat::restore(&snapshot).map_err(TestCaseError::fail)?;
+                }
+                let applied = chat.apply(*at, input.clone());
+                outputs.push(output_of(&mut chat, &applied, &mut sink));
+            }
+            prop_assert_eq!(&outputs, &run.outputs, "replica {} restarted at {:?}", replica, cuts);
+            prop_assert_eq!(canonical(&chat), canonical(&run.chat), "replica {}", replica);
+        }
     }
 
     #[test]

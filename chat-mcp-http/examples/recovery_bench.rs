@@ -61,7 +61,7 @@ fn main() {
         let opened =
             writer.log(&mut chat, at, Input::Open { key: Some(key), meta: Some("2025-11-25".into()) });
         let chat_core::Applied::Opened(session) = opened else { panic!("a session opens") };
-        writer.log(&mut chat, at, Input::Hold { session, what: Hold::Stream });
+        writer.log(&mut chat, at, Input::Hold { session, what: Hold::Stream, node: None });
         let command = if i.is_multiple_of(2) {
             Command::EnterQueue {
                 user_id: None,

@@ -199,8 +199,8 @@ impl Server {
                 Ok(())
             }
         };
-        if let Some(journal) = self.hub.journal() {
-            journal.stop().await;
+        if let Some(log) = self.hub.log() {
+            log.stop().await;
         }
         drained
     }

@@ -373,7 +373,9 @@ pub struct Cli {
     /// Where the chat is kept. `memory`: nothing outlives the process. `sqlite:PATH`
     /// (e.g. sqlite:./mcp-chat.db): every request is logged to that file before it is
     /// answered, and a restart (even after kill -9) resumes every session, room and
-    /// mailbox; the file is created (mode 0600) if missing.
+    /// mailbox; the file is created (mode 0600) if missing. `redis://HOST:PORT[/DB]`:
+    /// the log is a Redis Stream shared by every node started with the same URL (and
+    /// --redis-prefix); each node serves any session, and one node's death loses nothing.
     #[arg(long, env = "MCP_CHAT_STORE", default_value = "memory", help_heading = "Storage")]
     pub store: crate::store::StoreUrl,
 
@@ -397,6 +399,26 @@ pub struct Cli {
     /// into the next one together).
     #[arg(long, env = "MCP_CHAT_JOURNAL_BATCH", default_value_t = defaults().journal_batch, help_heading = "Storage")]
     pub journal_batch: usize,
+
+    /// With `--store redis://`: the prefix of every key this chat uses, so several
+    /// chats can share one Redis (nodes of one chat use the same prefix).
+    #[arg(long, env = "MCP_CHAT_REDIS_PREFIX", default_value_t = defaults().redis_prefix, help_heading = "Storage")]
+    pub redis_prefix: String,
+
+    /// With `--store redis://`: how often this node tells the others it is alive.
+    #[arg(long, env = "MCP_CHAT_NODE_HEARTBEAT", default_value_t = HumanDuration(defaults().node_heartbeat), help_heading = "Storage")]
+    pub node_heartbeat: HumanDuration,
+
+    /// With `--store redis://`: a node not heard from for this long is given up, and
+    /// the streams it held count as dropped (their clients have the stream grace, then
+    /// the reconnect grace, to come back through another node). Same on every node.
+    #[arg(long, env = "MCP_CHAT_NODE_TIMEOUT", default_value_t = HumanDuration(limits().node_timeout), help_heading = "Storage")]
+    pub node_timeout: HumanDuration,
+
+    /// With `--store redis://`: how long a request waits for Redis (to append its input
+    /// and see it applied) before it is answered with an error.
+    #[arg(long, env = "MCP_CHAT_REDIS_TIMEOUT", default_value_t = HumanDuration(defaults().redis_timeout), help_heading = "Storage")]
+    pub redis_timeout: HumanDuration,
 }
 
 impl Cli {
@@ -442,7 +464,15 @@ impl Cli {
             ("--idle-connection-timeout", self.idle_connection_timeout.0),
             ("--ping-timeout", self.ping_timeout.0),
             ("--bad-token-window", self.bad_token_window.0),
+            ("--node-heartbeat", self.node_heartbeat.0),
+            ("--node-timeout", self.node_timeout.0),
+            ("--redis-timeout", self.redis_timeout.0),
         ];
+        if self.node_timeout.0 <= self.node_heartbeat.0 * 2 {
+            return Err(
+                "--node-timeout must be more than twice --node-heartbeat, or a busy node is given up".into(),
+            );
+        }
         if let Some((flag, _)) = positive.iter().find(|(_, d)| *d < Duration::from_millis(10)) {
             return Err(format!("{flag} must be at least 10ms"));
         }
@@ -485,6 +515,7 @@ impl Cli {
             offline_retention: self.offline_retention.0,
             match_rate_window: self.match_rate_window.0,
             idempotency_keys: self.idempotency_keys,
+            node_timeout: self.node_timeout.0,
         };
         let registered = match &self.clients_file {
             Some(path) => read_clients_file(path, &limits)?,
@@ -524,6 +555,9 @@ impl Cli {
             snapshot_every: self.snapshot_every.max(1),
             snapshot_interval: self.snapshot_interval.0,
             journal_batch: self.journal_batch.max(1),
+            redis_prefix: self.redis_prefix.clone(),
+            node_heartbeat: self.node_heartbeat.0,
+            redis_timeout: self.redis_timeout.0,
         })
     }
 }

@@ -91,7 +91,8 @@ pub struct ServerConfig {
     /// How long shutdown waits for pending notifications to flush before closing streams.
     pub shutdown_flush: Duration,
     /// Where the chat is kept (`--store`): `memory` (nothing outlives the process) or
-    /// `sqlite:PATH` (every input is logged before it is applied; a restart resumes).
+    /// `sqlite:PATH` (every input is logged before it is applied; a restart resumes) or
+    /// `redis://…` (a log shared by several nodes).
     pub store: crate::store::StoreUrl,
     /// How hard a durable store flushes each commit to the disk (`--store-sync`).
     pub store_sync: crate::store::Sync,
@@ -104,6 +105,12 @@ pub struct ServerConfig {
     /// Most inputs written in one commit (group commit: every input that arrived while
     /// the previous commit ran goes into the next, up to this many).
     pub journal_batch: usize,
+    /// With a Redis store: the prefix of its keys (`--redis-prefix`).
+    pub redis_prefix: String,
+    /// With a Redis store: how often this node logs a heartbeat (`--node-heartbeat`).
+    pub node_heartbeat: Duration,
+    /// With a Redis store: how long a request waits for Redis (`--redis-timeout`).
+    pub redis_timeout: Duration,
 }
 
 impl ServerConfig {
@@ -156,6 +163,9 @@ impl Default for ServerConfig {
             snapshot_every: 100_000,
             snapshot_interval: Duration::from_secs(300),
             journal_batch: 4096,
+            redis_prefix: "mcp-chat".into(),
+            node_heartbeat: Duration::from_secs(2),
+            redis_timeout: Duration::from_secs(5),
         }
     }
 }

@@ -26,6 +26,9 @@ use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::{Child, Command};
 use tokio::sync::{Mutex, mpsc};
 
+pub mod redis;
+pub use redis::RedisServer;
+
 /// Default bound for a single step of a test (a tool call, a notification).
 pub const STEP: Duration = Duration::from_secs(10);
 
@@ -283,6 +286,16 @@ impl RawSession {
         session
     }
 
+    /// The same session, reached at another endpoint (another node of the chat).
+    pub fn via(&self, url: &str) -> RawSession {
+        RawSession {
+            url: url.to_owned(),
+            id: self.id.clone(),
+            token: self.token.clone(),
+            next_id: self.next_id + 1000,
+        }
+    }
+
     /// POSTs `body` as is in this session.
     pub async fn post_raw(&self, body: &str) -> reqwest::Response {
         within(STEP, "raw POST", raw_post(&self.url, self.token.as_deref(), Some(&self.id), body)).await
@@ -410,6 +423,7 @@ pub struct NetworkCut {
     pub addr: SocketAddr,
     up: std::sync::Arc<std::sync::atomic::AtomicBool>,
     connections: std::sync::Arc<std::sync::Mutex<Vec<tokio::task::AbortHandle>>>,
+    target: std::sync::Arc<std::sync::Mutex<SocketAddr>>,
 }
 
 impl NetworkCut {
@@ -420,12 +434,14 @@ impl NetworkCut {
         let addr = listener.local_addr().expect("proxy address");
         let up = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(true));
         let connections = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
-        let (up2, connections2) = (up.clone(), connections.clone());
+        let target = std::sync::Arc::new(std::sync::Mutex::new(target));
+        let (up2, connections2, target2) = (up.clone(), connections.clone(), target.clone());
         tokio::spawn(async move {
             while let Ok((mut inbound, _)) = listener.accept().await {
                 if !up2.load(Ordering::SeqCst) {
                     continue; // dropped: the client sees the connection close
                 }
+                let target = *target2.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
                 let task = tokio::spawn(async move {
                     if let Ok(mut outbound) = tokio::net::TcpStream::connect(target).await {
                         let _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await;
@@ -437,7 +453,15 @@ impl NetworkCut {
                     .push(task.abort_handle());
             }
         });
-        NetworkCut { addr, up, connections }
+        NetworkCut { addr, up, connections, target }
+    }
+
+    /// Sends new connections to `target` from now on and drops the open ones, as a
+    /// load balancer does when the server behind it dies (clients reconnect through it).
+    pub fn switch_to(&self, target: SocketAddr) {
+        *self.target.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = target;
+        self.cut();
+        self.restore();
     }
 
     /// `http://addr/mcp` through the proxy.

@@ -54,6 +54,7 @@ pub fn open(
     let named = |error: StoreError| format!("store {url}: {error}");
     let mut store: Box<dyn Store> = match &url {
         StoreUrl::Memory => return Err("the memory store keeps nothing to open".into()),
+        StoreUrl::Redis(_) => return crate::state::replica::open(config, metrics, shutdown),
         StoreUrl::Sqlite(path) => Box::new(SqliteStore::open(path, config.store_sync).map_err(named)?),
     };
     // Made in any case (it is cheap): a store that turns out empty starts from it.
@@ -74,7 +75,7 @@ pub fn open(
         records.push(Record { position: recovered.position + 1 + i as u64, at_ms: at, input: bytes });
     }
     store.append(&records).map_err(named)?;
-    hub.apply_logged(Time::from_millis(at), first.into(), drop);
+    hub.apply_logged(Time::from_millis(at), first.into(), false, drop);
     tracing::debug!(
         restore_ms = restore.as_millis() as u64,
         slots_ms = (slots - restore).as_millis() as u64,
@@ -88,7 +89,7 @@ pub fn open(
         interval: config.snapshot_interval,
     };
     let journal = Journal::start(hub.clone(), store, position, at, cadence);
-    hub.attach_journal(journal);
+    hub.attach_log(crate::state::log::Log::Journal(journal));
     let report = Started {
         position,
         snapshot: recovered.snapshot,

@@ -34,7 +34,8 @@ use crate::config::ServerConfig;
 use crate::metrics::{CoreGauges, Metrics};
 use crate::resources;
 use crate::state::clock;
-use crate::state::journal::{Journal, Unsaved};
+use crate::state::journal::Unsaved;
+use crate::state::log::Log;
 use crate::state::notify;
 use crate::state::outlet::Missed;
 use crate::state::slot::Slot;
@@ -55,7 +56,7 @@ pub struct Hub {
     pub guesses: crate::state::guesses::Guesses,
     shutdown: CancellationToken,
     /// The log of a durable store; unset with `memory` (inputs are applied directly).
-    journal: OnceLock<Journal>,
+    log: OnceLock<Log>,
     /// Server settings (waits, limits).
     pub config: Arc<ServerConfig>,
     /// Counters and histograms.
@@ -147,27 +148,32 @@ impl Hub {
             per_address: Mutex::default(),
             guesses: crate::state::guesses::Guesses::new(config.max_bad_tokens, config.bad_token_window),
             shutdown,
-            journal: OnceLock::new(),
+            log: OnceLock::new(),
             config,
             metrics,
         })
     }
 
-    /// From now on every input is logged by `journal` before it is applied.
-    pub fn attach_journal(&self, journal: Journal) {
-        if self.journal.set(journal).is_err() {
-            tracing::error!("a journal is already attached");
+    /// From now on every input is logged by `log` before it is applied.
+    pub fn attach_log(&self, log: Log) {
+        if self.log.set(log).is_err() {
+            tracing::error!("a log is already attached");
         }
     }
 
-    /// The journal, with a durable store.
-    pub fn journal(&self) -> Option<&Journal> {
-        self.journal.get()
+    /// The input log, with a durable store.
+    pub fn log(&self) -> Option<&Log> {
+        self.log.get()
     }
 
     /// Whether inputs are logged to a durable store.
     pub fn is_durable(&self) -> bool {
-        self.journal.get().is_some()
+        self.log.get().is_some()
+    }
+
+    /// This node's id, when several nodes serve the chat.
+    pub fn node(&self) -> Option<u64> {
+        self.log.get().and_then(Log::node)
     }
 
     fn lock(&self) -> MutexGuard<'_, Chat> {
@@ -188,18 +194,61 @@ impl Hub {
     /// Applies `inputs` at `at`, hands what they answered to `answer`, then dispatches the
     /// events they caused. The journal calls this once their log entries are durable; the
     /// requests are answered before the pushes are serialized, so they go on at once.
-    pub fn apply_logged(&self, at: Time, inputs: Vec<Input>, answer: impl FnOnce(Vec<Applied>)) {
+    ///
+    /// `foreign` inputs were proposed by another node (see `state/replica.rs`): the
+    /// sessions they open get a slot here too, and those they close lose theirs.
+    pub fn apply_logged(
+        &self,
+        at: Time,
+        inputs: Vec<Input>,
+        foreign: bool,
+        answer: impl FnOnce(Vec<Applied>),
+    ) {
+        let mut opened = Vec::new();
+        let mut closed = Vec::new();
+        if foreign {
+            for (i, input) in inputs.iter().enumerate() {
+                match input {
+                    Input::Open { key: Some(key), meta } => opened.push((i, key.clone(), meta.clone())),
+                    Input::Close { session, .. } => closed.push(*session),
+                    _ => {}
+                }
+            }
+        }
         let (applied, batch, deadline, expired) = self.apply_locked(at, |chat, at| {
             inputs.into_iter().map(|input| chat.apply(at, input)).collect::<Vec<_>>()
         });
+        for (i, key, meta) in opened {
+            if let Some(Applied::Opened(id)) = applied.get(i) {
+                self.add_slot(*id, key, meta.as_deref());
+            }
+        }
+        for session in closed {
+            let slot = self.slots.read().unwrap_or_else(PoisonError::into_inner).get(&session).cloned();
+            if let Some(slot) = slot {
+                self.remove(&slot);
+            }
+        }
         answer(applied);
         self.after_apply(batch, deadline, expired);
     }
 
+    /// A slot for a session another node opened.
+    fn add_slot(&self, id: SessionId, key: Arc<str>, meta: Option<&str>) {
+        let slot = Slot::new(id, key.clone(), self.config.limits.event_buffer, self.config.stream_replay);
+        if let Some(version) = meta.and_then(protocol_version) {
+            slot.set_protocol_version(version);
+        }
+        self.slots.write().unwrap_or_else(PoisonError::into_inner).insert(id, Arc::new(slot));
+        self.by_mcp.write().unwrap_or_else(PoisonError::into_inner).insert(key, id);
+        self.live_sessions.fetch_add(1, Ordering::AcqRel);
+        self.metrics.session_opened();
+    }
+
     /// Carries out `input`: logged first with a durable store, applied directly without.
     pub async fn apply(&self, input: Input) -> Result<Applied, Unsaved> {
-        match self.journal.get() {
-            Some(journal) => journal.submit(input).await,
+        match self.log.get() {
+            Some(log) => log.submit(input).await,
             None => Ok(self.with_core_at(clock::now(), |chat, at| chat.apply(at, input))),
         }
     }
@@ -207,8 +256,8 @@ impl Hub {
     /// [`Hub::apply`] for an input whose caller does not wait for it (the ordering of
     /// inputs is kept: it is logged before anything submitted after it).
     pub fn apply_detached(&self, input: Input) {
-        match self.journal.get() {
-            Some(journal) => journal.submit_detached(input),
+        match self.log.get() {
+            Some(log) => log.submit_detached(input),
             None => {
                 self.with_core_at(clock::now(), |chat, at| chat.apply(at, input));
             }
@@ -255,14 +304,14 @@ impl Hub {
     /// The client of `slot` holds `what` open (a GET stream, a blocking request).
     pub fn hold(&self, slot: &Slot, what: Hold) {
         if !self.frozen() {
-            self.apply_detached(Input::Hold { session: slot.id, what });
+            self.apply_detached(Input::Hold { session: slot.id, what, node: self.node() });
         }
     }
 
     /// The hold `what` of `slot` ended.
     pub fn release(&self, slot: &Slot, what: Hold) {
         if !slot.ending().is_cancelled() && !self.frozen() {
-            self.apply_detached(Input::Release { session: slot.id, what });
+            self.apply_detached(Input::Release { session: slot.id, what, node: self.node() });
         }
     }
 
@@ -557,6 +606,10 @@ impl Hub {
                         // The store is failing: try again shortly, not in a hot loop.
                         tracing::debug!(%unsaved, "a tick was not saved");
                         tokio::time::sleep(TICK_RETRY).await;
+                    } else if self.read(Chat::poll_timeout) == deadline {
+                        // Several nodes: the tick's time is the shared log's clock, which
+                        // may trail this machine's by a few milliseconds. Wait for it.
+                        tokio::time::sleep(TICK_SKEW).await;
                     }
                 }
                 () = &mut wake => {}
@@ -607,6 +660,10 @@ type Drained<T> = (T, Vec<Outbound>, Option<Time>, Vec<SessionId>);
 
 /// How long the timer waits before it retries a tick the store did not take.
 const TICK_RETRY: std::time::Duration = std::time::Duration::from_millis(200);
+
+/// How long the timer waits when a tick came too early by the log's clock (see
+/// [`Hub::run_timer`]).
+const TICK_SKEW: std::time::Duration = std::time::Duration::from_millis(5);
 
 /// The protocol revision a session's core record notes (see [`Hub::open_session`]).
 fn protocol_version(meta: &str) -> Option<ProtocolVersion> {

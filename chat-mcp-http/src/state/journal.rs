@@ -235,7 +235,7 @@ impl Writer {
         self.position += records.len() as u64;
         self.last_at = at;
         let (inputs, dones): (Vec<Input>, Vec<_>) = jobs.drain(..).map(|j| (j.input, j.done)).unzip();
-        self.hub.apply_logged(Time::from_millis(at), inputs, |applied| {
+        self.hub.apply_logged(Time::from_millis(at), inputs, false, |applied| {
             for (done, applied) in dones.into_iter().zip(applied) {
                 if let Some(done) = done {
                     let _ = done.send(Ok(applied));
@@ -469,7 +469,13 @@ mod tests {
         let log = Arc::new(Mutex::new(Vec::new()));
         let store = Flaky { fail: fail.clone(), log: log.clone(), snapshots: Vec::new() };
         let cadence = Cadence { batch: 16, every: 1_000, interval: Duration::from_secs(3600) };
-        hub.attach_journal(Journal::start(hub.clone(), Box::new(store), 0, 0, cadence));
+        hub.attach_log(crate::state::log::Log::Journal(Journal::start(
+            hub.clone(),
+            Box::new(store),
+            0,
+            0,
+            cadence,
+        )));
 
         let Ok(Applied::Opened(session)) = hub.apply(Input::Open { key: None, meta: None }).await else {
             panic!("a session opens");
@@ -492,6 +498,6 @@ mod tests {
         let positions: Vec<u64> =
             log.lock().unwrap_or_else(PoisonError::into_inner).iter().map(|r| r.position).collect();
         assert_eq!(positions, [1, 2], "the refused input left no hole in the log");
-        hub.journal().expect("journal").stop().await;
+        hub.log().expect("journal").stop().await;
     }
 }

@@ -5,6 +5,8 @@ pub mod durable;
 pub mod guesses;
 pub mod hub;
 pub mod journal;
+pub mod log;
 pub mod notify;
 pub mod outlet;
+pub mod replica;
 pub mod slot;

@@ -7,12 +7,15 @@
 //!
 //! - `memory` (the default): nothing is kept; a restart starts afresh.
 //! - `sqlite:PATH`: one SQLite file (see [`sqlite`]).
+//! - `redis://HOST:PORT[/DB]`: a Redis Stream shared by several nodes (see [`redis`] and
+//!   `state/replica.rs`): each node appends its inputs and applies everyone's.
 //!
 //! A [`Store`] is driven by one thread, the journal's: it never sees concurrent calls,
-//! and may block. The shape is that of a single writer that owns the order of its log;
-//! a shared log that several nodes append to (and each read back in the order it
-//! decided) adds a read side, not a different write side.
+//! and may block. The shape is that of a single writer that owns the order of its log.
+//! The shared Redis log has several writers and the log decides the order, so it is not
+//! a [`Store`]: its nodes append, then apply what they read back.
 
+pub mod redis;
 pub mod sqlite;
 
 use std::fmt;
@@ -26,6 +29,8 @@ pub enum StoreUrl {
     Memory,
     /// An SQLite file.
     Sqlite(PathBuf),
+    /// A Redis server (its URL), shared by every node of the chat.
+    Redis(String),
 }
 
 impl StoreUrl {
@@ -50,7 +55,12 @@ impl FromStr for StoreUrl {
             }
             return Ok(StoreUrl::Sqlite(PathBuf::from(path)));
         }
-        Err(format!("unknown store '{text}': use memory or sqlite:PATH (e.g. sqlite:./mcp-chat.db)"))
+        if text.starts_with("redis://") {
+            return Ok(StoreUrl::Redis(text.to_owned()));
+        }
+        Err(format!(
+            "unknown store '{text}': use memory, sqlite:PATH (e.g. sqlite:./mcp-chat.db) or redis://HOST:PORT[/DB]"
+        ))
     }
 }
 
@@ -59,6 +69,7 @@ impl fmt::Display for StoreUrl {
         match self {
             StoreUrl::Memory => f.write_str("memory"),
             StoreUrl::Sqlite(path) => write!(f, "sqlite:{}", path.display()),
+            StoreUrl::Redis(url) => f.write_str(url),
         }
     }
 }
@@ -133,7 +144,11 @@ mod tests {
         assert_eq!("sqlite:./a.db".parse(), Ok(StoreUrl::Sqlite("./a.db".into())));
         assert_eq!("sqlite:///var/lib/c.db".parse(), Ok(StoreUrl::Sqlite("/var/lib/c.db".into())));
         assert!("sqlite:".parse::<StoreUrl>().unwrap_err().contains("file path"));
-        assert!("redis://x".parse::<StoreUrl>().unwrap_err().contains("unknown store"));
+        assert_eq!(
+            "redis://127.0.0.1:6379/2".parse(),
+            Ok(StoreUrl::Redis("redis://127.0.0.1:6379/2".into()))
+        );
+        assert!("rediss://x".parse::<StoreUrl>().unwrap_err().contains("unknown store"));
         assert_eq!(StoreUrl::Sqlite("a.db".into()).to_string(), "sqlite:a.db");
     }
 }

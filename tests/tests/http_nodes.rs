@@ -1,0 +1,233 @@
+//! Several nodes on one Redis (`--store redis://`): the real binary three times, a real
+//! `redis-server` (started by each test on a free port, see `tests/src/redis.rs`), rmcp
+//! clients and raw sessions. Any node serves any session; a node's death, a node that
+//! starts late and a Redis restart lose nothing.
+
+use std::time::Duration;
+
+use serde_json::{Value, json};
+use tests::{NetworkCut, RawSession, RedisServer, STEP, ServerProcess, TestClient, within};
+
+/// Flags for a node of the chat in `redis`: fast heartbeats so a dead node is given up
+/// within a second, and a stream grace long enough for a client to move to another node.
+fn node_args(redis: &RedisServer, extra: &[&str]) -> Vec<String> {
+    let mut args: Vec<String> = ["--store", &redis.url, "--node-heartbeat", "200ms", "--node-timeout", "1s"]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+    args.extend(["--stream-grace", "5s", "--redis-timeout", "1s"].iter().map(|s| s.to_string()));
+    args.extend(extra.iter().map(|s| s.to_string()));
+    args
+}
+
+async fn node(redis: &RedisServer, extra: &[&str]) -> ServerProcess {
+    let args = node_args(redis, extra);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    ServerProcess::start(&args).await
+}
+
+fn room(v: &Value) -> String {
+    v["room_id"].as_str().expect("room_id").to_owned()
+}
+
+/// Calls `tool` until it succeeds (the client may be moving to another node), then
+/// returns the result's data.
+async fn ok_eventually(client: &TestClient, tool: &str, arguments: Value) -> Value {
+    let mut last = String::new();
+    for _ in 0..60 {
+        match client.try_call(tool, arguments.clone()).await {
+            Ok(outcome) if !outcome.is_error => return outcome.data,
+            Ok(outcome) => last = outcome.text,
+            Err(error) => last = error,
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("{tool} did not succeed: {last}")
+}
+
+/// Two clients paired in a room; returns the room id.
+async fn pair(ann: &TestClient, bob: &TestClient) -> String {
+    ann.ok("enter_queue", json!({"display_name": "Ann"})).await;
+    bob.ok("enter_queue", json!({"display_name": "Bob"})).await;
+    let room_id = room(&ann.next("chatroom.found", STEP).await);
+    assert_eq!(room(&bob.next("chatroom.found", STEP).await), room_id);
+    room_id
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn three_nodes_serve_one_chat() {
+    let redis = RedisServer::start().await;
+    let (n1, n2, n3) = (node(&redis, &[]).await, node(&redis, &[]).await, node(&redis, &[]).await);
+
+    // Two users entering the queue through different nodes are paired, and chat.
+    let ann = n1.client().await;
+    let bob = n2.client().await;
+    let room_id = pair(&ann, &bob).await;
+    ann.ok("send_message", json!({"room_id": room_id, "message": "hi from node 1"})).await;
+    assert_eq!(bob.next("message.received", STEP).await["message"], "hi from node 1");
+    bob.ok("send_message", json!({"room_id": room_id, "message": "hi from node 2"})).await;
+    assert_eq!(ann.next("message.received", STEP).await["message"], "hi from node 2");
+
+    // A direct message from a client on node 3 reaches one on node 1.
+    let carol = n1.client().await;
+    carol.ok("checkin_client", json!({"client_id": "carol"})).await;
+    let dave = n3.client().await;
+    dave.ok("checkin_client", json!({"client_id": "dave"})).await;
+    dave.ok("send_message", json!({"recipient_id": "carol", "message": "across nodes"})).await;
+    let pushed = carol.next("message.received", STEP).await;
+    assert_eq!(pushed["message"], "across nodes", "{pushed}");
+    let mail = carol.ok("get_messages", json!({})).await;
+    assert_eq!(mail["messages"][0]["from"], "dave", "{mail}");
+    let clients = dave.ok("list_clients", json!({})).await;
+    assert!(clients.to_string().contains("carol"), "node 3 lists a client of node 1: {clients}");
+
+    // A session opened on node 1 is served by node 2 and node 3 too.
+    let mut eve = RawSession::open(&n1.url, None).await;
+    let checked = eve.call("checkin_client", json!({"client_id": "eve"})).await;
+    assert_ne!(checked["result"]["isError"], true, "{checked}");
+    for other in [&n2, &n3] {
+        let mut there = eve.via(&other.url);
+        let identity = there.call("get_my_identity", json!({})).await;
+        assert_eq!(identity["result"]["structuredContent"]["user_id"], "eve", "{identity}");
+    }
+    let mut on_n3 = eve.via(&n3.url);
+    let sent =
+        on_n3.call("send_message", json!({"recipient_id": "carol", "message": "eve via node 3"})).await;
+    assert_ne!(sent["result"]["isError"], true, "{sent}");
+    assert_eq!(carol.next("message.received", STEP).await["message"], "eve via node 3");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_killed_node_loses_nothing_and_its_clients_go_on_through_another() {
+    let redis = RedisServer::start().await;
+    let mut n1 = node(&redis, &[]).await;
+    let n2 = node(&redis, &[]).await;
+    // Ann reaches the chat through a load balancer that sends her to node 1.
+    let balancer = NetworkCut::start(n1.addr).await;
+    let ann = TestClient::connect(&balancer.url(), None).await;
+    let bob = n2.client().await;
+    let room_id = pair(&ann, &bob).await;
+    let before = ann.ok("get_my_identity", json!({})).await;
+    bob.ok("send_message", json!({"room_id": room_id, "message": "m0"})).await;
+    assert_eq!(ann.next("message.received", STEP).await["message"], "m0");
+
+    // Node 1 (holding Ann's stream) dies; the balancer sends her to node 2 from now on.
+    n1.kill().await;
+    balancer.switch_to(n2.addr);
+    for i in 1..=5 {
+        bob.ok("send_message", json!({"room_id": room_id, "message": format!("m{i}")})).await;
+    }
+    // Every message reaches Ann once, in order, on the same session.
+    for i in 1..=5 {
+        let got = ann.next("message.received", STEP).await;
+        assert_eq!(got["message"], format!("m{i}"), "{got}");
+    }
+    ann.none("message.received", Duration::from_millis(500)).await;
+    let after = ok_eventually(&ann, "get_my_identity", json!({})).await;
+    assert_eq!(after["user_id"], before["user_id"], "the same identity, no new session: {after}");
+    assert_eq!(after["state"], "chatting", "{after}");
+    ok_eventually(&ann, "send_message", json!({"room_id": room_id, "message": "still here"})).await;
+    assert_eq!(bob.next("message.received", STEP).await["message"], "still here");
+    // Node 1's streams are given up after --node-timeout; Ann's is on node 2 by then, so
+    // nobody was told anything.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    bob.none("partner.reconnecting", Duration::from_millis(10)).await;
+    bob.none("partner.disconnected", Duration::from_millis(10)).await;
+    ann.none("partner.disconnected", Duration::from_millis(10)).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_that_does_not_come_back_is_lost_after_its_node_dies() {
+    let redis = RedisServer::start().await;
+    let mut n1 = node(&redis, &["--stream-grace", "500ms", "--reconnect-grace", "1s"]).await;
+    let n2 = node(&redis, &["--stream-grace", "500ms", "--reconnect-grace", "1s"]).await;
+    let ann = n1.client().await;
+    let bob = n2.client().await;
+    let room_id = pair(&ann, &bob).await;
+    n1.kill().await;
+    // Nobody serves Ann any more: node 1 is given up (1 s), her stream grace and
+    // reconnect grace run out, and Bob is told, by the replicated core itself.
+    let reconnecting = bob.next("partner.reconnecting", STEP).await;
+    assert_eq!(room(&reconnecting), room_id);
+    let gone = bob.next("partner.disconnected", STEP).await;
+    assert_eq!(gone["reason"], "timeout", "{gone}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_started_later_catches_up_and_serves() {
+    let redis = RedisServer::start().await;
+    // Snapshots every few entries, so the late node starts from one plus the log tail.
+    let n1 = node(&redis, &["--snapshot-every", "5"]).await;
+    let ann = n1.client().await;
+    let bob = n1.client().await;
+    let room_id = pair(&ann, &bob).await;
+    for i in 0..12 {
+        ann.ok("send_message", json!({"room_id": room_id, "message": format!("early {i}")})).await;
+    }
+    let carol_token = n1.known_client("carol").await;
+    let dave = n1.client().await;
+    dave.ok("checkin_client", json!({"client_id": "dave"})).await;
+    dave.ok("send_message", json!({"recipient_id": "carol", "message": "for later"})).await;
+
+    let n2 = node(&redis, &["--snapshot-every", "5"]).await;
+    let carol = n2.client().await;
+    carol.ok("checkin_client", json!({"client_id": "carol", "resume_token": carol_token})).await;
+    let mail = carol.ok("get_messages", json!({})).await;
+    assert_eq!(mail["messages"][0]["message"], "for later", "{mail}");
+    // Bob's room history, read through the new node by a session of node 1.
+    let mut bob_raw = RawSession::open(&n1.url, None).await;
+    let frank = n2.client().await;
+    frank.ok("enter_queue", json!({})).await;
+    let found = bob_raw.call("enter_queue", json!({})).await;
+    assert_ne!(found["result"]["isError"], true, "{found}");
+    let new_room = room(&frank.next("chatroom.found", STEP).await);
+    let mut via_n2 = bob_raw.via(&n2.url);
+    let said =
+        via_n2.call("send_message", json!({"room_id": new_room, "message": "through the late node"})).await;
+    assert_ne!(said["result"]["isError"], true, "{said}");
+    assert_eq!(frank.next("message.received", STEP).await["message"], "through the late node");
+    let history = ann.ok("get_history", json!({"room_id": room_id})).await;
+    assert!(history.to_string().contains("early 11"), "{history}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_redis_restart_with_append_only_persistence_loses_nothing() {
+    let mut redis = RedisServer::start().await;
+    let n1 = node(&redis, &[]).await;
+    let n2 = node(&redis, &[]).await;
+    let ann = n1.client().await;
+    let bob = n2.client().await;
+    let room_id = pair(&ann, &bob).await;
+    ann.ok("send_message", json!({"room_id": room_id, "message": "before"})).await;
+    assert_eq!(bob.next("message.received", STEP).await["message"], "before");
+    let carol_token = n1.known_client("carol").await;
+    let dave = n2.client().await;
+    dave.ok("checkin_client", json!({"client_id": "dave"})).await;
+    dave.ok("send_message", json!({"recipient_id": "carol", "message": "kept by Redis"})).await;
+
+    redis.kill().await;
+    // While Redis is down a request gets a clear error, quickly, and changes nothing.
+    let refused = within(Duration::from_secs(5), "a request while Redis is down", async {
+        ann.try_call("send_message", json!({"room_id": room_id, "message": "lost?"})).await
+    })
+    .await;
+    let text = match refused {
+        Ok(outcome) => {
+            assert!(outcome.is_error, "{outcome:?}");
+            outcome.text
+        }
+        Err(error) => error,
+    };
+    assert!(text.contains("Redis") || text.contains("retry"), "{text}");
+
+    redis.start_again().await;
+    ok_eventually(&ann, "send_message", json!({"room_id": room_id, "message": "after"})).await;
+    let next = bob.next("message.received", STEP).await;
+    assert_eq!(next["message"], "after", "the refused message was never applied: {next}");
+    bob.ok("send_message", json!({"room_id": room_id, "message": "both ways"})).await;
+    assert_eq!(ann.next("message.received", STEP).await["message"], "both ways");
+    let carol = n2.client().await;
+    carol.ok("checkin_client", json!({"client_id": "carol", "resume_token": carol_token})).await;
+    let mail = carol.ok("get_messages", json!({})).await;
+    assert_eq!(mail["messages"][0]["message"], "kept by Redis", "{mail}");
+}
