@@ -30,6 +30,13 @@ pub async fn healthz(State(hub): State<Arc<Hub>>) -> Response {
         "counts": gauges,
         "totals": hub.metrics.totals(),
     });
+    let mut body = body;
+    if let Some(node) = hub.node() {
+        // Several nodes on one shared log: which one this is, and which it counts as alive.
+        let live: Vec<String> =
+            hub.read(|chat| chat.live_nodes()).iter().map(|n| format!("{n:016x}")).collect();
+        body["node"] = json!({ "id": format!("{node:016x}"), "live_nodes": live });
+    }
     let status = if stopping { StatusCode::SERVICE_UNAVAILABLE } else { StatusCode::OK };
     (status, Json(body)).into_response()
 }

@@ -99,6 +99,16 @@ async fn three_nodes_serve_one_chat() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_killed_node_loses_nothing_and_its_clients_go_on_through_another() {
+    node_goes_away(true).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stopped_node_ends_no_room_and_its_clients_go_on_through_another() {
+    node_goes_away(false).await;
+}
+
+/// Node 1, which holds Ann's stream, dies (`crash`: SIGKILL) or is stopped (SIGTERM).
+async fn node_goes_away(crash: bool) {
     let redis = RedisServer::start().await;
     let mut n1 = node(&redis, &[]).await;
     let n2 = node(&redis, &[]).await;
@@ -111,18 +121,32 @@ async fn a_killed_node_loses_nothing_and_its_clients_go_on_through_another() {
     bob.ok("send_message", json!({"room_id": room_id, "message": "m0"})).await;
     assert_eq!(ann.next("message.received", STEP).await["message"], "m0");
 
-    // Node 1 (holding Ann's stream) dies; the balancer sends her to node 2 from now on.
-    n1.kill().await;
+    // Node 1 (holding Ann's stream) goes; the balancer sends her to node 2 from now on.
+    if crash {
+        n1.kill().await;
+    } else {
+        let status = n1.terminate(Duration::from_secs(15)).await;
+        assert!(status.success(), "a stopped node exits 0: {status:?}");
+    }
     balancer.switch_to(n2.addr);
     for i in 1..=5 {
         bob.ok("send_message", json!({"room_id": room_id, "message": format!("m{i}")})).await;
     }
-    // Every message reaches Ann once, in order, on the same session.
-    for i in 1..=5 {
-        let got = ann.next("message.received", STEP).await;
-        assert_eq!(got["message"], format!("m{i}"), "{got}");
+    // Every message reaches Ann once, in order (by seq: rmcp's client hands a burst of
+    // notifications to its handler concurrently), on the same session.
+    let mut got = Vec::new();
+    for _ in 1..=5 {
+        let message = ann.next("message.received", STEP).await;
+        got.push((
+            message["seq"].as_u64().expect("seq"),
+            message["message"].as_str().expect("text").to_owned(),
+        ));
     }
     ann.none("message.received", Duration::from_millis(500)).await;
+    got.sort();
+    let texts: Vec<&str> = got.iter().map(|(_, text)| text.as_str()).collect();
+    assert_eq!(texts, ["m1", "m2", "m3", "m4", "m5"], "{got:?}");
+    assert!(got.windows(2).all(|w| w[1].0 == w[0].0 + 1), "consecutive seqs, nothing missing: {got:?}");
     let after = ok_eventually(&ann, "get_my_identity", json!({})).await;
     assert_eq!(after["user_id"], before["user_id"], "the same identity, no new session: {after}");
     assert_eq!(after["state"], "chatting", "{after}");
@@ -134,6 +158,7 @@ async fn a_killed_node_loses_nothing_and_its_clients_go_on_through_another() {
     bob.none("partner.reconnecting", Duration::from_millis(10)).await;
     bob.none("partner.disconnected", Duration::from_millis(10)).await;
     ann.none("partner.disconnected", Duration::from_millis(10)).await;
+    ann.none("partner.reconnecting", Duration::from_millis(10)).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

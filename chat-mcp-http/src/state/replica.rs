@@ -501,7 +501,14 @@ impl Reader {
             };
             for entry in entries {
                 if entry.position <= self.position {
-                    continue;
+                    // A later entry with a position this node applied already: Redis lost
+                    // entries (restarted without persisting them) and numbered new ones
+                    // again. This replica holds inputs the log no longer has.
+                    self.shared.break_down(format!(
+                        "the shared log lost entries this node applied (entry {} came after {}); Redis restarted without them",
+                        entry.position, self.position
+                    ));
+                    return;
                 }
                 if let Err(error) = self.apply(entry) {
                     self.shared.break_down(error.0);
