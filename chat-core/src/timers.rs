@@ -31,6 +31,8 @@ pub(crate) enum Timer {
     Silence { session: SessionId, generation: u64, at: Time },
     /// A lost session with no participant was not back within the reconnect grace.
     ExpireSession { session: SessionId, generation: u64 },
+    /// `sender`'s typing indicator to `recipient` (a direct message) may have run out.
+    DirectTyping { sender: u64, recipient: u64 },
 }
 
 /// A heap of `(deadline, insertion order, timer)`; the order makes ties deterministic.

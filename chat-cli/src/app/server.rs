@@ -370,6 +370,8 @@ impl App {
                     self.push(Entry::Typing { ts: now, room_id: t.room_id, name, typing: t.typing });
                 }
             }
+            // Shown from the next change on.
+            Event::DirectTyping(_) => {}
             Event::MessageExpired(e) => self.push(Entry::Expired {
                 ts: now,
                 recipient_id: e.recipient_id,
