@@ -471,6 +471,9 @@ impl Chat {
             Command::SetTyping { room_id, typing } => {
                 self.set_typing(need(bound)?, &room_id, typing).map(Reply::Typing)
             }
+            Command::SetDirectTyping { recipient_id, typing } => {
+                self.set_direct_typing(need(bound)?, &recipient_id, typing).map(Reply::DirectTyping)
+            }
             Command::BlockPartner { room_id, reason } => {
                 self.block_partner(need(bound)?, &room_id, reason.as_deref()).map(Reply::Blocked)
             }
@@ -659,9 +662,10 @@ impl Chat {
         p.generation
     }
 
-    /// Marks a participant offline, shrinks its store to the offline budget, and
-    /// schedules forgetting it.
+    /// Marks a participant offline, withdraws its direct typing indicators, shrinks its
+    /// store to the offline budget, and schedules forgetting it.
     pub(crate) fn go_offline(&mut self, key: u64) {
+        self.clear_direct_typing(key);
         let now = self.now;
         let generation = self.set_presence(key, Presence::Offline { since: now });
         if let Some(p) = self.participants.get_mut(&key) {
@@ -682,6 +686,7 @@ impl Chat {
             Timer::DirectExpiry { participant, seq } => self.expire_direct(participant, seq),
             Timer::Typing { room, member } => self.typing_timeout(room, member),
             Timer::NodeCheck { node, beat } => self.check_node(node, beat),
+            Timer::DirectTyping { sender, recipient } => self.direct_typing_timeout(sender, recipient),
             Timer::RetryMatch { participant, ticket } => {
                 let queued = self
                     .participants

@@ -56,6 +56,14 @@ pub enum Command {
         /// Typing or not.
         typing: bool,
     },
+    /// Tell a client you are typing a direct message to them (or stopped). Like
+    /// `SetTyping`, only changes notify, and the indicator clears itself.
+    SetDirectTyping {
+        /// The client id you are writing to.
+        recipient_id: String,
+        /// Typing or not.
+        typing: bool,
+    },
     /// End the chat, report the partner, and never be matched with them again.
     BlockPartner {
         /// The room.

@@ -109,8 +109,9 @@ pub struct Limits {
     /// How long two participants who just parted are kept from being paired again.
     /// Default 60 s.
     pub rematch_cooldown: Duration,
-    /// A typing indicator clears itself (and the partner is told) after this long without
-    /// a refresh. Repeated `typing: true` calls only refresh it, never re-notify. Default 5 s.
+    /// A typing indicator (in a room or to a client) clears itself, and the other side is
+    /// told, after this long without a refresh. Repeated `typing: true` calls only refresh
+    /// it, never re-notify. Default 5 s.
     pub typing_timeout: Duration,
     /// How long an ended room's history stays readable by its two participants. Default 10 min.
     pub history_retention: Duration,

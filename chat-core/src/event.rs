@@ -102,6 +102,18 @@ pub struct PartnerTyping {
     pub typing: bool,
 }
 
+/// `direct.typing`: a client started or stopped typing a direct message to you.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DirectTyping {
+    /// The writer's client id (reply to it with `recipient_id`).
+    pub from: Arc<str>,
+    /// The writer's display name.
+    pub from_name: Arc<str>,
+    /// `true` while they type; `false` when they stop or the indicator times out. A
+    /// direct message from them also ends it, without a `false`.
+    pub typing: bool,
+}
+
 /// `message.expired`: a direct message you sent was not read in time and was dropped.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct MessageExpired {
@@ -142,6 +154,9 @@ pub enum Event {
     /// See [`MessageExpired`].
     #[serde(rename = "message.expired")]
     MessageExpired(MessageExpired),
+    /// See [`DirectTyping`].
+    #[serde(rename = "direct.typing")]
+    DirectTyping(DirectTyping),
 }
 
 impl Envelope {
@@ -155,6 +170,7 @@ impl Envelope {
                 f.partner.display_name.len() + f.shared_interests.iter().map(|i| i.len()).sum::<usize>()
             }
             Event::PartnerDisconnected(d) => d.undelivered.len() * 8,
+            Event::DirectTyping(t) => t.from.len() + t.from_name.len(),
             _ => 0,
         };
         ENVELOPE_OVERHEAD_BYTES + text
@@ -172,6 +188,7 @@ impl Event {
             Event::PartnerReconnected(_) => "partner.reconnected",
             Event::PartnerTyping(_) => "partner.typing",
             Event::MessageExpired(_) => "message.expired",
+            Event::DirectTyping(_) => "direct.typing",
         }
     }
 
@@ -184,7 +201,7 @@ impl Event {
             Event::PartnerReconnecting(e) => Some(&e.room_id),
             Event::PartnerReconnected(e) => Some(&e.room_id),
             Event::PartnerTyping(e) => Some(&e.room_id),
-            Event::MessageExpired(_) => None,
+            Event::MessageExpired(_) | Event::DirectTyping(_) => None,
         }
     }
 

@@ -56,15 +56,16 @@ pub use command::Command;
 pub use config::{Config, Limits, Registered};
 pub use error::ChatError;
 pub use event::{
-    ChatroomFound, DisconnectReason, Envelope, Event, MessageExpired, MessageReceived, Outbound,
-    PartnerDisconnected, PartnerInfo, PartnerReconnected, PartnerReconnecting, PartnerTyping,
+    ChatroomFound, DirectTyping, DisconnectReason, Envelope, Event, MessageExpired, MessageReceived,
+    Outbound, PartnerDisconnected, PartnerInfo, PartnerReconnected, PartnerReconnecting, PartnerTyping,
 };
 pub use ids::{MessageId, SessionId};
 pub use input::{ActAs, Answer, Applied, Input};
 pub use liveness::Hold;
 pub use reply::{
-    ActivityState, BlockedReply, CheckedInReply, ClientSummary, ClientsReply, DirectMessage, EnterQueueReply,
-    EventsReply, HistoryEntry, HistoryReply, IdentityReply, LeaveQueueReply, LeftChatReply, MessagesReply,
-    PresenceStatus, QueueStatus, Reply, SentDirectReply, SentRoomReply, TakenReply, TypingReply,
+    ActivityState, BlockedReply, CheckedInReply, ClientSummary, ClientsReply, DirectMessage,
+    DirectTypingReply, EnterQueueReply, EventsReply, HistoryEntry, HistoryReply, IdentityReply,
+    LeaveQueueReply, LeftChatReply, MessagesReply, PresenceStatus, QueueStatus, Reply, SentDirectReply,
+    SentRoomReply, TakenReply, TypingReply,
 };
 pub use time::Time;

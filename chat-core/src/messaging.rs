@@ -1,15 +1,16 @@
 //! Agent messaging: check-in, presence, mailboxes, direct messages and their expiry,
-//! and the event cursor.
+//! typing indicators to a client, and the event cursor.
 
 use std::sync::Arc;
 
 use crate::chat::Chat;
 use crate::error::ChatError;
-use crate::event::{Event, MessageExpired, MessageReceived};
+use crate::event::{DirectTyping, Event, MessageExpired, MessageReceived};
 use crate::ids::{SessionId, clean_label, clean_list, validate_id, validate_message};
-use crate::participant::ClientMeta;
+use crate::participant::{ClientMeta, Presence};
 use crate::reply::{
-    CheckedInReply, ClientSummary, ClientsReply, EventsReply, MessagesReply, SentDirectReply, TakenReply,
+    CheckedInReply, ClientSummary, ClientsReply, DirectTypingReply, EventsReply, MessagesReply,
+    SentDirectReply, TakenReply,
 };
 use crate::roulette::rate_check;
 use crate::timers::Timer;
@@ -99,6 +100,8 @@ impl Chat {
         let limits = &self.limits;
         let sender = self.participants.get_mut(&key).ok_or(ChatError::NotIdentified)?;
         rate_check(sender, now, limits)?;
+        // The message ends the sender's typing indicator to the recipient by itself.
+        sender.typing_to.remove(&recipient);
         let message_id = self.ids.message_id();
         let event = MessageReceived { room_id: None, message_id, from, from_name, message, timestamp: now };
         let seq = self.emit(recipient, Event::MessageReceived(event), Some(key));
@@ -113,6 +116,76 @@ impl Chat {
             expires_at,
             recipient_online: r.session().is_some(),
         })
+    }
+
+    /// `SetDirectTyping`: a typing indicator to a known client, shown while the recipient
+    /// has a session (online or reconnecting). As in a room, only changes notify (`true`
+    /// while on extends it), a message to the recipient ends it silently, and it clears
+    /// itself after `typing_timeout` (the recipient is then told `typing: false`). An
+    /// offline recipient is told nothing and nothing is kept for later: the reply says
+    /// `typing: false`. Unknown ids are refused as `SendDirect` refuses them, so typing
+    /// reveals no more than messaging does.
+    pub(crate) fn set_direct_typing(
+        &mut self,
+        key: u64,
+        recipient_id: &str,
+        typing: bool,
+    ) -> Result<DirectTypingReply, ChatError> {
+        validate_id("recipient_id", recipient_id, &self.limits)?;
+        let sender = self.participants.get(&key).ok_or(ChatError::NotIdentified)?;
+        if *sender.id == *recipient_id {
+            return Err(ChatError::SelfMessage);
+        }
+        let (from, from_name) = (sender.id.clone(), sender.name.clone());
+        let unknown = || ChatError::UnknownRecipient { recipient_id: recipient_id.to_string() };
+        let recipient = *self.by_id.get(recipient_id).ok_or_else(unknown)?;
+        let r = self.participants.get(&recipient).ok_or_else(unknown)?;
+        let recipient_name = r.id.clone();
+        let on = typing && !matches!(r.presence, Presence::Offline { .. });
+        let until = self.now.plus(self.limits.typing_timeout);
+        let sender = self.participants.get_mut(&key).ok_or(ChatError::NotIdentified)?;
+        let was_on = if on {
+            sender.typing_to.insert(recipient, until).is_some()
+        } else {
+            sender.typing_to.remove(&recipient).is_some()
+        };
+        if on && !was_on {
+            self.timers.set(until, Timer::DirectTyping { sender: key, recipient });
+        }
+        let notified = on != was_on;
+        if notified {
+            self.emit(recipient, Event::DirectTyping(DirectTyping { from, from_name, typing: on }), None);
+        }
+        Ok(DirectTypingReply { recipient_id: recipient_name, typing: on, notified })
+    }
+
+    /// A direct typing timer fired: clear the indicator if it was not refreshed.
+    pub(crate) fn direct_typing_timeout(&mut self, sender: u64, recipient: u64) {
+        let now = self.now;
+        let Some(p) = self.participants.get_mut(&sender) else { return };
+        let Some(&until) = p.typing_to.get(&recipient) else { return };
+        if until > now {
+            self.timers.set(until, Timer::DirectTyping { sender, recipient });
+            return;
+        }
+        p.typing_to.remove(&recipient);
+        let event = DirectTyping { from: p.id.clone(), from_name: p.name.clone(), typing: false };
+        self.emit(recipient, Event::DirectTyping(event), None);
+    }
+
+    /// Withdraws every direct typing indicator `sender` shows (it went offline): each
+    /// recipient is told `typing: false` at once rather than when the indicator runs out.
+    pub(crate) fn clear_direct_typing(&mut self, sender: u64) {
+        let Some(p) = self.participants.get_mut(&sender) else { return };
+        if p.typing_to.is_empty() {
+            return;
+        }
+        let recipients = std::mem::take(&mut p.typing_to);
+        let (from, from_name) = (p.id.clone(), p.name.clone());
+        for recipient in recipients.into_keys() {
+            let event = DirectTyping { from: from.clone(), from_name: from_name.clone(), typing: false };
+            self.emit(recipient, Event::DirectTyping(event), None);
+        }
     }
 
     /// An expiry timer fired: drop the message if still unread and tell its sender.

@@ -1,6 +1,7 @@
 //! A participant: one identity (user id / client id) with its presence, roulette state,
 //! inbox and rate limit.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use crate::ids::SessionId;
@@ -69,6 +70,10 @@ pub(crate) struct Participant {
     pub(crate) registered: bool,
     /// Results of recent sends by `client_message_id`, oldest first.
     pub(crate) sent_keys: std::collections::VecDeque<(Arc<str>, Sent)>,
+    /// Direct-message typing indicators this participant shows: recipient key -> until
+    /// when, unless refreshed. Only recipients that were told `typing: true` are here.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub(crate) typing_to: BTreeMap<u64, Time>,
 }
 
 /// The result of a send, kept for its `client_message_id`.
@@ -120,6 +125,7 @@ impl Participant {
             rate: RateLimiter::new(now, rate_capacity),
             registered: false,
             sent_keys: std::collections::VecDeque::new(),
+            typing_to: BTreeMap::new(),
         }
     }
 

@@ -25,6 +25,8 @@ pub enum Reply {
     LeftChat(LeftChatReply),
     /// `SetTyping`.
     Typing(TypingReply),
+    /// `SetDirectTyping`.
+    DirectTyping(DirectTypingReply),
     /// `BlockPartner`.
     Blocked(BlockedReply),
     /// `History`.
@@ -141,6 +143,18 @@ pub struct TypingReply {
     /// The state set.
     pub typing: bool,
     /// Whether the partner was notified (`false` when throttled or unchanged).
+    pub notified: bool,
+}
+
+/// Result of `SetDirectTyping`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DirectTypingReply {
+    /// The client written to.
+    pub recipient_id: Arc<str>,
+    /// The state set.
+    pub typing: bool,
+    /// Whether the recipient was notified (`false` when unchanged, or when they are
+    /// offline: an indicator is not kept for later).
     pub notified: bool,
 }
 

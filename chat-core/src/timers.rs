@@ -34,6 +34,8 @@ pub(crate) enum Timer {
     /// A serving node may have been silent for `node_timeout` (if `beat` is still its
     /// latest heartbeat).
     NodeCheck { node: u64, beat: u64 },
+    /// `sender`'s typing indicator to `recipient` (a direct message) may have run out.
+    DirectTyping { sender: u64, recipient: u64 },
 }
 
 /// A heap of `(deadline, insertion order, timer)`; the order makes ties deterministic.

@@ -349,3 +349,143 @@ fn registered_clients_hold_mail_and_need_their_secret() {
     d.advance(Duration::from_secs(48 * 3600));
     assert_eq!(d.ok("front", Command::ListClients)["clients"][0]["client_id"], "backend", "never forgotten");
 }
+
+fn dm_typing(to: &str, typing: bool) -> Command {
+    Command::SetDirectTyping { recipient_id: to.into(), typing }
+}
+
+/// The `direct.typing` events pushed to `who` so far.
+fn direct_typing_to(d: &Driver, who: &str) -> Vec<serde_json::Value> {
+    d.pushed_to(who).into_iter().filter(|e| e["type"] == "direct.typing").collect()
+}
+
+#[test]
+fn direct_typing_reaches_only_the_recipient_notifies_on_change_and_expires() {
+    let limits = Limits { typing_timeout: secs(5), ..Limits::default() };
+    let mut d = Driver::new(limits);
+    for who in ["ann", "bob", "cat"] {
+        d.open(who);
+        d.ok(who, checkin(who));
+    }
+    let on = d.ok("ann", dm_typing("bob", true));
+    assert_eq!(on, json!({"recipient_id": "bob", "typing": true, "notified": true}));
+    let told = direct_typing_to(&d, "bob");
+    assert_eq!(told.len(), 1);
+    assert_eq!(told[0]["from"], "ann");
+    assert_eq!(told[0]["from_name"], "ann");
+    assert_eq!(told[0]["typing"], true);
+    assert!(told[0].get("room_id").is_none());
+    d.advance(secs(3));
+    assert_eq!(d.ok("ann", dm_typing("bob", true))["notified"], false, "a repeat only refreshes");
+    d.advance(secs(3));
+    assert_eq!(direct_typing_to(&d, "bob").len(), 1, "the refresh extended the indicator");
+    d.advance(secs(2));
+    let told = direct_typing_to(&d, "bob");
+    assert_eq!(told.len(), 2);
+    assert_eq!((&told[1]["from"], &told[1]["typing"]), (&json!("ann"), &json!(false)));
+    assert_eq!(d.ok("ann", dm_typing("bob", false))["notified"], false, "already off");
+    assert!(direct_typing_to(&d, "cat").is_empty(), "nobody else hears of it");
+    assert!(d.pushed_to("ann").is_empty(), "nor the writer");
+    // An indicator is no mail: nothing waits in the mailbox.
+    let mailbox = d.ok("bob", Command::PeekMessages);
+    assert_eq!(mailbox["messages"], json!([]));
+    assert_eq!(mailbox["remaining"], 0);
+    // ... but it is an event like partner.typing, fetchable with a cursor.
+    let events = d.ok("bob", Command::Events { after_seq: None, limit: None });
+    let kinds: Vec<&str> =
+        events["events"].as_array().unwrap().iter().map(|e| e["type"].as_str().unwrap()).collect();
+    assert_eq!(kinds, ["direct.typing", "direct.typing"]);
+}
+
+#[test]
+fn typing_can_be_withdrawn_and_a_message_ends_it_silently() {
+    let limits = Limits { typing_timeout: secs(5), ..Limits::default() };
+    let mut d = Driver::new(limits);
+    for who in ["ann", "bob"] {
+        d.open(who);
+        d.ok(who, checkin(who));
+    }
+    d.ok("ann", dm_typing("bob", true));
+    assert_eq!(d.ok("ann", dm_typing("bob", false))["notified"], true);
+    let told = direct_typing_to(&d, "bob");
+    assert_eq!(told.iter().map(|e| e["typing"].clone()).collect::<Vec<_>>(), [json!(true), json!(false)]);
+    d.ok("ann", dm_typing("bob", true));
+    d.ok("ann", dm("bob", "here it is"));
+    d.advance(secs(10));
+    let kinds: Vec<(String, serde_json::Value)> = d
+        .pushed_to("bob")
+        .into_iter()
+        .map(|e| (e["type"].as_str().unwrap().to_owned(), e["typing"].clone()))
+        .collect();
+    assert_eq!(
+        kinds[2..],
+        [("direct.typing".to_owned(), json!(true)), ("message.received".to_owned(), serde_json::Value::Null)],
+        "the message ended the indicator: no `false` after it"
+    );
+    assert_eq!(d.ok("ann", dm_typing("bob", true))["notified"], true, "a new indicator after the message");
+}
+
+#[test]
+fn typing_to_unknown_offline_or_oneself_tells_nobody() {
+    let mut d = Driver::new(Limits::default());
+    d.open("ann");
+    d.ok("ann", checkin("ann"));
+    let token = d.known_offline("bob");
+    assert!(matches!(d.err("ann", dm_typing("nobody", true)), ChatError::UnknownRecipient { .. }));
+    assert!(matches!(d.err("ann", dm_typing("ann", true)), ChatError::SelfMessage));
+    assert!(matches!(d.err("ann", dm_typing("bad id!", true)), ChatError::InvalidId { .. }));
+    let offline = d.ok("ann", dm_typing("bob", true));
+    assert_eq!(offline, json!({"recipient_id": "bob", "typing": false, "notified": false}));
+    d.advance(secs(10));
+    d.open("bob");
+    let back = Command::Checkin {
+        client_id: "bob".into(),
+        name: None,
+        capabilities: vec![],
+        resume_token: Some(token),
+    };
+    d.ok("bob", back);
+    let events = d.ok("bob", Command::Events { after_seq: None, limit: None });
+    assert_eq!(events["events"], json!([]), "nothing was kept for later");
+    d.open("eve");
+    assert!(matches!(d.err("eve", dm_typing("bob", true)), ChatError::NotIdentified));
+}
+
+#[test]
+fn a_writer_who_leaves_withdraws_the_indicator_at_once() {
+    let limits = Limits { typing_timeout: secs(5), ..Limits::default() };
+    let mut d = Driver::new(limits);
+    for who in ["ann", "bob", "cat"] {
+        d.open(who);
+        d.ok(who, checkin(who));
+    }
+    d.ok("ann", dm_typing("bob", true));
+    d.ok("ann", dm_typing("cat", true));
+    d.close("ann", SessionEnd::Closed);
+    for who in ["bob", "cat"] {
+        let told = direct_typing_to(&d, who);
+        assert_eq!(told.len(), 2, "{who}: {told:?}");
+        assert_eq!(told[1]["typing"], false);
+    }
+    d.advance(secs(10));
+    assert_eq!(direct_typing_to(&d, "bob").len(), 2, "the timer finds nothing left to clear");
+}
+
+#[test]
+fn a_direct_typing_indicator_survives_a_snapshot() {
+    let limits = Limits { typing_timeout: secs(5), ..Limits::default() };
+    let mut d = Driver::new(limits);
+    for who in ["ann", "bob"] {
+        d.open(who);
+        d.ok(who, checkin(who));
+    }
+    d.ok("ann", dm_typing("bob", true));
+    let snapshot = d.chat.snapshot().expect("snapshot");
+    assert!(String::from_utf8_lossy(&snapshot).contains("\"typing_to\""), "the indicator is core state");
+    d.chat = chat_core::Chat::restore(&snapshot).expect("restore");
+    assert_eq!(d.chat.snapshot().expect("snapshot"), snapshot, "same state, same bytes");
+    assert_eq!(d.ok("ann", dm_typing("bob", true))["notified"], false, "still on after the restore");
+    d.advance(secs(6));
+    let told = direct_typing_to(&d, "bob");
+    assert_eq!(told.last().map(|e| e["typing"].clone()), Some(json!(false)), "{told:?}");
+}

@@ -57,6 +57,11 @@ enum Op {
         s: usize,
         to: usize,
     },
+    DmTyping {
+        s: usize,
+        to: usize,
+        on: bool,
+    },
     GetMessages {
         s: usize,
         limit: u8,
@@ -130,6 +135,7 @@ fn op() -> impl Strategy<Value = Op> {
         1 => s.clone().prop_map(|s| Op::Block { s }),
         2 => (s.clone(), 0..USERS.len()).prop_map(|(s, user)| Op::Checkin { s, user }),
         4 => (s.clone(), 0..USERS.len()).prop_map(|(s, to)| Op::Dm { s, to }),
+        1 => (s.clone(), 0..USERS.len(), any::<bool>()).prop_map(|(s, to, on)| Op::DmTyping { s, to, on }),
         2 => (s.clone(), 0u8..3).prop_map(|(s, limit)| Op::GetMessages { s, limit }),
         2 => (s.clone(), any::<bool>()).prop_map(|(s, ack)| Op::Events { s, ack }),
         1 => (s.clone(), 0..USERS.len()).prop_map(|(s, from)| Op::TakeReply { s, from }),
@@ -397,6 +403,11 @@ impl Run {
                     );
                 }
             }
+            Op::DmTyping { s, to, on } => {
+                if let Some(s) = self.session(s) {
+                    self.handle(s, Command::SetDirectTyping { recipient_id: USERS[to].into(), typing: on });
+                }
+            }
             Op::GetMessages { s, limit } => {
                 if let Some(s) = self.session(s)
                     && let Some(Reply::Messages(r)) =
@@ -654,6 +665,9 @@ impl Run {
                     entry.1 = DmState::Expired;
                 }
                 Event::PartnerTyping(_) => {}
+                Event::DirectTyping(t) => {
+                    prop_assert_ne!(&to, &t.from, "a typing indicator to oneself");
+                }
                 Event::PartnerReconnecting(r) => {
                     prop_assert_eq!(
                         self.m.in_room.get(&to),

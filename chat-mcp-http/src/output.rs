@@ -302,17 +302,33 @@ pub struct LeaveChat {
     pub pending: Pending,
 }
 
-/// What `set_typing` returns.
+/// What `set_typing` returns: for a room or for a direct message.
 #[derive(JsonSchema)]
-pub struct SetTyping {
-    /// The room.
-    pub room_id: String,
-    /// The state now set.
-    pub typing: bool,
-    /// Whether the partner was told (`false` when nothing changed).
-    pub notified: bool,
-    #[serde(flatten)]
-    pub pending: Pending,
+#[serde(untagged)]
+pub enum SetTyping {
+    /// Typing to your partner in a room.
+    Room {
+        /// The room.
+        room_id: String,
+        /// The state now set.
+        typing: bool,
+        /// Whether the partner was told (`false` when nothing changed).
+        notified: bool,
+        #[serde(flatten)]
+        pending: Pending,
+    },
+    /// Typing a direct message to a client.
+    Direct {
+        /// The client written to.
+        recipient_id: String,
+        /// The state the recipient now sees: `false` also when they are offline (an
+        /// indicator is not kept for later).
+        typing: bool,
+        /// Whether the recipient was told (`false` when nothing changed, or offline).
+        notified: bool,
+        #[serde(flatten)]
+        pending: Pending,
+    },
 }
 
 /// What `block_partner` returns.
@@ -608,6 +624,18 @@ pub enum Envelope {
         /// `true` while they type.
         typing: bool,
     },
+    /// A client started or stopped typing a direct message to you.
+    #[serde(rename = "direct.typing")]
+    DirectTyping {
+        #[serde(flatten)]
+        seq: Seq,
+        /// The writer's client id.
+        from: String,
+        /// The writer's display name.
+        from_name: String,
+        /// `true` while they type; a direct message from them also ends it.
+        typing: bool,
+    },
     /// A direct message you sent expired unread and was dropped.
     #[serde(rename = "message.expired")]
     MessageExpired {
@@ -655,11 +683,11 @@ mod tests {
 
     use chat_core::{
         ActivityState, BlockedReply, ChatroomFound, CheckedInReply, ClientSummary, ClientsReply,
-        DirectMessage, DisconnectReason, EnterQueueReply, Envelope, Event, EventsReply, HistoryEntry,
-        HistoryReply, IdentityReply, LeaveQueueReply, LeftChatReply, MessageExpired, MessageId,
-        MessageReceived, MessagesReply, PartnerDisconnected, PartnerInfo, PartnerReconnected,
-        PartnerReconnecting, PartnerTyping, PresenceStatus, QueueStatus, Reply, SentDirectReply,
-        SentRoomReply, TakenReply, Time, TypingReply,
+        DirectMessage, DirectTyping, DirectTypingReply, DisconnectReason, EnterQueueReply, Envelope, Event,
+        EventsReply, HistoryEntry, HistoryReply, IdentityReply, LeaveQueueReply, LeftChatReply,
+        MessageExpired, MessageId, MessageReceived, MessagesReply, PartnerDisconnected, PartnerInfo,
+        PartnerReconnected, PartnerReconnecting, PartnerTyping, PresenceStatus, QueueStatus, Reply,
+        SentDirectReply, SentRoomReply, TakenReply, Time, TypingReply,
     };
     use serde_json::Value;
 
@@ -775,7 +803,7 @@ mod tests {
             Reply::LeaveQueue(_) => "leave_queue",
             Reply::SentRoom(_) | Reply::SentDirect(_) => "send_message",
             Reply::LeftChat(_) => "leave_chat",
-            Reply::Typing(_) => "set_typing",
+            Reply::Typing(_) | Reply::DirectTyping(_) => "set_typing",
             Reply::Blocked(_) => "block_partner",
             Reply::History(_) => "get_history",
             Reply::CheckedIn(_) => "checkin_client",
@@ -813,6 +841,11 @@ mod tests {
                 timestamp: NOW,
             }),
             Event::PartnerTyping(PartnerTyping { room_id: id("r_1"), typing: true }),
+            Event::DirectTyping(DirectTyping {
+                from: id("backend-ide"),
+                from_name: id("Backend"),
+                typing: true,
+            }),
             Event::PartnerDisconnected(PartnerDisconnected {
                 room_id: id("r_1"),
                 reason: DisconnectReason::Left,
@@ -848,9 +881,10 @@ mod tests {
                 Event::MessageExpired(_) => 4,
                 Event::PartnerReconnecting(_) => 5,
                 Event::PartnerReconnected(_) => 6,
+                Event::DirectTyping(_) => 7,
             })
             .collect();
-        assert_eq!(kinds.len(), 7, "one sample per event type");
+        assert_eq!(kinds.len(), 8, "one sample per event type");
         events.into_iter().zip(1..).map(|(event, seq)| Arc::new(Envelope { seq, event })).collect()
     }
 
@@ -917,6 +951,14 @@ mod tests {
                 None,
             ),
             (Reply::Typing(TypingReply { room_id: id("r_1"), typing: false, notified: true }), None),
+            (
+                Reply::DirectTyping(DirectTypingReply {
+                    recipient_id: id("backend-ide"),
+                    typing: true,
+                    notified: true,
+                }),
+                None,
+            ),
             (Reply::Blocked(BlockedReply { room_id: id("r_1"), blocked_user_id: id("u_2") }), None),
             (Reply::History(history(None)), None),
             (Reply::History(history(Some(DisconnectReason::Timeout))), None),

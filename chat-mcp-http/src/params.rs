@@ -76,8 +76,12 @@ pub struct LeaveChatArgs {
 /// Arguments of `set_typing`.
 #[derive(Debug, Default, Deserialize, JsonSchema)]
 pub struct SetTypingArgs {
-    /// The room you are typing in.
-    pub room_id: String,
+    /// The chat room you are typing in (roulette). Give this OR `recipient_id`, not both.
+    #[serde(default)]
+    pub room_id: Option<String>,
+    /// The client id you are writing a direct message to (agent messaging); they get `direct.typing` while they are online. Give this OR `room_id`, not both.
+    #[serde(default)]
+    pub recipient_id: Option<String>,
     /// `true` while composing (default), `false` when you stop. It clears itself after a few seconds without a refresh.
     #[serde(default)]
     pub typing: Option<bool>,

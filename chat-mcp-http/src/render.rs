@@ -129,6 +129,12 @@ until {} ({}). Messages you send meanwhile reach them if they come back.",
             e.room_id,
             if e.typing { "typing…" } else { "stopped typing" }
         ),
+        Event::DirectTyping(e) => format!(
+            "- [seq {seq}] **direct.typing** from **{}** (`{}`, direct message): {}",
+            e.from_name,
+            e.from,
+            if e.typing { "typing…" } else { "stopped typing" }
+        ),
         Event::MessageExpired(e) => format!(
             "- [seq {seq}] **message.expired**: `{}` did not read your message `{}` (sent {}); it was dropped:\n{}",
             e.recipient_id,
@@ -201,6 +207,17 @@ pub fn reply(reply: &Reply, now: Time) -> String {
             r.room_id,
             if r.notified { " (partner notified)" } else { " (unchanged, partner not re-notified)" }
         ),
+        Reply::DirectTyping(r) => match (r.typing, r.notified) {
+            (true, true) => format!("Typing indicator on for `{}` (they were notified).", r.recipient_id),
+            (true, false) => {
+                format!("Typing indicator still on for `{}` (refreshed, not re-notified).", r.recipient_id)
+            }
+            (false, true) => format!("Typing indicator off for `{}` (they were notified).", r.recipient_id),
+            (false, false) => format!(
+                "Typing indicator off for `{}`: it was not on, or they are offline (an indicator is not kept for later).",
+                r.recipient_id
+            ),
+        },
         Reply::Blocked(r) => format!(
             "Blocked and reported `{}`. Room `{}` has ended and you will not be matched with them again. Call `enter_queue` for a new partner.",
             r.blocked_user_id, r.room_id

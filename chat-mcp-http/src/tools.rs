@@ -490,11 +490,35 @@ Set requeue: true to go straight back into the queue for a new partner."
             idempotent_hint = true,
             open_world_hint = false
         ),
-        description = "Show (typing: true, the default) or clear (typing: false) a typing indicator to your chat \
-partner; they get a `partner.typing` event. It clears itself after a few seconds."
+        description = "Show (typing: true, the default) or clear (typing: false) a typing indicator. With room_id: \
+to your chat-roulette partner, who gets a `partner.typing` event. With recipient_id: to a client you are writing a \
+direct message to, who gets a `direct.typing` event while online. Give exactly one of room_id or recipient_id. Only \
+changes are sent; repeat typing: true every few seconds while composing, since the indicator clears itself after a \
+few seconds without a refresh. Sending the message ends it."
     )]
     async fn set_typing(&self, Parameters(args): Parameters<SetTypingArgs>) -> CallToolResult {
-        self.run(Command::SetTyping { room_id: args.room_id, typing: args.typing.unwrap_or(true) }).await
+        let typing = args.typing.unwrap_or(true);
+        let command = match (present(args.room_id), present(args.recipient_id)) {
+            (Some(room_id), None) => Command::SetTyping { room_id, typing },
+            (None, Some(recipient_id)) => Command::SetDirectTyping { recipient_id, typing },
+            (Some(_), Some(_)) => {
+                return failure(
+                    Failure::invalid(
+                        "give either room_id (typing to your chat partner) or recipient_id (typing a direct message to a client), not both",
+                    ),
+                    self.hub.pending_events(self.session()),
+                );
+            }
+            (None, None) => {
+                return failure(
+                    Failure::invalid(
+                        "give room_id (typing to your chat partner) or recipient_id (typing a direct message to a client)",
+                    ),
+                    self.hub.pending_events(self.session()),
+                );
+            }
+        };
+        self.run(command).await
     }
 
     #[tool(
@@ -758,7 +782,7 @@ the reconnect grace (30 s by default). Then call wait_for_events to catch up."
             open_world_hint = false
         ),
         description = "Fetch your events (chatroom.found, message.received, partner.disconnected, partner.typing, \
-message.expired), waiting up to `timeout` seconds (default 25, max 50) until at least one exists. Pass after_seq = \
+direct.typing, message.expired), waiting up to `timeout` seconds (default 25, max 50) until at least one exists. Pass after_seq = \
 the seq of the newest event you have handled: events up to it are acknowledged and only newer ones returned. Without \
 after_seq every unacknowledged event is returned. Use this in a loop when your client does not show notifications."
     )]

@@ -11,7 +11,7 @@ use std::process::{ExitStatus, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use serde_json::Value;
+use serde_json::{Value, json};
 use tempfile::TempDir;
 use tests::{NetworkCut, STEP, ServerProcess, binary, within};
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
@@ -344,6 +344,28 @@ async fn direct_messages_between_named_clients() {
     alice.say("/to carol see you tomorrow").await;
     let refused = alice.expect("error").await;
     assert!(refused["message"].as_str().is_some_and(|t| t.contains("carol")), "{refused}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dm_peer_typing_shows_as_a_typing_line() {
+    let server = ServerProcess::start(&[]).await;
+    let mut bob = Cli::start("bob", &server.url, &["dm", "--as", "bob"]).await;
+    bob.expect("connected").await;
+    // An agent on the MCP tools writes to bob and shows that it is typing.
+    let alice = server.client().await;
+    alice.ok("checkin_client", json!({"client_id": "alice", "name": "Alice"})).await;
+    alice.ok("set_typing", json!({"recipient_id": "bob", "typing": true})).await;
+    let typing = bob.expect("typing").await;
+    assert_eq!(
+        (typing["from"].as_str(), typing["name"].as_str(), typing["typing"].as_bool()),
+        (Some("alice"), Some("Alice"), Some(true)),
+        "{typing}"
+    );
+    assert!(typing.get("room_id").is_none(), "a direct message has no room: {typing}");
+    alice.ok("set_typing", json!({"recipient_id": "bob", "typing": false})).await;
+    let stopped = bob.expect("typing").await;
+    assert_eq!((stopped["from"].as_str(), stopped["typing"].as_bool()), (Some("alice"), Some(false)));
+    bob.assert_no_errors();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -191,3 +191,43 @@ async fn many_agents_exchange_messages_concurrently() {
         assert_eq!(numbers, ["0", "1", "2", "3", "4"]);
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn direct_typing_reaches_the_recipient_and_nobody_else() {
+    let server = ServerProcess::start(&["--typing-timeout", "1s"]).await;
+    let alice = server.client().await;
+    let bob = server.client().await;
+    let carol = server.client().await;
+    alice.ok("checkin_client", json!({"client_id": "alice", "name": "Alice"})).await;
+    bob.ok("checkin_client", json!({"client_id": "bob"})).await;
+    carol.ok("checkin_client", json!({"client_id": "carol"})).await;
+
+    let on = alice.ok("set_typing", json!({"recipient_id": "bob"})).await;
+    assert_eq!(
+        (&on["recipient_id"], &on["typing"], &on["notified"]),
+        (&json!("bob"), &json!(true), &json!(true))
+    );
+    let seen = bob.next("direct.typing", STEP).await;
+    assert_eq!(
+        (&seen["from"], &seen["from_name"], &seen["typing"]),
+        (&json!("alice"), &json!("Alice"), &json!(true))
+    );
+    assert!(seen.get("room_id").is_none(), "{seen}");
+    // Not mail: nothing waits in Bob's mailbox, but the event is in his inbox.
+    assert_eq!(bob.ok("get_messages", json!({"peek": true})).await["messages"], json!([]));
+    let events = bob.ok("wait_for_events", json!({"timeout": 0})).await;
+    assert_eq!(events["events"][0]["type"], "direct.typing", "{events}");
+    // It clears itself after --typing-timeout.
+    let off = bob.next("direct.typing", STEP).await;
+    assert_eq!((&off["from"], &off["typing"]), (&json!("alice"), &json!(false)));
+    carol.none("direct.typing", Duration::from_millis(300)).await;
+
+    // Exactly one target, as for send_message; unknown ids as for send_message.
+    for args in [json!({"typing": true}), json!({"room_id": "r_0000000000000001", "recipient_id": "bob"})] {
+        let refused = alice.err("set_typing", args).await;
+        assert_eq!(refused["error"], "invalid_arguments");
+        assert!(refused["message"].as_str().is_some_and(|m| m.contains("recipient_id")), "{refused}");
+    }
+    let unknown = alice.err("set_typing", json!({"recipient_id": "nobody"})).await;
+    assert_eq!(unknown["error"], "unknown_recipient");
+}

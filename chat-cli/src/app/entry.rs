@@ -81,13 +81,18 @@ pub enum Entry {
         #[serde(skip)]
         undelivered: bool,
     },
-    /// The partner started or stopped typing (never in the scrollback; a status line).
+    /// The partner, or a client writing to us, started or stopped typing (never in the
+    /// scrollback; a status line).
     Typing {
         /// When.
         ts: Time,
-        /// The room.
-        room_id: Arc<str>,
-        /// The partner's name.
+        /// The room; absent for a direct message.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        room_id: Option<Arc<str>>,
+        /// The writer's client id, for a direct message.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        from: Option<Arc<str>>,
+        /// The partner's (or writer's) name.
         name: Arc<str>,
         /// Typing or stopped.
         typing: bool,
@@ -556,7 +561,8 @@ mod tests {
         assert_eq!(error.plain_text(0).as_deref(), Some("[12:00:00] ! too long"));
         let info = Entry::Info { ts: T, text: "a\nb".into() };
         assert_eq!(info.plain_text(0).as_deref(), Some("[12:00:00] * a\n[12:00:00] * b"));
-        let typing = Entry::Typing { ts: T, room_id: "r".into(), name: "Bob".into(), typing: true };
+        let typing =
+            Entry::Typing { ts: T, room_id: Some("r".into()), from: None, name: "Bob".into(), typing: true };
         assert_eq!(typing.plain_text(0), None);
     }
 

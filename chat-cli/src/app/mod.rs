@@ -144,13 +144,33 @@ pub struct Dm {
     refreshed: Option<Time>,
     /// Whether a list has arrived (changes are reported from the second one on).
     listed: bool,
+    /// Clients typing a direct message to us: since when, and the name they go by.
+    pub typing: BTreeMap<String, (Time, Arc<str>)>,
+}
+
+/// Where our typing indicator goes: the roulette room, or the client a direct message
+/// is for.
+#[derive(Clone, Debug, PartialEq, Eq)]
+enum TypingTarget {
+    Room(Arc<str>),
+    Direct(String),
+}
+
+impl TypingTarget {
+    /// The `set_typing` action for this target.
+    fn action(&self, typing: bool) -> Action {
+        match self {
+            TypingTarget::Room(room_id) => Action::SetTyping { room_id: room_id.to_string(), typing },
+            TypingTarget::Direct(to) => Action::SetDirectTyping { to: to.clone(), typing },
+        }
+    }
 }
 
 /// Our own typing indicator, as last told to the server.
-#[derive(Clone, Copy, Debug, Default)]
+#[derive(Clone, Debug, Default)]
 struct Typing {
-    /// When `typing: true` was last sent, while it is on.
-    sent_at: Option<Time>,
+    /// When `typing: true` was last sent, and where to, while it is on.
+    sent_at: Option<(Time, TypingTarget)>,
     /// The last edit of the input line.
     last_edit: Option<Time>,
 }

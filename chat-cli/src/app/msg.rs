@@ -37,6 +37,14 @@ pub enum Action {
         /// Typing or stopped.
         typing: bool,
     },
+    /// `set_typing` to a client we are writing a direct message to; best effort, like
+    /// [`Action::SetTyping`].
+    SetDirectTyping {
+        /// The recipient's client id.
+        to: String,
+        /// Typing or stopped.
+        typing: bool,
+    },
     /// `leave_chat`, optionally straight back into the queue.
     LeaveChat {
         /// The room.

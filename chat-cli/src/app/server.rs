@@ -19,18 +19,16 @@ impl App {
     pub fn tick(&mut self, now: Time) -> Vec<Action> {
         self.now = Some(now);
         let mut actions = Vec::new();
-        if let Roulette::Chatting { room_id, partner_typing, .. } = &mut self.roulette {
-            if let Some(since) = *partner_typing
-                && now.since(since) >= PARTNER_TYPING_MAX
-            {
-                *partner_typing = None;
-            }
-            if self.typing.sent_at.is_some()
-                && self.typing.last_edit.is_none_or(|t| now.since(t) >= TYPING_IDLE)
-            {
-                self.typing.sent_at = None;
-                actions.push(Action::SetTyping { room_id: room_id.to_string(), typing: false });
-            }
+        if let Roulette::Chatting { partner_typing, .. } = &mut self.roulette
+            && partner_typing.is_some_and(|since| now.since(since) >= PARTNER_TYPING_MAX)
+        {
+            *partner_typing = None;
+        }
+        self.dm.typing.retain(|_, (since, _)| now.since(*since) < PARTNER_TYPING_MAX);
+        if self.typing.last_edit.is_none_or(|t| now.since(t) >= TYPING_IDLE)
+            && let Some((_, target)) = self.typing.sent_at.take()
+        {
+            actions.push(target.action(false));
         }
         if matches!(self.roulette, Roulette::Waiting { .. })
             && self.connection == Connection::Online
@@ -298,6 +296,8 @@ impl App {
                         *partner_typing = None;
                     }
                     (None, _) => {
+                        // The message ends their typing indicator.
+                        self.dm.typing.remove(&*m.from);
                         actions.extend(self.note_direct(&m.from, now));
                         // They just wrote, so they are online (and exist, if the list is
                         // older than their check-in).
@@ -367,7 +367,19 @@ impl App {
                 {
                     *partner_typing = t.typing.then_some(now);
                     let name = partner.display_name.clone();
-                    self.push(Entry::Typing { ts: now, room_id: t.room_id, name, typing: t.typing });
+                    let room_id = Some(t.room_id);
+                    self.push(Entry::Typing { ts: now, room_id, from: None, name, typing: t.typing });
+                }
+            }
+            Event::DirectTyping(t) => {
+                if matches!(self.settings.mode, Mode::Dm { .. }) {
+                    if t.typing {
+                        self.dm.typing.insert(t.from.to_string(), (now, t.from_name.clone()));
+                    } else {
+                        self.dm.typing.remove(&*t.from);
+                    }
+                    let (from, name, typing) = (Some(t.from), t.from_name, t.typing);
+                    self.push(Entry::Typing { ts: now, room_id: None, from, name, typing });
                 }
             }
             Event::MessageExpired(e) => self.push(Entry::Expired {

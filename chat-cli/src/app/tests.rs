@@ -2,9 +2,10 @@
 
 use super::*;
 use chat_core::{
-    ActivityState, BlockedReply, ChatroomFound, CheckedInReply, ClientsReply, EnterQueueReply, Envelope,
-    Event, IdentityReply, LeftChatReply, MessageId, MessageReceived, PartnerDisconnected, PartnerReconnected,
-    PartnerReconnecting, PartnerTyping, PresenceStatus, QueueStatus, SentDirectReply, SentRoomReply,
+    ActivityState, BlockedReply, ChatroomFound, CheckedInReply, ClientsReply, DirectTyping, EnterQueueReply,
+    Envelope, Event, IdentityReply, LeftChatReply, MessageId, MessageReceived, PartnerDisconnected,
+    PartnerReconnected, PartnerReconnecting, PartnerTyping, PresenceStatus, QueueStatus, SentDirectReply,
+    SentRoomReply,
 };
 
 /// Builders for the events and replies a real server sends, shared with the render tests.
@@ -74,6 +75,14 @@ pub(crate) mod fixtures {
 
     pub fn typing(seq: u64, room: &str, on: bool) -> NetEvent {
         event(seq, Event::PartnerTyping(PartnerTyping { room_id: room.into(), typing: on }))
+    }
+
+    /// `direct.typing` from client `from` (its name is its id).
+    pub fn dm_typing(seq: u64, from: &str, on: bool) -> NetEvent {
+        event(
+            seq,
+            Event::DirectTyping(DirectTyping { from: from.into(), from_name: from.into(), typing: on }),
+        )
     }
 
     pub fn gone(seq: u64, room: &str) -> NetEvent {
@@ -582,6 +591,69 @@ fn the_dm_sidebar_lists_clients_unread_and_the_target() {
     let summary: Vec<(&str, usize, bool)> =
         items.iter().map(|i| (i.client_id.as_str(), i.unread, i.selected)).collect();
     assert_eq!(summary, [("bob", 0, true), ("carol", 0, false), ("dave", 1, false)]);
+}
+
+#[test]
+fn dm_typing_is_announced_to_the_recipient_throttled_and_withdrawn() {
+    let mut app =
+        dm_app_with(vec![client("bob", PresenceStatus::Online), client("carol", PresenceStatus::Online)]);
+    assert_eq!(type_text(&mut app, "hi", at(1)), [], "no recipient yet, nobody to tell");
+    app.on_key(Key::KillToStart, at(1));
+    app.submit("/to bob", at(2));
+    let typing = |to: &str, on| Action::SetDirectTyping { to: to.into(), typing: on };
+    assert_eq!(type_text(&mut app, "he", at(10)), [typing("bob", true)], "once, not per key");
+    assert_eq!(type_text(&mut app, "l", at(12)), [], "within the refresh interval");
+    assert_eq!(
+        type_text(&mut app, "l", at(13)),
+        [typing("bob", true)],
+        "refreshed before the server drops it"
+    );
+    assert_eq!(app.on_key(Key::KillToStart, at(13)), [typing("bob", false)], "emptied line");
+    assert_eq!(type_text(&mut app, "/to carol", at(14)), [], "commands are not typing");
+    assert_eq!(app.on_key(Key::Enter, at(14)), [], "switching recipients sends nothing");
+    assert_eq!(type_text(&mut app, "ok", at(15)), [typing("carol", true)], "the new recipient");
+    assert_eq!(app.tick(at(18)), [Action::ListClients { quiet: true }], "still within the idle allowance");
+    assert_eq!(app.tick(at(19)), [typing("carol", false)], "stopped after 4 s without a key");
+    type_text(&mut app, "!", at(20));
+    assert_eq!(
+        app.on_key(Key::Enter, at(20)),
+        [Action::SendDirect { to: "carol".into(), text: "ok!".into() }],
+        "sending clears it"
+    );
+    // Typing to oneself is nobody's business.
+    app.submit("/to alice", at(21));
+    assert_eq!(type_text(&mut app, "me", at(22)), []);
+}
+
+#[test]
+fn a_dm_peer_typing_shows_for_the_conversation_and_in_the_sidebar() {
+    let mut app =
+        dm_app_with(vec![client("bob", PresenceStatus::Online), client("carol", PresenceStatus::Online)]);
+    app.on_net(dm_typing(1, "bob", true), at(1));
+    assert_eq!(app.typing_line().as_deref(), Some("bob is typing…"), "before there is a recipient");
+    assert!(matches!(
+        app.take_emitted().last(),
+        Some(Entry::Typing { from: Some(from), room_id: None, typing: true, .. }) if &**from == "bob"
+    ));
+    assert!(!kinds(&app).contains(&"typing"), "typing never enters the scrollback");
+    app.submit("/to carol", at(2));
+    assert_eq!(app.typing_line(), None, "bob is not the conversation shown");
+    let typing: Vec<(String, bool)> =
+        app.sidebar().unwrap_or_default().into_iter().map(|i| (i.client_id, i.typing)).collect();
+    assert_eq!(typing, [("bob".to_owned(), true), ("carol".to_owned(), false)], "but the sidebar shows it");
+    app.on_net(dm_typing(2, "carol", true), at(3));
+    assert_eq!(app.typing_line().as_deref(), Some("carol is typing…"));
+    app.on_net(received(3, None, "carol", "here", 4), at(4));
+    assert_eq!(app.typing_line(), None, "a message ends it");
+    app.on_net(dm_typing(4, "carol", true), at(5));
+    app.on_net(dm_typing(5, "carol", false), at(6));
+    assert_eq!(app.typing_line(), None, "stopped");
+    app.on_net(dm_typing(6, "carol", true), at(7));
+    app.tick(at(16));
+    assert!(app.typing_line().is_some());
+    app.tick(at(17));
+    assert_eq!(app.typing_line(), None, "expires even if the stop was lost");
+    assert!(app.sidebar().unwrap_or_default().iter().all(|i| !i.typing), "bob's expired too");
 }
 
 fn dm_app_with(clients: Vec<ClientSummary>) -> App {

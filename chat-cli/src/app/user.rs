@@ -6,7 +6,7 @@ use chat_core::Time;
 use super::command::{self, HELP, Line, Slash};
 use super::entry;
 use super::input::LineEditor;
-use super::{Action, App, Connection, Key, Mode, PAGE, Roulette, TYPING_REFRESH};
+use super::{Action, App, Connection, Key, Mode, PAGE, Roulette, TYPING_REFRESH, TypingTarget};
 
 impl App {
     /// A key from the terminal.
@@ -20,11 +20,10 @@ impl App {
                 let mut actions = Vec::new();
                 let sends_text = matches!(command::parse(&line), Line::Text(_));
                 // Sending a message clears the indicator on the server by itself.
-                if self.typing.sent_at.take().is_some()
+                if let Some((_, target)) = self.typing.sent_at.take()
                     && !sends_text
-                    && let Roulette::Chatting { room_id, .. } = &self.roulette
                 {
-                    actions.push(Action::SetTyping { room_id: room_id.to_string(), typing: false });
+                    actions.push(target.action(false));
                 }
                 self.scroll = 0;
                 self.unread_below = 0;
@@ -275,21 +274,40 @@ impl App {
     }
 
     /// Our typing indicator after an edit: on (refreshed) while composing a message,
-    /// off when the line is emptied or turns into a command.
+    /// off when the line is emptied or turns into a command. It goes to the roulette
+    /// partner, or in DM mode to the current recipient.
     fn typing_update(&mut self, now: Time) -> Vec<Action> {
-        let Roulette::Chatting { room_id, .. } = &self.roulette else { return Vec::new() };
-        let composing = !self.input.is_empty() && !self.input.text().starts_with('/');
-        match (composing, self.typing.sent_at) {
-            (true, Some(at)) if now.since(at) < TYPING_REFRESH => Vec::new(),
-            (true, _) => {
-                self.typing.sent_at = Some(now);
-                vec![Action::SetTyping { room_id: room_id.to_string(), typing: true }]
+        let target = self.typing_target();
+        let composing = target.is_some() && !self.input.is_empty() && !self.input.text().starts_with('/');
+        let mut actions = Vec::new();
+        if let Some((at, sent_to)) = self.typing.sent_at.clone() {
+            let same = target.as_ref() == Some(&sent_to);
+            if composing && same && now.since(at) < TYPING_REFRESH {
+                return actions;
             }
-            (false, Some(_)) => {
+            if !composing || !same {
                 self.typing.sent_at = None;
-                vec![Action::SetTyping { room_id: room_id.to_string(), typing: false }]
+                actions.push(sent_to.action(false));
             }
-            (false, None) => Vec::new(),
+        }
+        if composing && let Some(target) = target {
+            actions.push(target.action(true));
+            self.typing.sent_at = Some((now, target));
+        }
+        actions
+    }
+
+    /// Who our typing indicator is for right now, if anyone: the roulette room we chat
+    /// in, or the DM recipient (never ourselves).
+    fn typing_target(&self) -> Option<TypingTarget> {
+        match &self.settings.mode {
+            Mode::Dm { client_id } => {
+                self.dm.target.as_ref().filter(|t| *t != client_id).map(|t| TypingTarget::Direct(t.clone()))
+            }
+            Mode::Roulette => match &self.roulette {
+                Roulette::Chatting { room_id, .. } => Some(TypingTarget::Room(room_id.clone())),
+                _ => None,
+            },
         }
     }
 }

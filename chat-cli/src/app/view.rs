@@ -28,6 +28,8 @@ pub struct SidebarItem {
     pub unread: usize,
     /// Whether it is the current recipient.
     pub selected: bool,
+    /// Whether it is typing a direct message to us.
+    pub typing: bool,
 }
 
 impl App {
@@ -117,8 +119,16 @@ impl App {
         }
     }
 
-    /// "Bob is typing…" while the partner types.
+    /// "Bob is typing…" while the partner types; in DM mode, while the current
+    /// recipient types to us (or, before there is one, whoever does).
     pub fn typing_line(&self) -> Option<String> {
+        if let Mode::Dm { .. } = self.settings.mode {
+            let typing = match &self.dm.target {
+                Some(target) => self.dm.typing.get(target),
+                None => self.dm.typing.values().next(),
+            };
+            return typing.map(|(_, name)| format!("{name} is typing…"));
+        }
         match &self.roulette {
             Roulette::Chatting { partner, partner_typing: Some(_), .. } => {
                 Some(format!("{} is typing…", partner.display_name))
@@ -142,6 +152,7 @@ impl App {
                 status: c.status,
                 unread: self.dm.unread.get(&*c.client_id).copied().unwrap_or(0),
                 selected: target == Some(&*c.client_id),
+                typing: self.dm.typing.contains_key(&*c.client_id),
             })
             .collect();
         for (who, n) in &self.dm.unread {
@@ -151,6 +162,7 @@ impl App {
                     status: PresenceStatus::Offline,
                     unread: *n,
                     selected: target == Some(who),
+                    typing: self.dm.typing.contains_key(who),
                 });
             }
         }
@@ -162,6 +174,7 @@ impl App {
                 status: PresenceStatus::Offline,
                 unread: 0,
                 selected: true,
+                typing: self.dm.typing.contains_key(target),
             });
         }
         Some(items)

@@ -195,6 +195,13 @@ pub async fn perform(
                 _ => return Ok(None),
             }
         }
+        Action::SetDirectTyping { to, typing } => {
+            // Best effort, as above.
+            match caller.call("set_typing", json!({ "recipient_id": to, "typing": typing })).await {
+                Err(e @ CallError::Transport(_)) => return Err((None, e)),
+                _ => return Ok(None),
+            }
+        }
         Action::LeaveChat { room_id, requeue } => {
             let args = json!({ "room_id": room_id, "requeue": requeue });
             let reply: LeftChatReply =

@@ -92,7 +92,7 @@ impl Actions {
                 action = self.rx.recv() => match action {
                     None => return None,
                     Some(Action::Quit) if quit_interrupts => return None,
-                    Some(Action::SetTyping { .. }) => {}
+                    Some(Action::SetTyping { .. } | Action::SetDirectTyping { .. }) => {}
                     Some(action) => self.deferred.push_back(action),
                 },
             }

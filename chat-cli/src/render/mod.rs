@@ -261,6 +261,9 @@ fn draw_sidebar(frame: &mut Frame<'_>, items: &[SidebarItem], area: Rect) {
                 Style::default().fg(Color::Red).add_modifier(Modifier::BOLD),
             ));
         }
+        if item.typing {
+            spans.push(Span::styled(" …", Style::default().fg(Color::Cyan)));
+        }
         lines.push(Line::from(spans));
     }
     frame.render_widget(Paragraph::new(lines), inner);

@@ -89,6 +89,22 @@ fn dm_inbox_with_unread_counts() {
 }
 
 #[test]
+fn dm_peer_typing() {
+    let mut app = App::new(settings(Mode::Dm { client_id: "alice".into() }));
+    app.on_net(dm_joined("alice"), at(0));
+    let clients = vec![
+        client("alice", PresenceStatus::Online),
+        client("bob", PresenceStatus::Online),
+        client("carol", PresenceStatus::Online),
+    ];
+    app.on_net(NetEvent::Clients { reply: ClientsReply { clients, omitted: 0 }, quiet: true }, at(1));
+    app.on_net(received(1, None, "bob", "can you review my PR?", 30), at(30));
+    app.on_net(dm_typing(2, "bob", true), at(31));
+    app.on_net(dm_typing(3, "carol", true), at(31));
+    insta::assert_snapshot!("dm_peer_typing", screen(&mut app, 72, 10).backend());
+}
+
+#[test]
 fn scrolled_back_shows_a_marker() {
     let mut app = chatting();
     for i in 0..12 {

@@ -412,7 +412,7 @@ impl Hub {
             if slot.subscriptions().is_empty() {
                 continue;
             }
-            if !matches!(envelope.event, Event::PartnerTyping(_)) {
+            if !matches!(envelope.event, Event::PartnerTyping(_) | Event::DirectTyping(_)) {
                 self.push_resource(slot, resources::INBOX_URI.to_owned());
             }
             if let Some(room) = envelope.event.room_id() {
