@@ -17,6 +17,8 @@ mod connect;
 mod error;
 #[path = "chat_load/events.rs"]
 mod events;
+#[path = "chat_load/fleet.rs"]
+mod fleet;
 #[path = "chat_load/floor.rs"]
 mod floor;
 #[path = "chat_load/http.rs"]

@@ -78,14 +78,33 @@ pub enum FloorMode {
 /// The server under test.
 #[derive(Debug, Args)]
 pub struct TargetArgs {
-    /// MCP endpoint of a running server, e.g. http://127.0.0.1:8123/mcp.
-    #[arg(long, global = true, conflicts_with = "spawn_server")]
-    pub url: Option<String>,
+    /// MCP endpoint of a running server, e.g. http://127.0.0.1:8123/mcp. Repeat it (or
+    /// give a comma-separated list) for several nodes of one chat (`--store redis://`):
+    /// sessions are spread over them round-robin, so partners often sit on different
+    /// nodes.
+    #[arg(long, global = true, value_delimiter = ',', conflicts_with = "spawn_server")]
+    pub url: Vec<String>,
 
     /// Start this chat-mcp-http binary on a free loopback port with limits that never
     /// throttle the load (message rate, sessions, queue, mailboxes), and stop it at the end.
     #[arg(long, global = true, value_name = "PATH")]
     pub spawn_server: Option<PathBuf>,
+
+    /// With --spawn-server: start this many server processes (nodes), each on its own
+    /// free loopback port with `--store <--redis-url>`, and spread sessions over them.
+    #[arg(long, global = true, value_name = "N", requires = "spawn_server",
+          value_parser = clap::value_parser!(u16).range(1..=64))]
+    pub nodes: Option<u16>,
+
+    /// With --spawn-server: the Redis the spawned nodes share (`redis://HOST:PORT[/DB]`,
+    /// passed as their --store). Needed for more than one node.
+    #[arg(long, global = true, value_name = "URL", requires = "spawn_server")]
+    pub redis_url: Option<String>,
+
+    /// Open sessions on the first K nodes only; the others get none and only apply what
+    /// the chat replicates to them (their CPU per message is the cost of that).
+    #[arg(long, global = true, value_name = "K", value_parser = clap::value_parser!(u16).range(1..=64))]
+    pub client_nodes: Option<u16>,
 
     /// Extra argument for the spawned server (repeat for several: --server-arg=--log-level
     /// --server-arg=debug). Later flags override the generator's defaults.
@@ -93,8 +112,14 @@ pub struct TargetArgs {
     pub server_args: Vec<String>,
 
     /// Process id of the --url server, for its memory (VmRSS) and CPU time from /proc.
+    /// With several URLs, one per URL in the same order (pid i belongs to url i);
+    /// repeatable or comma-separated.
+    #[arg(long, global = true, value_name = "PID", value_delimiter = ',')]
+    pub server_pid: Vec<u32>,
+
+    /// Process id of the Redis server the nodes share, for its CPU time per message.
     #[arg(long, global = true, value_name = "PID")]
-    pub server_pid: Option<u32>,
+    pub redis_pid: Option<u32>,
 
     /// Bearer token for a server started with --auth-token.
     #[arg(long, global = true, env = "MCP_CHAT_AUTH_TOKEN", hide_env_values = true)]
@@ -275,5 +300,43 @@ mod tests {
         assert_eq!(cli.run.duration, Span(Duration::from_secs(1)));
         assert_eq!(cli.target.floor, FloorMode::Only);
         assert!(matches!(cli.scenario, Scenario::Relay(MessagingArgs { pairs: 3, .. })));
+    }
+
+    #[test]
+    fn several_urls_and_pids() {
+        let cli = Cli::try_parse_from([
+            "chat-load",
+            "relay",
+            "--url",
+            "http://127.0.0.1:1/mcp,http://127.0.0.1:2/mcp",
+            "--url",
+            "http://127.0.0.1:3/mcp",
+            "--server-pid",
+            "10",
+            "--server-pid",
+            "20,30",
+            "--redis-pid",
+            "40",
+        ])
+        .expect("valid flags");
+        assert_eq!(cli.target.url.len(), 3);
+        assert_eq!(cli.target.url[2], "http://127.0.0.1:3/mcp");
+        assert_eq!(cli.target.server_pid, vec![10, 20, 30]);
+        assert_eq!(cli.target.redis_pid, Some(40));
+        assert!(
+            Cli::try_parse_from(["chat-load", "relay", "--nodes", "2"]).is_err(),
+            "--nodes needs --spawn-server"
+        );
+        assert!(
+            Cli::try_parse_from([
+                "chat-load",
+                "relay",
+                "--url",
+                "http://127.0.0.1:1/mcp",
+                "--spawn-server",
+                "x"
+            ])
+            .is_err()
+        );
     }
 }

@@ -18,9 +18,9 @@ use crate::cli::{ConnectArgs, RunArgs};
 use crate::clock::{self, Window};
 use crate::error::{Error, Result};
 use crate::events::{self, Source};
+use crate::fleet::Fleet;
 use crate::pairing;
-use crate::procfs::{self, CpuMeter};
-use crate::report::{Report, per_op};
+use crate::report::Report;
 use crate::stats::{Counters, Latency};
 use crate::wire::{Endpoint, Session, SseEvents};
 
@@ -38,7 +38,7 @@ struct Work {
 }
 
 /// Runs `connect` against `endpoint`.
-pub async fn run(endpoint: &Endpoint, pid: Option<u32>, args: &ConnectArgs, run: &RunArgs) -> Result<Report> {
+pub async fn run(fleet: &Fleet, args: &ConnectArgs, run: &RunArgs) -> Result<Report> {
     let counters = Arc::new(Counters::default());
     let ended_early = Arc::new(AtomicU64::new(0));
     let lingering = Arc::new(AtomicU64::new(0));
@@ -47,7 +47,7 @@ pub async fn run(endpoint: &Endpoint, pid: Option<u32>, args: &ConnectArgs, run:
     let workers: Vec<_> = (0..args.concurrency.max(1))
         .map(|w| {
             let worker = Worker {
-                endpoint: endpoint.clone(),
+                endpoint: fleet.endpoint(w).clone(),
                 index: w,
                 window,
                 hold: args.hold,
@@ -60,7 +60,7 @@ pub async fn run(endpoint: &Endpoint, pid: Option<u32>, args: &ConnectArgs, run:
         })
         .collect();
     clock::sleep_until(window.warm_end).await;
-    let meter = CpuMeter::start(pid);
+    let meter = fleet.meter();
     clock::sleep_until(window.end).await;
     let cpu = meter.stop();
     let mut all = Work::default();
@@ -71,7 +71,7 @@ pub async fn run(endpoint: &Endpoint, pid: Option<u32>, args: &ConnectArgs, run:
             all.held.extend(work.held);
         }
     }
-    let rss_kib = pid.and_then(procfs::rss_kib);
+    let rss = fleet.rss_each();
     let _ = stop_tx.send(true);
     pairing::close_all(all.held, run.setup_concurrency, Duration::from_secs(30)).await;
     let mut errors = counters.samples();
@@ -79,22 +79,19 @@ pub async fn run(endpoint: &Endpoint, pid: Option<u32>, args: &ConnectArgs, run:
     if lingering > 0 {
         errors.push(format!("{lingering} GET streams did not end within {STREAM_END_LIMIT:?} of DELETE"));
     }
-    Ok(Report {
-        url: endpoint.url().to_owned(),
+    let mut report = Report {
         measured_s: window.measured_secs(),
         sessions: Some(all.measured),
         sessions_per_s: Some(all.measured as f64 / window.measured_secs()),
         open_ms: all.latency.summary(),
         streams_ended_early: args.hold.then(|| ended_early.load(Ordering::Relaxed)),
-        rss_kib,
-        cpu,
-        target_cpu_us_per_op: per_op(cpu.target_s, all.measured),
-        generator_cpu_us_per_op: per_op(cpu.generator_s, all.measured),
         rejected: Counters::get(&counters.rejected),
         failed: Counters::get(&counters.failed),
         errors,
         ..Report::default()
-    })
+    };
+    cpu.fill(fleet, &mut report, all.measured, &rss);
+    Ok(report)
 }
 
 /// One connection-opening loop.

@@ -13,19 +13,20 @@ use crate::cli::{IdleArgs, RunArgs};
 use crate::clock;
 use crate::error::{Error, Result};
 use crate::events::{self, Delivery, Source};
+use crate::fleet::{self, Fleet};
 use crate::pairing;
-use crate::procfs::{self, CpuMeter};
+use crate::procfs;
 use crate::report::Report;
 use crate::stats::{Counters, Latency};
 use crate::wire::{Endpoint, Session};
 
-/// Runs `idle` against `endpoint`; memory figures need the target's `pid`.
-pub async fn run(endpoint: &Endpoint, pid: Option<u32>, args: &IdleArgs, run: &RunArgs) -> Result<Report> {
+/// Runs `idle` against the fleet's nodes; memory figures need their pids.
+pub async fn run(fleet: &Fleet, args: &IdleArgs, run: &RunArgs) -> Result<Report> {
     let counters = Arc::new(Counters::default());
     let ended_early = Arc::new(AtomicU64::new(0));
     let (stop_tx, stop_rx) = watch::channel(false);
     let tag = pairing::run_tag();
-    let rss_before_kib = pid.and_then(procfs::rss_kib);
+    let rss_before_kib = fleet::total_rss(&fleet.rss_each());
 
     let opened: Vec<(Session, u64)> = futures::stream::iter(0..args.sessions)
         .map(|i| {
@@ -33,7 +34,7 @@ pub async fn run(endpoint: &Endpoint, pid: Option<u32>, args: &IdleArgs, run: &R
                 (counters.clone(), ended_early.clone(), stop_rx.clone(), &tag);
             async move {
                 let started = clock::now_ns();
-                match open(endpoint, i, args.checkin.then_some(tag)).await {
+                match open(fleet.endpoint(i), i, args.checkin.then_some(tag)).await {
                     Ok((session, source)) => {
                         let took = clock::now_ns() - started;
                         tokio::spawn(events::hold_open(source, stop, ended_early));
@@ -57,10 +58,11 @@ pub async fn run(endpoint: &Endpoint, pid: Option<u32>, args: &IdleArgs, run: &R
     let sessions: Vec<Session> = opened.into_iter().map(|(s, _)| s).collect();
 
     // Hold them: the target's own timers (keep-alive comments, pings) run meanwhile.
-    let meter = CpuMeter::start(pid);
+    let meter = fleet.meter();
     tokio::time::sleep(run.duration.0).await;
     let cpu = meter.stop();
-    let rss_kib = pid.and_then(procfs::rss_kib);
+    let rss = fleet.rss_each();
+    let rss_kib = fleet::total_rss(&rss);
     let generator_rss_kib = procfs::rss_kib(procfs::own_pid());
     let early = ended_early.load(Ordering::Relaxed);
     let _ = stop_tx.send(true);
@@ -71,22 +73,22 @@ pub async fn run(endpoint: &Endpoint, pid: Option<u32>, args: &IdleArgs, run: &R
         (Some(before), Some(after)) if count > 0 => Some((after as f64 - before as f64) / count as f64),
         _ => None,
     };
-    Ok(Report {
-        url: endpoint.url().to_owned(),
+    let mut report = Report {
         measured_s: run.duration.0.as_secs_f64(),
         sessions: Some(count),
         open_ms: latency.summary(),
         streams_ended_early: Some(early),
         rss_before_kib,
-        rss_kib,
         rss_per_session_kib: per_session,
         generator_rss_kib,
-        cpu,
         rejected: Counters::get(&counters.rejected),
         failed: Counters::get(&counters.failed),
         errors: counters.samples(),
         ..Report::default()
-    })
+    };
+    // Idle reports CPU seconds only (no per-session figure), as before.
+    cpu.fill(fleet, &mut report, 0, &rss);
+    Ok(report)
 }
 
 /// Opens session `i` with its stream, checked in as `<tag>-<i>` when a tag is given.

@@ -11,14 +11,13 @@ use crate::cli::{MessagingArgs, RunArgs};
 use crate::clock::{self, Window};
 use crate::error::Result;
 use crate::events::Delivery;
+use crate::fleet::Fleet;
 use crate::open_loop;
 use crate::pairing::{self, Pair};
-use crate::procfs::{self, CpuMeter};
 use crate::receiver::{Ack, Received, Receiver, Reply};
-use crate::report::{Report, per_op};
+use crate::report::Report;
 use crate::sender::Sender;
 use crate::stats::{Counters, Latency};
-use crate::wire::Endpoint;
 
 /// How pairs find each other.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -75,15 +74,15 @@ const DRAIN_CAP: Duration = Duration::from_secs(120);
 /// How long receivers may take to hand in their results after being told to stop.
 const JOIN_LIMIT: Duration = Duration::from_secs(10);
 
-/// Runs `plan` against `endpoint`; `pid` is the target's process, if known.
-pub async fn run(endpoint: &Endpoint, pid: Option<u32>, plan: &Plan, run: &RunArgs) -> Result<Report> {
+/// Runs `plan` against the fleet's nodes.
+pub async fn run(fleet: &Fleet, plan: &Plan, run: &RunArgs) -> Result<Report> {
     let args = &plan.args;
     let pairs = match plan.meeting {
         Meeting::Roulette => {
-            pairing::roulette(endpoint, args.pairs, plan.delivery, run.setup_concurrency).await?
+            pairing::roulette(fleet, args.pairs, plan.delivery, run.setup_concurrency).await?
         }
         Meeting::Checkin => {
-            pairing::checkin(endpoint, args.pairs, plan.delivery, run.setup_concurrency, &pairing::run_tag())
+            pairing::checkin(fleet, args.pairs, plan.delivery, run.setup_concurrency, &pairing::run_tag())
                 .await?
         }
     };
@@ -136,7 +135,7 @@ pub async fn run(endpoint: &Endpoint, pid: Option<u32>, plan: &Plan, run: &RunAr
     };
 
     clock::sleep_until(window.warm_end).await;
-    let meter = CpuMeter::start(pid);
+    let meter = fleet.meter();
     clock::sleep_until(window.end).await;
     let cpu = meter.stop();
     running.store(false, Ordering::Relaxed);
@@ -145,7 +144,7 @@ pub async fn run(endpoint: &Endpoint, pid: Option<u32>, plan: &Plan, run: &RunAr
         None => None,
     };
     drain(&counters, run.drain.0).await;
-    let rss_kib = pid.and_then(procfs::rss_kib);
+    let rss = fleet.rss_each();
     let _ = stop_tx.send(true);
 
     let (all, ended_early) = gather(receivers).await;
@@ -160,8 +159,7 @@ pub async fn run(endpoint: &Endpoint, pid: Option<u32>, plan: &Plan, run: &RunAr
             all.foreign
         ));
     }
-    Ok(Report {
-        url: endpoint.url().to_owned(),
+    let mut report = Report {
         measured_s: window.measured_secs(),
         pairs: Some(args.pairs),
         offered_per_s: args.rate,
@@ -176,15 +174,13 @@ pub async fn run(endpoint: &Endpoint, pid: Option<u32>, plan: &Plan, run: &RunAr
         reordered: Some(all.tracker.reordered),
         misrouted: Some(all.misrouted),
         streams_ended_early: Some(ended_early),
-        rss_kib,
-        cpu,
-        target_cpu_us_per_op: per_op(cpu.target_s, messages),
-        generator_cpu_us_per_op: per_op(cpu.generator_s, messages),
         rejected: Counters::get(&counters.rejected),
         failed: Counters::get(&counters.failed),
         errors,
         ..Report::default()
-    })
+    };
+    cpu.fill(fleet, &mut report, messages, &rss);
+    Ok(report)
 }
 
 /// Collects every receiver's findings; a receiver that does not hand them in within

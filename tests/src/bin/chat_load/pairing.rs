@@ -11,6 +11,7 @@ use serde_json::{Value, json};
 
 use crate::error::{Error, Result};
 use crate::events::{Delivery, Source};
+use crate::fleet::Fleet;
 use crate::wire::{Endpoint, Session};
 
 /// How long a queued session may wait for its `chatroom.found`.
@@ -58,7 +59,7 @@ struct Seated {
 /// session learns its room from the `enter_queue` result or its `chatroom.found`, and
 /// pairs are formed afterwards.
 pub async fn roulette(
-    endpoint: &Endpoint,
+    fleet: &Fleet,
     pairs: usize,
     delivery: Delivery,
     concurrency: usize,
@@ -66,7 +67,7 @@ pub async fn roulette(
     // At least two at once: a queued session's future only completes when a later one
     // enters.
     let seated: Vec<Seated> = futures::stream::iter(0..pairs * 2)
-        .map(|i| seat(endpoint, i, delivery))
+        .map(|i| seat(fleet.endpoint(i), i, delivery))
         .buffer_unordered(concurrency.max(2))
         .try_collect()
         .await?;
@@ -115,7 +116,7 @@ async fn seat(endpoint: &Endpoint, i: usize, delivery: Delivery) -> Result<Seate
 /// `2 * pairs` sessions check in as clients `<tag>-<i>`; sessions 2k and 2k+1 message
 /// each other directly.
 pub async fn checkin(
-    endpoint: &Endpoint,
+    fleet: &Fleet,
     pairs: usize,
     delivery: Delivery,
     concurrency: usize,
@@ -123,7 +124,7 @@ pub async fn checkin(
 ) -> Result<Vec<Pair>> {
     let mut members: Vec<(usize, Session, Source)> = futures::stream::iter(0..pairs * 2)
         .map(|i| async move {
-            let session = endpoint.open().await?;
+            let session = fleet.endpoint(i).open().await?;
             let source = Source::open(&session, delivery).await?;
             let client_id = format!("{tag}-{i}");
             let result = session

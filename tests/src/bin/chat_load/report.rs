@@ -5,6 +5,7 @@ use std::fmt::Write as _;
 
 use serde::Serialize;
 
+use crate::fleet::ProcessUse;
 use crate::procfs::{CpuUse, Machine};
 use crate::stats::Percentiles;
 use crate::target::Kind;
@@ -88,6 +89,17 @@ pub struct Report {
     /// Generator CPU per message or per session opened, in microseconds.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub generator_cpu_us_per_op: Option<f64>,
+    /// With several nodes (or a Redis pid): each node's CPU and memory, in URL order.
+    /// `cpu.target_s`, `target_cpu_us_per_op` and `rss_kib` are then the nodes' totals.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub nodes: Vec<ProcessUse>,
+    /// The Redis server's CPU and memory (with `--redis-pid`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub redis: Option<ProcessUse>,
+    /// Nodes + Redis CPU per message or per session opened, in microseconds (with
+    /// several nodes or a Redis pid).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub system_cpu_us_per_op: Option<f64>,
     /// Requests refused with `isError`.
     pub rejected: u64,
     /// Requests that failed (HTTP, JSON-RPC, timeouts).
@@ -331,6 +343,9 @@ impl Summary {
             let _ = writeln!(out, "{}", line.trim_end());
         }
         for run in &self.runs {
+            write_processes(&mut out, run);
+        }
+        for run in &self.runs {
             for error in &run.errors {
                 let _ = writeln!(out, "{} error: {error}", run.target.map_or("?", Kind::label));
             }
@@ -341,6 +356,51 @@ impl Summary {
             let _ = writeln!(out, "\ncorrectness: FAILED ({})", self.failures.join("; "));
         }
         out
+    }
+}
+
+/// The per-process lines of a run on several nodes (or with a Redis pid).
+fn write_processes(out: &mut String, run: &Report) {
+    if run.nodes.len() < 2 && run.redis.is_none() {
+        return;
+    }
+    let what = run.target.map_or("?", Kind::label);
+    let title = format!("{what} processes");
+    let _ = writeln!(out, "\n{title:<35}{:>14}{:>14}{:>14}  serves", "CPU (s)", "CPU/op (us)", "RSS (MiB)");
+    let cell = |v: Option<f64>, digits: usize| v.map_or_else(|| "-".to_owned(), |v| format_value(v, digits));
+    let mut line = |name: String, p: &ProcessUse, role: &str| {
+        let rss = p.rss_kib.map(|k| k as f64 / 1024.0);
+        let line = format!(
+            "{name:<35}{:>14}{:>14}{:>14}  {role}",
+            cell(p.cpu_s, 2),
+            cell(p.cpu_us_per_op, 1),
+            cell(rss, 1)
+        );
+        let _ = writeln!(out, "{}", line.trim_end());
+    };
+    for (i, node) in run.nodes.iter().enumerate() {
+        let role = if node.clients { "clients" } else { "replication only" };
+        let name = format!("node {} {}", i + 1, node.url.as_deref().unwrap_or(""));
+        line(name, node, role);
+    }
+    let nodes = ProcessUse {
+        cpu_s: run.cpu.target_s,
+        cpu_us_per_op: run.target_cpu_us_per_op,
+        rss_kib: run.rss_kib,
+        ..ProcessUse::default()
+    };
+    line("nodes total".to_owned(), &nodes, "");
+    if let Some(redis) = &run.redis {
+        line(format!("redis (pid {})", redis.pid.unwrap_or(0)), redis, "store");
+        let all = ProcessUse {
+            cpu_s: match (run.cpu.target_s, redis.cpu_s) {
+                (Some(a), Some(b)) => Some(a + b),
+                _ => None,
+            },
+            cpu_us_per_op: run.system_cpu_us_per_op,
+            ..ProcessUse::default()
+        };
+        line("nodes + redis".to_owned(), &all, "");
     }
 }
 
@@ -416,6 +476,14 @@ const ROWS: &[Row] = &[
     Row { label: "generator CPU (s)", get: |r| r.cpu.generator_s, digits: 2, ratio: false },
     Row { label: "target CPU/op (us)", get: |r| r.target_cpu_us_per_op, digits: 1, ratio: true },
     Row { label: "generator CPU/op (us)", get: |r| r.generator_cpu_us_per_op, digits: 1, ratio: false },
+    Row { label: "redis CPU (s)", get: |r| r.redis.as_ref().and_then(|p| p.cpu_s), digits: 2, ratio: false },
+    Row {
+        label: "redis CPU/op (us)",
+        get: |r| r.redis.as_ref().and_then(|p| p.cpu_us_per_op),
+        digits: 1,
+        ratio: false,
+    },
+    Row { label: "nodes+redis CPU/op (us)", get: |r| r.system_cpu_us_per_op, digits: 1, ratio: false },
     Row { label: "refused", get: |r| count(Some(r.rejected)), digits: 0, ratio: false },
     Row { label: "failed", get: |r| count(Some(r.failed)), digits: 0, ratio: false },
 ];

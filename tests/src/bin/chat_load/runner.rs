@@ -4,6 +4,7 @@
 use crate::cli::{Cli, FloorMode, MessagingArgs, Scenario};
 use crate::error::{Error, Result};
 use crate::events::Delivery;
+use crate::fleet::Fleet;
 use crate::messaging::{self, Meeting, Plan};
 use crate::procfs::Machine;
 use crate::report::{Report, Summary};
@@ -19,7 +20,7 @@ pub async fn run(cli: &Cli) -> Result<bool> {
         FloorMode::Skip => &[Kind::Server],
         FloorMode::Only => &[Kind::Floor],
     };
-    if kinds.contains(&Kind::Server) && cli.target.url.is_none() && cli.target.spawn_server.is_none() {
+    if kinds.contains(&Kind::Server) && cli.target.url.is_empty() && cli.target.spawn_server.is_none() {
         return Err(Error::new(
             "no server to measure: give --url URL (a running server) or --spawn-server PATH, or --floor only",
         ));
@@ -32,6 +33,7 @@ pub async fn run(cli: &Cli) -> Result<bool> {
             path.display()
         )));
     }
+    check_nodes(cli)?;
     let settings = describe(cli);
     let before = jitter::probe().await;
     let mut runs = Vec::new();
@@ -54,40 +56,105 @@ pub async fn run(cli: &Cli) -> Result<bool> {
     Ok(summary.failures.is_empty())
 }
 
-/// Starts (or attaches to) one target, runs the scenario on it and stops it.
+/// Checks the node flags against each other.
+fn check_nodes(cli: &Cli) -> Result<()> {
+    let t = &cli.target;
+    if !t.url.is_empty() && !t.server_pid.is_empty() && t.server_pid.len() != t.url.len() {
+        return Err(Error::new(format!(
+            "{} --server-pid for {} --url: give one pid per URL, in the same order (pid i belongs to url i)",
+            t.server_pid.len(),
+            t.url.len()
+        )));
+    }
+    let nodes = node_count(cli);
+    if t.spawn_server.is_some() && nodes > 1 && t.redis_url.is_none() {
+        return Err(Error::new(
+            "--nodes above 1 needs --redis-url: nodes with their own memory stores are separate chats",
+        ));
+    }
+    if let Some(k) = t.client_nodes
+        && usize::from(k) > nodes
+    {
+        return Err(Error::new(format!("--client-nodes {k} but only {nodes} node(s)")));
+    }
+    Ok(())
+}
+
+/// How many server nodes the run loads.
+fn node_count(cli: &Cli) -> usize {
+    if cli.target.url.is_empty() { cli.target.nodes.map_or(1, usize::from) } else { cli.target.url.len() }
+}
+
+/// The server processes of one run: the --url servers, or freshly spawned ones.
+async fn servers(cli: &Cli) -> Result<Vec<Target>> {
+    let t = &cli.target;
+    if !t.url.is_empty() {
+        return Ok(t
+            .url
+            .iter()
+            .enumerate()
+            .map(|(i, url)| Target::external(url, t.server_pid.get(i).copied()))
+            .collect());
+    }
+    let Some(path) = &t.spawn_server else { return Err(Error::new("no server to measure")) };
+    let mut extra = Vec::new();
+    if let Some(redis) = &t.redis_url {
+        extra.extend(["--store".to_owned(), redis.clone()]);
+    }
+    extra.extend(t.server_args.iter().cloned());
+    let mut spawned = Vec::new();
+    for _ in 0..node_count(cli) {
+        // On failure the nodes already started are killed when `spawned` is dropped.
+        spawned.push(Target::spawn_server(path, &extra).await?);
+    }
+    Ok(spawned)
+}
+
+/// Starts (or attaches to) the target's processes, runs the scenario on them and stops
+/// them.
 async fn measure(cli: &Cli, kind: Kind) -> Result<Report> {
-    let target = match kind {
-        Kind::Floor => Target::spawn_floor().await?,
-        Kind::Server => match (&cli.target.url, &cli.target.spawn_server) {
-            (Some(url), _) => Target::external(url, cli.target.server_pid),
-            (None, Some(path)) => Target::spawn_server(path, &cli.target.server_args).await?,
-            (None, None) => return Err(Error::new("no server to measure")),
-        },
+    let targets = match kind {
+        Kind::Floor => vec![Target::spawn_floor().await?],
+        Kind::Server => servers(cli).await?,
     };
-    eprintln!("chat-load {}: measuring the {} at {} ...", cli.scenario.name(), kind.label(), target.url);
+    let urls: Vec<&str> = targets.iter().map(|t| t.url.as_str()).collect();
+    eprintln!("chat-load {}: measuring the {} at {} ...", cli.scenario.name(), kind.label(), urls.join(", "));
     let token = if kind == Kind::Server { cli.target.auth_token.as_deref() } else { None };
-    let result = match Endpoint::new(&target.url, token, cli.run.max_connections).await {
-        Ok(endpoint) => run_on(&endpoint, target.pid, cli).await,
-        Err(e) => Err(e),
-    };
-    target.stop().await;
+    let result = async {
+        let mut endpoints = Vec::with_capacity(targets.len());
+        for target in &targets {
+            endpoints.push(Endpoint::new(&target.url, token, cli.run.max_connections).await?);
+        }
+        let pids = targets.iter().map(|t| t.pid).collect();
+        let fleet = match kind {
+            Kind::Floor => Fleet::new(endpoints, pids, None, None),
+            Kind::Server => {
+                Fleet::new(endpoints, pids, cli.target.client_nodes.map(usize::from), cli.target.redis_pid)
+            }
+        };
+        run_on(&fleet, cli).await
+    }
+    .await;
+    for target in targets {
+        target.stop().await;
+    }
     result.map_err(|e| e.context(&format!("{} run", kind.label())))
 }
 
-/// Runs the scenario against one endpoint.
-async fn run_on(endpoint: &Endpoint, pid: Option<u32>, cli: &Cli) -> Result<Report> {
+/// Runs the scenario against the fleet.
+async fn run_on(fleet: &Fleet, cli: &Cli) -> Result<Report> {
     match &cli.scenario {
         Scenario::Relay(args) => {
-            messaging::run(endpoint, pid, &plan(args, Meeting::Roulette, Delivery::Stream), &cli.run).await
+            messaging::run(fleet, &plan(args, Meeting::Roulette, Delivery::Stream), &cli.run).await
         }
         Scenario::ToolsOnly(args) => {
-            messaging::run(endpoint, pid, &plan(args, Meeting::Roulette, Delivery::Poll), &cli.run).await
+            messaging::run(fleet, &plan(args, Meeting::Roulette, Delivery::Poll), &cli.run).await
         }
         Scenario::Dm(args) => {
-            messaging::run(endpoint, pid, &plan(args, Meeting::Checkin, Delivery::Stream), &cli.run).await
+            messaging::run(fleet, &plan(args, Meeting::Checkin, Delivery::Stream), &cli.run).await
         }
-        Scenario::Connect(args) => connect::run(endpoint, pid, args, &cli.run).await,
-        Scenario::Idle(args) => idle::run(endpoint, pid, args, &cli.run).await,
+        Scenario::Connect(args) => connect::run(fleet, args, &cli.run).await,
+        Scenario::Idle(args) => idle::run(fleet, args, &cli.run).await,
         Scenario::FloorServer(_) => Err(Error::new("floor-server is not a load scenario")),
     }
 }
