@@ -1,12 +1,13 @@
 //! Smoke test of the load generator: every scenario runs for about a second at tiny scale
 //! against the real server, and the generator's own correctness figures must be clean
 //! (every message received exactly once, no failed request, no stream lost). Timing is
-//! not checked: CI machines vary too much.
+//! not checked: CI machines vary too much. Two runs drive several nodes of one chat on a
+//! real redis-server.
 
 use std::time::Duration;
 
 use serde_json::Value;
-use tests::{ServerProcess, within};
+use tests::{RedisServer, ServerProcess, binary, within};
 
 /// Server flags that keep its protective limits out of the way, as `--spawn-server` does.
 const GENEROUS: &[&str] = &[
@@ -24,12 +25,20 @@ const GENEROUS: &[&str] = &[
 /// failing the test if the generator reports a correctness failure.
 async fn load(server: &ServerProcess, args: &[&str]) -> Value {
     let pid = server.pid().to_string();
+    let mut all = args.to_vec();
+    all.extend(["--url", &server.url, "--server-pid", &pid]);
+    load_with(&all).await
+}
+
+/// Runs `chat-load <args> --json` for one second and returns its JSON summary, failing
+/// the test on a correctness failure.
+async fn load_with(args: &[&str]) -> Value {
     let output = within(
         Duration::from_secs(60),
         "chat-load finishes",
         tokio::process::Command::new(env!("CARGO_BIN_EXE_chat-load"))
             .args(args)
-            .args(["--url", &server.url, "--server-pid", &pid, "--json"])
+            .arg("--json")
             .args(["--duration", "1s", "--warmup", "0s", "--drain", "3s", "--setup-concurrency", "8"])
             .output(),
     )
@@ -114,6 +123,106 @@ async fn idle() {
     assert_eq!(report["sessions"], 20, "{report:#}");
     assert_eq!(report["streams_ended_early"], 0, "{report:#}");
     assert!(report["rss_per_session_kib"].as_f64().is_some(), "{report:#}");
+}
+
+/// The pid of the redis-server listening on `port` (it shows `127.0.0.1:<port>` as its
+/// process title).
+fn redis_pid(port: u16) -> u32 {
+    let title = format!("127.0.0.1:{port}");
+    let entries = std::fs::read_dir("/proc").expect("read /proc");
+    entries
+        .filter_map(|entry| entry.ok()?.file_name().to_str()?.parse::<u32>().ok())
+        .find(|pid| {
+            std::fs::read(format!("/proc/{pid}/cmdline"))
+                .is_ok_and(|cmdline| String::from_utf8_lossy(&cmdline).contains(&title))
+        })
+        .expect("the redis-server process")
+}
+
+/// Flags for a node of the chat in `redis`, as in tests/http_nodes.rs.
+fn node_flags(redis: &RedisServer) -> Vec<&str> {
+    let mut flags = vec!["--store", redis.url.as_str(), "--node-heartbeat", "200ms", "--node-timeout", "1s"];
+    flags.extend(GENEROUS);
+    flags
+}
+
+/// Per-process CPU figures of a run on several nodes.
+fn assert_processes(report: &Value, nodes: usize) {
+    let listed = report["nodes"].as_array().unwrap_or_else(|| panic!("no nodes in {report:#}"));
+    assert_eq!(listed.len(), nodes, "{report:#}");
+    for node in listed {
+        assert!(node["url"].as_str().is_some_and(|u| u.starts_with("http://127.0.0.1:")), "{report:#}");
+        assert!(node["cpu_s"].as_f64().is_some() && node["cpu_us_per_op"].as_f64().is_some(), "{report:#}");
+    }
+    assert!(report["cpu"]["target_s"].as_f64().is_some(), "{report:#}");
+}
+
+#[tokio::test]
+async fn relay_over_two_nodes_on_redis() {
+    let redis = RedisServer::start().await;
+    let flags = node_flags(&redis);
+    let (n1, n2) = (ServerProcess::start(&flags).await, ServerProcess::start(&flags).await);
+    let pids = format!("{},{}", n1.pid(), n2.pid());
+    let redis_pid = redis_pid(redis.port).to_string();
+    let urls = [n1.url.as_str(), n2.url.as_str()];
+    let summary = load_with(&[
+        "relay",
+        "--pairs",
+        "4",
+        "--floor",
+        "skip",
+        "--url",
+        urls[0],
+        "--url",
+        urls[1],
+        "--server-pid",
+        &pids,
+        "--redis-pid",
+        &redis_pid,
+    ])
+    .await;
+    let report = run(&summary, "server");
+    assert_messages_clean(report);
+    assert_processes(report, 2);
+    assert!(report["nodes"].as_array().is_some_and(|n| n.iter().all(|n| n["clients"] == true)));
+    assert_eq!(report["redis"]["pid"].as_u64(), redis_pid.parse().ok(), "{report:#}");
+    assert!(report["redis"]["cpu_s"].as_f64().is_some(), "{report:#}");
+    assert!(report["system_cpu_us_per_op"].as_f64().is_some(), "{report:#}");
+}
+
+#[tokio::test]
+async fn spawned_nodes_with_one_serving_the_clients() {
+    let redis = RedisServer::start().await;
+    let server = binary("chat-mcp-http");
+    let server = server.to_str().expect("UTF-8 path");
+    let summary = load_with(&[
+        "dm",
+        "--pairs",
+        "2",
+        "--ack-every",
+        "5",
+        "--floor",
+        "skip",
+        "--spawn-server",
+        server,
+        "--nodes",
+        "2",
+        "--redis-url",
+        &redis.url,
+        "--client-nodes",
+        "1",
+        "--server-arg=--node-heartbeat",
+        "--server-arg=200ms",
+        "--server-arg=--node-timeout",
+        "--server-arg=1s",
+    ])
+    .await;
+    let report = run(&summary, "server");
+    assert_messages_clean(report);
+    assert_processes(report, 2);
+    let clients: Vec<&Value> =
+        report["nodes"].as_array().into_iter().flatten().map(|n| &n["clients"]).collect();
+    assert_eq!(clients, [&Value::Bool(true), &Value::Bool(false)], "{report:#}");
 }
 
 #[tokio::test]
