@@ -649,6 +649,21 @@ impl TestClient {
         outcome.data
     }
 
+    /// Calls `tool` until it succeeds (for up to about 6 s: the server may be restarting,
+    /// or the client moving to another node), then returns the result's data.
+    pub async fn ok_eventually(&self, tool: &str, arguments: Value) -> Value {
+        let mut last = String::new();
+        for _ in 0..60 {
+            match self.try_call(tool, arguments.clone()).await {
+                Ok(outcome) if !outcome.is_error => return outcome.data,
+                Ok(outcome) => last = outcome.text,
+                Err(error) => last = error,
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        panic!("{tool} did not succeed: {last}")
+    }
+
     /// Calls a tool that must fail; returns its `structuredContent` (`error`, `message`).
     pub async fn err(&self, tool: &str, arguments: Value) -> Value {
         let outcome = self.call(tool, arguments).await;

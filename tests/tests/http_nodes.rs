@@ -30,21 +30,6 @@ fn room(v: &Value) -> String {
     v["room_id"].as_str().expect("room_id").to_owned()
 }
 
-/// Calls `tool` until it succeeds (the client may be moving to another node), then
-/// returns the result's data.
-async fn ok_eventually(client: &TestClient, tool: &str, arguments: Value) -> Value {
-    let mut last = String::new();
-    for _ in 0..60 {
-        match client.try_call(tool, arguments.clone()).await {
-            Ok(outcome) if !outcome.is_error => return outcome.data,
-            Ok(outcome) => last = outcome.text,
-            Err(error) => last = error,
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    panic!("{tool} did not succeed: {last}")
-}
-
 /// Two clients paired in a room; returns the room id.
 async fn pair(ann: &TestClient, bob: &TestClient) -> String {
     ann.ok("enter_queue", json!({"display_name": "Ann"})).await;
@@ -147,10 +132,10 @@ async fn node_goes_away(crash: bool) {
     let texts: Vec<&str> = got.iter().map(|(_, text)| text.as_str()).collect();
     assert_eq!(texts, ["m1", "m2", "m3", "m4", "m5"], "{got:?}");
     assert!(got.windows(2).all(|w| w[1].0 == w[0].0 + 1), "consecutive seqs, nothing missing: {got:?}");
-    let after = ok_eventually(&ann, "get_my_identity", json!({})).await;
+    let after = ann.ok_eventually("get_my_identity", json!({})).await;
     assert_eq!(after["user_id"], before["user_id"], "the same identity, no new session: {after}");
     assert_eq!(after["state"], "chatting", "{after}");
-    ok_eventually(&ann, "send_message", json!({"room_id": room_id, "message": "still here"})).await;
+    ann.ok_eventually("send_message", json!({"room_id": room_id, "message": "still here"})).await;
     assert_eq!(bob.next("message.received", STEP).await["message"], "still here");
     // Node 1's streams are given up after --node-timeout; Ann's is on node 2 by then, so
     // nobody was told anything.
@@ -246,7 +231,7 @@ async fn a_redis_restart_with_append_only_persistence_loses_nothing() {
     assert!(text.contains("Redis") || text.contains("retry"), "{text}");
 
     redis.start_again().await;
-    ok_eventually(&ann, "send_message", json!({"room_id": room_id, "message": "after"})).await;
+    ann.ok_eventually("send_message", json!({"room_id": room_id, "message": "after"})).await;
     let next = bob.next("message.received", STEP).await;
     assert_eq!(next["message"], "after", "the refused message was never applied: {next}");
     bob.ok("send_message", json!({"room_id": room_id, "message": "both ways"})).await;

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 use tempfile::TempDir;
-use tests::{RawSession, STEP, ServerProcess, SseEvents, TestClient, binary, within};
+use tests::{RawSession, STEP, ServerProcess, SseEvents, binary, within};
 
 /// A store in a fresh temporary directory, and the server flags for it.
 struct Store {
@@ -34,21 +34,6 @@ impl Store {
 
 fn room(v: &Value) -> String {
     v["room_id"].as_str().expect("room_id").to_owned()
-}
-
-/// Calls `tool` until the restarted server answers it (the client's first requests may
-/// race the new process binding its port), then returns the result's data.
-async fn ok_after_restart(client: &TestClient, tool: &str, arguments: Value) -> Value {
-    let mut last = String::new();
-    for _ in 0..50 {
-        match client.try_call(tool, arguments.clone()).await {
-            Ok(outcome) if !outcome.is_error => return outcome.data,
-            Ok(outcome) => last = outcome.text,
-            Err(error) => last = error,
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    panic!("{tool} is not served after the restart: {last}")
 }
 
 /// The restart story, by SIGKILL (`crash`) or SIGTERM.
@@ -79,7 +64,7 @@ async fn restart_story(crash: bool) {
     server.restart(&store.args(&[])).await;
 
     // The same sessions go on: the room is still there and messages flow both ways.
-    ok_after_restart(&ann, "send_message", json!({"room_id": room_id, "message": "after"})).await;
+    ann.ok_eventually("send_message", json!({"room_id": room_id, "message": "after"})).await;
     assert_eq!(bob.next("message.received", STEP).await["message"], "after");
     bob.ok("send_message", json!({"room_id": room_id, "message": "still here"})).await;
     assert_eq!(ann.next("message.received", STEP).await["message"], "still here");
