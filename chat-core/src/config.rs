@@ -126,10 +126,20 @@ pub struct Limits {
     /// given up, and the streams and requests it held count as ended. Default 10 s.
     #[serde(default = "default_node_timeout")]
     pub node_timeout: Duration,
+    /// A leased session (one without protocol sessions, opened by a binding call in the
+    /// MCP 2026-07-28 revision: see [`crate::Input::Open`]) is live while it holds
+    /// something (a listen stream, a waiting call) and for this long after its last
+    /// request; then it counts as lost (the reconnect grace starts). Default 60 s.
+    #[serde(default = "default_lease")]
+    pub lease: Duration,
 }
 
 fn default_node_timeout() -> Duration {
     Limits::default().node_timeout
+}
+
+fn default_lease() -> Duration {
+    Limits::default().lease
 }
 
 impl Default for Limits {
@@ -171,6 +181,7 @@ impl Default for Limits {
             match_rate_window: Duration::from_secs(300),
             idempotency_keys: 256,
             node_timeout: Duration::from_secs(10),
+            lease: Duration::from_secs(60),
         }
     }
 }

@@ -32,6 +32,11 @@ pub enum Input {
         /// The adapter's opaque note about it (its protocol revision).
         #[serde(default, skip_serializing_if = "Option::is_none")]
         meta: Option<Arc<str>>,
+        /// A leased session (no transport session behind it: its key is a handle the
+        /// client passes with each call): live while it holds something and within
+        /// [`crate::Limits::lease`] of its last request, then lost like any session.
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        lease: bool,
     },
     /// A command from a session ([`Chat::handle`]).
     Command {
@@ -169,7 +174,13 @@ impl Chat {
     /// Carries out `input` at time `at`: the one entry point a log replays through.
     pub fn apply(&mut self, at: Time, input: Input) -> Applied {
         match input {
-            Input::Open { key, meta } => Applied::Opened(self.open_keyed_session(at, key, meta)),
+            Input::Open { key, meta, lease } => {
+                let session = self.open_keyed_session(at, key, meta);
+                if lease {
+                    self.lease_session(session);
+                }
+                Applied::Opened(session)
+            }
             Input::Command { session, command, act_as } => {
                 Applied::Replied(self.command(at, session, command, act_as))
             }

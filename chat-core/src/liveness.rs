@@ -17,6 +17,13 @@
 //! | has held a stream                             | `Limits::stream_grace` |
 //! | never held one and made more than one request | `Limits::session_idle_timeout` |
 //! | never held one and made a single request      | `Limits::single_call_timeout` |
+//! | is leased (see below)                         | `Limits::lease`        |
+//!
+//! A *leased* session has no transport session behind it (MCP 2026-07-28 has none): the
+//! client names it by its key, a handle passed with every call. Its client is there while
+//! it holds something (a listen stream, a waiting call) or made a request within the
+//! lease; it is never a single-call session, so a lapsed lease is a lost connection with
+//! the reconnect grace like any other.
 //!
 //! A lost session is not over: a participant bound to it starts its reconnect grace (the
 //! partner gets `partner.reconnecting`), and any sign of life from the same session within
@@ -92,6 +99,9 @@ pub(crate) struct Session {
     /// Resources the client subscribed to (URIs), opaque to the core.
     #[serde(default, skip_serializing_if = "std::collections::BTreeSet::is_empty")]
     pub(crate) subscriptions: std::collections::BTreeSet<std::sync::Arc<str>>,
+    /// Whether it is leased (see the module docs).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub(crate) leased: bool,
 }
 
 impl Session {
@@ -109,11 +119,12 @@ impl Session {
             key: None,
             meta: None,
             subscriptions: std::collections::BTreeSet::new(),
+            leased: false,
         }
     }
 
     fn is_single_call(&self) -> bool {
-        !self.streamed && self.requests <= 1
+        !self.leased && !self.streamed && self.requests <= 1
     }
 }
 
@@ -182,8 +193,25 @@ impl Chat {
         }
     }
 
+    /// Makes `session` (just opened) a leased one: its window is [`crate::Limits::lease`].
+    pub(crate) fn lease_session(&mut self, session: SessionId) {
+        let Some(s) = self.sessions.get_mut(&session) else { return };
+        s.leased = true;
+        // The window of a fresh session was the single-call one; arm the lease's.
+        s.check_at = None;
+        s.generation += 1;
+        self.arm_silence(session);
+    }
+
+    /// Whether `session` is a leased one.
+    pub fn is_leased(&self, session: SessionId) -> bool {
+        self.sessions.get(&session).is_some_and(|s| s.leased)
+    }
+
     fn window(&self, s: &Session) -> std::time::Duration {
-        if s.streamed {
+        if s.leased {
+            self.limits.lease
+        } else if s.streamed {
             self.limits.stream_grace
         } else if s.is_single_call() {
             self.limits.single_call_timeout
@@ -455,5 +483,35 @@ mod tests {
         assert_eq!(chat.poll_expired(), Some(unused));
         assert_eq!(chat.poll_expired(), None, "a session holding a stream stays");
         assert!(chat.is_live(streaming));
+    }
+
+    #[test]
+    fn a_leased_session_is_lost_when_its_lease_lapses_and_expires_after_the_grace() {
+        let limits = Limits {
+            single_call_timeout: Duration::from_secs(10),
+            lease: Duration::from_secs(60),
+            reconnect_grace: Duration::from_secs(30),
+            ..Limits::default()
+        };
+        let mut chat = Chat::new(Config { seed: [7; 32], limits, registered: Vec::new() });
+        let open = crate::Input::Open { key: Some("h".into()), meta: None, lease: true };
+        let crate::Applied::Opened(leased) = chat.apply(Time::from_millis(0), open) else {
+            panic!("not opened")
+        };
+        assert!(chat.is_leased(leased));
+        chat.tick(Time::from_millis(20_000));
+        assert!(chat.is_live(leased), "not a single-call session: the lease holds it");
+        chat.touch(Time::from_millis(50_000), leased);
+        chat.hold(Time::from_millis(51_000), leased, Hold::Stream);
+        chat.tick(Time::from_millis(200_000));
+        assert!(chat.is_live(leased), "a hold keeps it live past the lease");
+        chat.release(Time::from_millis(200_000), leased, Hold::Stream);
+        chat.tick(Time::from_millis(259_999));
+        assert!(chat.is_live(leased), "a released hold leaves the lease, not the stream grace");
+        chat.tick(Time::from_millis(260_000));
+        assert!(!chat.is_live(leased), "lost once the lease lapses");
+        assert_eq!(chat.poll_expired(), None, "a lost session is still a session");
+        chat.tick(Time::from_millis(290_000));
+        assert_eq!(chat.poll_expired(), Some(leased), "over after the reconnect grace");
     }
 }

@@ -272,7 +272,8 @@ impl Run {
         match *op {
             Op::Open => {
                 let key = format!("mcp-{}", self.log.len());
-                let open = Input::Open { key: Some(key.as_str().into()), meta: Some("v1".into()) };
+                let open =
+                    Input::Open { key: Some(key.as_str().into()), meta: Some("v1".into()), lease: false };
                 let Applied::Opened(s) = self.apply(open) else { panic!("open answered no session") };
                 prop_assert_eq!(self.chat.session_by_key(&key), Some(s), "a session is found by its key");
                 self.m.sessions.push(s);

@@ -58,8 +58,11 @@ fn main() {
     // Every participant: a session (with its Mcp-Session-Id), its GET stream, its identity.
     for i in 0..participants {
         let key: Arc<str> = Arc::from(format!("{i:032x}"));
-        let opened =
-            writer.log(&mut chat, at, Input::Open { key: Some(key), meta: Some("2025-11-25".into()) });
+        let opened = writer.log(
+            &mut chat,
+            at,
+            Input::Open { key: Some(key), meta: Some("2025-11-25".into()), lease: false },
+        );
         let chat_core::Applied::Opened(session) = opened else { panic!("a session opens") };
         writer.log(&mut chat, at, Input::Hold { session, what: Hold::Stream, node: None });
         let command = if i.is_multiple_of(2) {

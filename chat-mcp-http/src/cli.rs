@@ -128,6 +128,12 @@ pub struct Cli {
     #[arg(long, env = "MCP_CHAT_SINGLE_CALL_TIMEOUT", default_value_t = HumanDuration(limits().single_call_timeout), help_heading = "Sessions")]
     pub single_call_timeout: HumanDuration,
 
+    /// An identity used through the session-less MCP revision (2026-07-28, by `handle`)
+    /// is online while it holds a listen stream or a waiting call, and for this long after
+    /// its last request; then it counts as lost (its reconnect grace starts).
+    #[arg(long, env = "MCP_CHAT_LEASE", default_value_t = HumanDuration(limits().lease), help_heading = "Sessions")]
+    pub lease: HumanDuration,
+
     /// Ping clients that hold a GET stream open this often, so a stream to a vanished
     /// client fails and the session is noticed as lost.
     #[arg(long, env = "MCP_CHAT_KEEPALIVE_PING", default_value_t = HumanDuration(defaults().keepalive_ping), help_heading = "Sessions")]
@@ -507,6 +513,7 @@ impl Cli {
             stream_grace: self.stream_grace.0,
             session_idle_timeout: self.session_idle_timeout.0,
             single_call_timeout: self.single_call_timeout.0,
+            lease: self.lease.0,
             message_ttl: self.message_ttl.0,
             interest_timeout: self.interest_timeout.0,
             rematch_cooldown: self.rematch_cooldown.0,

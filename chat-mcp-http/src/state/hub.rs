@@ -209,7 +209,7 @@ impl Hub {
         if foreign {
             for (i, input) in inputs.iter().enumerate() {
                 match input {
-                    Input::Open { key: Some(key), meta } => opened.push((i, key.clone(), meta.clone())),
+                    Input::Open { key: Some(key), meta, .. } => opened.push((i, key.clone(), meta.clone())),
                     Input::Close { session, .. } => closed.push(*session),
                     _ => {}
                 }
@@ -495,7 +495,8 @@ impl Hub {
             return Err(OpenError::Full(max));
         }
         let mcp_id: Arc<str> = Arc::from(uuid::Uuid::new_v4().simple().to_string());
-        let open = Input::Open { key: Some(mcp_id.clone()), meta: Some(Arc::from(version.as_str())) };
+        let open =
+            Input::Open { key: Some(mcp_id.clone()), meta: Some(Arc::from(version.as_str())), lease: false };
         let id = match self.apply(open).await {
             Ok(Applied::Opened(id)) => id,
             other => {

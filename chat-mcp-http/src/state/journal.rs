@@ -477,7 +477,9 @@ mod tests {
             cadence,
         )));
 
-        let Ok(Applied::Opened(session)) = hub.apply(Input::Open { key: None, meta: None }).await else {
+        let Ok(Applied::Opened(session)) =
+            hub.apply(Input::Open { key: None, meta: None, lease: false }).await
+        else {
             panic!("a session opens");
         };
         fail.store(true, Ordering::Release);
