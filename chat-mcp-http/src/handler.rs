@@ -5,7 +5,8 @@
 //! cheap view (the hub, the session's slot, the shared [`Surface`]) made per request.
 //! [`Gateway`] is what rmcp runs for the requests the session layer (`session.rs`) hands
 //! it: rmcp serves those statelessly, so the gateway finds the session from the request's
-//! `Mcp-Session-Id` and delegates to its view.
+//! `Mcp-Session-Id` and delegates to its view; a request of the session-less revision
+//! (2026-07-28) names its session by the `handle` tool argument instead (see `era.rs`).
 // resources/subscribe and logging are "legacy-only" in rmcp 3.9 but current for 2025-11-25.
 #![allow(deprecated)]
 
@@ -13,21 +14,26 @@ use std::borrow::Cow;
 use std::sync::Arc;
 use std::time::Instant;
 
+use chat_core::{Hold, SessionEnd};
+use futures::StreamExt;
 use rmcp::handler::server::router::tool::ToolRouter;
 use rmcp::handler::server::tool::ToolCallContext;
 use rmcp::model::{
     CallToolRequestParams, CallToolResponse, CustomRequest, CustomResult, ErrorCode, Implementation,
     InitializeRequestParams, InitializeResult, ListResourceTemplatesResult, ListResourcesResult,
     PaginatedRequestParams, ProtocolVersion, ReadResourceRequestParams, ReadResourceResponse,
-    ServerCapabilities, ServerInfo, SetLevelRequestParams, SubscribeRequestParams, UnsubscribeRequestParams,
+    ServerCapabilities, ServerInfo, SetLevelRequestParams, SubscribeRequestParams, SubscriptionFilter,
+    UnsubscribeRequestParams,
 };
-use rmcp::service::RequestContext;
+use rmcp::service::{RequestContext, SubscriptionContext};
 use rmcp::{ErrorData, RoleServer, ServerHandler, tool_handler};
 
 use crate::arguments;
+use crate::era;
 use crate::jsonrpc;
 use crate::logging;
 use crate::resources;
+use crate::session;
 use crate::state::hub::Hub;
 use crate::state::slot::Slot;
 use crate::tools;
@@ -36,10 +42,20 @@ use crate::tools;
 /// handshake and therefore sessions, a GET stream and server-pushed notifications.
 pub const PROTOCOL_VERSION: ProtocolVersion = ProtocolVersion::V_2025_11_25;
 
-/// Versions a client may negotiate. 2026-07-28 is left out on purpose: it has no
-/// sessions, so a client asking for it is offered 2025-11-25 instead.
+/// Versions a client may negotiate at `initialize`. 2026-07-28 has no handshake (and no
+/// sessions), so a client asking for it there is offered 2025-11-25 instead.
 pub const SUPPORTED_VERSIONS: [ProtocolVersion; 3] =
     [ProtocolVersion::V_2025_03_26, ProtocolVersion::V_2025_06_18, ProtocolVersion::V_2025_11_25];
+
+/// Every version this server speaks: the handshake ones and the session-less 2026-07-28,
+/// which is served per request (see `era.rs`). `server/discover` lists them, and a request
+/// for any other gets `-32022` with this list in `data.supported`.
+pub const ALL_VERSIONS: [ProtocolVersion; 4] = [
+    ProtocolVersion::V_2025_03_26,
+    ProtocolVersion::V_2025_06_18,
+    ProtocolVersion::V_2025_11_25,
+    ProtocolVersion::V_2026_07_28,
+];
 
 /// The `instructions` of the initialize result: how a model uses this server.
 pub const INSTRUCTIONS: &str = "\
@@ -47,7 +63,8 @@ mcp-chat connects you with people or other agents.
 - Random 1-on-1 chat: call enter_queue (optional display_name, interests). When matched you get a chatroom.found event with a room_id; talk with send_message {room_id, message}; leave_chat ends it (requeue: true finds the next partner).
 - Agent messaging: call checkin_client {client_id}; send_message {recipient_id, message} leaves a message (kept while they are offline), send_message_and_wait blocks until they reply, get_messages reads your mailbox, list_clients shows who is known.
 - Events (matches, messages, partner leaving, typing) are pushed as notifications, but your client may not show them: call wait_for_events (blocks up to 25 s) and pass after_seq = the next_after_seq of the previous result. Every result says how many events are pending.
-- Keep the resume_token you are given: an id is yours only with it. After a disconnect or a restart, resume_session {user_id, resume_token} (or checkin_client / enter_queue with resume_token) restores your identity, mailbox and room.";
+- Keep the resume_token you are given: an id is yours only with it. After a disconnect or a restart, resume_session {user_id, resume_token} (or checkin_client / enter_queue with resume_token) restores your identity, mailbox and room.
+- enter_queue, checkin_client and resume_session return a handle. Without an MCP session (protocol 2026-07-28) pass it as `handle` to every other tool: it is who you are. In a session it is optional. Keep it secret. The result's inbox_uri is what to name in subscriptions/listen (resourceSubscriptions) to be told when events arrive; then fetch them with wait_for_events {handle, after_seq}.";
 
 /// What every session's view shares, built once per server: the router with every tool,
 /// and the logging level each session set (per session, but every request's view of the
@@ -74,7 +91,11 @@ impl ChatServer {
 
     /// The tools and the sessions' logging levels; build once per server.
     pub fn router() -> Arc<Surface> {
-        Arc::new(Surface { tools: Self::tool_router(), levels: logging::Levels::default() })
+        let mut tools = Self::tool_router();
+        for route in tools.map.values_mut() {
+            era::add_handle_argument(&mut route.attr);
+        }
+        Arc::new(Surface { tools, levels: logging::Levels::default() })
     }
 }
 
@@ -108,6 +129,42 @@ pub fn server_info() -> ServerInfo {
         .with_instructions(INSTRUCTIONS)
 }
 
+impl ChatServer {
+    /// A tool call whose `handle` checked out: its arguments against the schema, then the
+    /// tool.
+    async fn call_checked(
+        &self,
+        tool: &'static str,
+        definition: &rmcp::model::Tool,
+        mut request: CallToolRequestParams,
+        context: RequestContext<RoleServer>,
+    ) -> Result<CallToolResponse, ErrorData> {
+        match arguments::check(tool, &definition.input_schema, request.arguments.take()) {
+            Err(problem) => {
+                let pending = self.hub.pending_events(self.slot.id);
+                Ok(CallToolResponse::Complete(tools::refuse_arguments(problem, pending)))
+            }
+            Ok(checked) => {
+                for converted in &checked.converted {
+                    self.log_debug(converted.log_data(tool));
+                }
+                request.arguments = checked.arguments;
+                let mut result = self.surface.tools.call(ToolCallContext::new(self, request, context)).await;
+                if let Ok(CallToolResponse::Complete(r)) = &mut result
+                    && r.is_error == Some(true)
+                    && r.structured_content.is_none()
+                {
+                    // rmcp's own message for arguments that do not fit the schema: make it
+                    // actionable and give it the same shape as every other error.
+                    let required = definition.input_schema.get("required").cloned();
+                    tools::explain_argument_error(r, tool, required, self.hub.pending_events(self.slot.id));
+                }
+                result
+            }
+        }
+    }
+}
+
 #[tool_handler(router = self.surface.tools)]
 impl ServerHandler for ChatServer {
     fn get_info(&self) -> ServerInfo {
@@ -130,34 +187,32 @@ impl ServerHandler for ChatServer {
                 format!("unknown tool `{}`; the tools are: {}", request.name, tools::TOOL_NAMES.join(", "));
             return Err(ErrorData::invalid_params(message, None));
         };
-        let result = match arguments::check(tool, &definition.input_schema, request.arguments.take()) {
+        // `handle` names the session (see `era.rs`): the gateway found this session by it
+        // when there is no MCP session; in one, it must be the session's own.
+        let handle = era::take_handle(&mut request.arguments);
+        let result = match handle.map(|handle| handle.filter(|h| **h != *self.slot.mcp_id)) {
             Err(problem) => {
                 let pending = self.hub.pending_events(self.slot.id);
                 Ok(CallToolResponse::Complete(tools::refuse_arguments(problem, pending)))
             }
-            Ok(checked) => {
-                for converted in &checked.converted {
-                    self.log_debug(converted.log_data(tool));
-                }
-                request.arguments = checked.arguments;
-                let mut result = self.surface.tools.call(ToolCallContext::new(self, request, context)).await;
-                if let Ok(CallToolResponse::Complete(r)) = &mut result
-                    && r.is_error == Some(true)
-                    && r.structured_content.is_none()
-                {
-                    // rmcp's own message for arguments that do not fit the schema: make it
-                    // actionable and give it the same shape as every other error.
-                    let required = definition.input_schema.get("required").cloned();
-                    tools::explain_argument_error(r, tool, required, self.hub.pending_events(self.slot.id));
-                }
-                result
+            Ok(Some(_foreign)) => {
+                let pending = self.hub.pending_events(self.slot.id);
+                Ok(CallToolResponse::Complete(era::foreign_handle(tool, pending)))
             }
+            Ok(None) => self.call_checked(tool, definition, request, context).await,
         };
         let is_error = match &result {
             Ok(CallToolResponse::Complete(r)) => r.is_error == Some(true),
             Ok(_) => false,
             Err(_) => true,
         };
+        let mut result = result;
+        if !is_error
+            && era::BINDING_TOOLS.contains(&tool)
+            && let Ok(CallToolResponse::Complete(r)) = &mut result
+        {
+            era::add_binding(r, &self.slot);
+        }
         let elapsed = started.elapsed();
         self.hub.metrics.observe_tool(tool, elapsed, is_error);
         tracing::info!(
@@ -169,7 +224,6 @@ impl ServerHandler for ChatServer {
         );
         result
     }
-
     /// rmcp hands a standard request whose params do not parse to this method as a
     /// "custom" request; answer it with `-32602 Invalid params` and the reason instead of
     /// `-32601 Method not found`.
@@ -255,15 +309,71 @@ impl Gateway {
 
     /// The view of the session this request belongs to.
     fn session(&self, context: &RequestContext<RoleServer>) -> Result<ChatServer, ErrorData> {
-        let slot = context
-            .extensions
-            .get::<http::request::Parts>()
-            .and_then(|parts| parts.headers.get("mcp-session-id"))
-            .and_then(|id| id.to_str().ok())
+        let slot = session_header(context)
             .and_then(|id| self.hub.slot_by_mcp(id))
+            .filter(|slot| !slot.is_sessionless())
             .ok_or_else(|| ErrorData::invalid_request("unknown session: initialize a new one", None))?;
         Ok(ChatServer::new(self.hub.clone(), slot, self.surface.clone()))
     }
+
+    /// A tool call without an MCP session (2026-07-28): the session is the one its
+    /// `handle` names, or, for a binding tool called without one, a new session-less one
+    /// (closed again if the call fails, so a refused call leaves nothing behind).
+    async fn call_sessionless(
+        &self,
+        request: CallToolRequestParams,
+        context: RequestContext<RoleServer>,
+    ) -> Result<CallToolResponse, ErrorData> {
+        let tool = tools::static_name(&request.name);
+        if let Some(handle) = era::peek_handle(request.arguments.as_ref()) {
+            let Some(slot) = self.hub.slot_by_mcp(handle).filter(|slot| slot.is_sessionless()) else {
+                return Ok(CallToolResponse::Complete(era::unknown_handle(tool)));
+            };
+            let server = ChatServer::new(self.hub.clone(), slot, self.surface.clone());
+            return server.call_tool(request, context).await;
+        }
+        if !era::BINDING_TOOLS.contains(&tool) {
+            if self.surface.tools.get(&request.name).is_none() {
+                // Unknown tools get the same JSON-RPC error as in a session.
+                let message = format!(
+                    "unknown tool `{}`; the tools are: {}",
+                    request.name,
+                    tools::TOOL_NAMES.join(", ")
+                );
+                return Err(ErrorData::invalid_params(message, None));
+            }
+            return Ok(CallToolResponse::Complete(era::missing_handle(tool)));
+        }
+        let address = context
+            .extensions
+            .get::<http::request::Parts>()
+            .and_then(|p| session::peer_address(&p.extensions));
+        let slot = self.hub.open_sessionless(address).await.map_err(|refused| {
+            tracing::warn!(reason = %refused, "refusing a new session-less session");
+            ErrorData::new(ErrorCode(-32000), refused.to_string(), None)
+        })?;
+        let server = ChatServer::new(self.hub.clone(), slot.clone(), self.surface.clone());
+        let result = server.call_tool(request, context).await;
+        let bound = matches!(&result, Ok(CallToolResponse::Complete(r)) if r.is_error != Some(true));
+        if !bound {
+            self.hub.end_session(&slot, SessionEnd::Closed).await;
+        }
+        result
+    }
+
+    /// The session-less session whose inbox `uri` names.
+    fn inbox_session(&self, uri: &str) -> Option<Arc<Slot>> {
+        resources::inbox_secret(uri).and_then(|secret| self.hub.slot_by_inbox(secret))
+    }
+}
+
+/// The `Mcp-Session-Id` of the request, if it has one (then it is of a 2025 revision).
+fn session_header(context: &RequestContext<RoleServer>) -> Option<&str> {
+    context
+        .extensions
+        .get::<http::request::Parts>()
+        .and_then(|parts| parts.headers.get("mcp-session-id"))
+        .and_then(|id| id.to_str().ok())
 }
 
 #[tool_handler(router = self.surface.tools)]
@@ -273,7 +383,59 @@ impl ServerHandler for Gateway {
     }
 
     fn supported_protocol_versions(&self) -> Cow<'static, [ProtocolVersion]> {
-        Cow::Borrowed(&SUPPORTED_VERSIONS)
+        Cow::Borrowed(&ALL_VERSIONS)
+    }
+
+    /// `subscriptions/listen`: the inbox URIs of session-less sessions
+    /// (`resourceSubscriptions`); nothing else is pushed without a session.
+    fn accepted_subscription_filter(&self, requested: &SubscriptionFilter) -> Option<SubscriptionFilter> {
+        let mut accepted = SubscriptionFilter::new();
+        accepted.resource_subscriptions = requested
+            .resource_subscriptions
+            .as_ref()
+            .map(|uris| uris.iter().filter(|uri| self.inbox_session(uri).is_some()).cloned().collect());
+        Some(accepted)
+    }
+
+    /// One listen stream: `notifications/resources/updated` for an inbox each time its
+    /// session gets an event, until the client closes the stream, every session it
+    /// watches ends, or the server stops. While it is open, its sessions are held (their
+    /// identities are online).
+    async fn listen(&self, context: SubscriptionContext) -> Result<(), ErrorData> {
+        let uris = context.accepted().resource_subscriptions.clone().unwrap_or_default();
+        let mut holds = Vec::new();
+        let mut feeds = Vec::new();
+        let mut endings = Vec::new();
+        for uri in uris {
+            let Some(slot) = self.inbox_session(&uri) else { continue };
+            let mut rx = slot.listen();
+            feeds.push(
+                futures::stream::poll_fn(move |cx| rx.poll_recv(cx)).map(move |()| uri.clone()).boxed(),
+            );
+            endings.push(slot.ending().clone());
+            holds.push(self.hub.holding(&slot, Hold::Stream));
+        }
+        if feeds.is_empty() {
+            return Ok(());
+        }
+        let mut updates = futures::stream::select_all(feeds);
+        let all_ended = futures::future::join_all(endings.iter().map(|e| e.cancelled()));
+        tokio::pin!(all_ended);
+        loop {
+            tokio::select! {
+                update = updates.next() => {
+                    let Some(uri) = update else { break };
+                    if context.sink().notify_resource_updated(uri).await.is_err() {
+                        break;
+                    }
+                }
+                () = context.cancelled() => break,
+                _ = &mut all_ended => break,
+                () = self.hub.shutdown_token().cancelled() => break,
+            }
+        }
+        drop(holds);
+        Ok(())
     }
 
     async fn initialize(
@@ -289,6 +451,9 @@ impl ServerHandler for Gateway {
         request: CallToolRequestParams,
         context: RequestContext<RoleServer>,
     ) -> Result<CallToolResponse, ErrorData> {
+        if session_header(&context).is_none() {
+            return self.call_sessionless(request, context).await;
+        }
         let server = self.session(&context)?;
         // Only calls the direct path leaves to rmcp get here (those with a per-request
         // protocol version). Blocking tools still end early on `notifications/cancelled`,
@@ -311,6 +476,11 @@ impl ServerHandler for Gateway {
         request: Option<PaginatedRequestParams>,
         context: RequestContext<RoleServer>,
     ) -> Result<ListResourcesResult, ErrorData> {
+        if session_header(&context).is_none() {
+            // Without a session there is no caller to list for: each inbox URI comes with
+            // the binding call's result, and rooms are read with get_history.
+            return Ok(ListResourcesResult::default());
+        }
         self.session(&context)?.list_resources(request, context).await
     }
 
@@ -327,6 +497,14 @@ impl ServerHandler for Gateway {
         request: ReadResourceRequestParams,
         context: RequestContext<RoleServer>,
     ) -> Result<ReadResourceResponse, ErrorData> {
+        if session_header(&context).is_none() {
+            let Some(slot) = self.inbox_session(&request.uri) else {
+                return Err(resources::sessionless_not_found(&request.uri));
+            };
+            self.hub.touch(&slot);
+            let inbox = resources::ChatResource::Inbox;
+            return resources::read_parsed(&self.hub, slot.id, inbox, &request.uri).await.map(Into::into);
+        }
         self.session(&context)?.read_resource(request, context).await
     }
 

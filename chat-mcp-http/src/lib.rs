@@ -35,6 +35,7 @@ pub mod cli;
 pub mod config;
 pub mod direct;
 pub mod edge;
+pub mod era;
 pub mod handler;
 pub mod jsonrpc;
 pub mod logging;

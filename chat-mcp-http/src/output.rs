@@ -93,6 +93,20 @@ pub struct Pending {
     pub pending_events: usize,
 }
 
+/// What a binding tool (`enter_queue`, `checkin_client`, `resume_session`) adds to its
+/// result (see `era.rs`).
+#[derive(JsonSchema)]
+pub struct Binding {
+    #[doc = "Your handle: pass it as `handle` to every tool when your client has no MCP session (protocol 2026-07-28); optional in a session. Keep it secret: it acts as you."]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(with = "String")]
+    pub handle: Option<String>,
+    #[doc = "Your inbox's URI: name it in `subscriptions/listen` (`resourceSubscriptions`) to get `notifications/resources/updated` for each new event, then fetch with `wait_for_events`, or read it."]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(with = "String")]
+    pub inbox_uri: Option<String>,
+}
+
 /// Who someone is, as the other side sees them.
 #[derive(JsonSchema)]
 pub struct Partner {
@@ -231,6 +245,8 @@ pub enum EnterQueue {
         #[serde(flatten)]
         place: Place,
         #[serde(flatten)]
+        binding: Binding,
+        #[serde(flatten)]
         pending: Pending,
     },
     /// Someone was waiting: you are in a room with them (both get `chatroom.found`).
@@ -239,6 +255,8 @@ pub enum EnterQueue {
         you: Queuer,
         #[serde(flatten)]
         room: Match,
+        #[serde(flatten)]
+        binding: Binding,
         #[serde(flatten)]
         pending: Pending,
     },
@@ -386,6 +404,8 @@ pub struct CheckinClient {
     #[serde(flatten)]
     pub client: CheckedIn,
     #[serde(flatten)]
+    pub binding: Binding,
+    #[serde(flatten)]
     pub pending: Pending,
 }
 
@@ -518,12 +538,16 @@ pub enum Identity {
         #[serde(flatten)]
         who: Who,
         #[serde(flatten)]
+        binding: Binding,
+        #[serde(flatten)]
         counts: Counts,
     },
     /// In the queue.
     Waiting {
         #[serde(flatten)]
         who: Who,
+        #[serde(flatten)]
+        binding: Binding,
         /// 1 = next to be matched.
         position: usize,
         #[serde(flatten)]
@@ -533,6 +557,8 @@ pub enum Identity {
     Chatting {
         #[serde(flatten)]
         who: Who,
+        #[serde(flatten)]
+        binding: Binding,
         /// The room.
         room_id: String,
         /// Your partner.
@@ -1020,6 +1046,13 @@ mod tests {
                 _ => reply_data(&reply, checkin, 3),
             };
             check(tool, &data);
+            if crate::era::BINDING_TOOLS.contains(&tool) || tool == "get_my_identity" {
+                // What a binding call adds (see `era.rs`).
+                let mut bound = data.clone();
+                bound["handle"] = serde_json::json!("0f9c0c9e6d3a4a1b9d8e7f6a5b4c3d2e");
+                bound["inbox_uri"] = serde_json::json!("chat://inbox/5b4c3d2e0f9c0c9e6d3a4a1b9d8e7f6a");
+                check(tool, &bound);
+            }
             covered.insert(tool);
         }
         for replied in [Some(direct(4)), None] {

@@ -7,6 +7,9 @@
 //! - `chat://inbox`: the caller's unacknowledged events (read-only: reading acknowledges
 //!   nothing; `wait_for_events` with a cursor does).
 //! - `chat://rooms/{room_id}`: a room's transcript, for its two participants.
+//! - `chat://inbox/{secret}`: the inbox of a session-less (2026-07-28) session, named by
+//!   the `inbox_uri` its binding call returned (see `era.rs`): without a session there
+//!   is no "caller" to resolve `chat://inbox` against, so the URI itself says whose.
 
 use chat_core::{ChatError, Command, EventsReply, Reply, SessionId};
 use rmcp::ErrorData;
@@ -21,6 +24,27 @@ use crate::state::hub::Hub;
 /// The caller's inbox.
 pub const INBOX_URI: &str = "chat://inbox";
 const ROOM_PREFIX: &str = "chat://rooms/";
+const INBOX_PREFIX: &str = "chat://inbox/";
+
+/// The inbox URI of a session-less session whose inbox secret is `inbox`.
+pub fn inbox_uri(inbox: &str) -> String {
+    format!("{INBOX_PREFIX}{inbox}")
+}
+
+/// The inbox secret of a session-less inbox URI, if `uri` is one.
+pub fn inbox_secret(uri: &str) -> Option<&str> {
+    uri.strip_prefix(INBOX_PREFIX).filter(|s| !s.is_empty() && !s.contains('/'))
+}
+
+/// The error for a URI a request without a session cannot read.
+pub fn sessionless_not_found(uri: &str) -> ErrorData {
+    not_found(
+        uri,
+        format!(
+            "'{uri}' is not an inbox of this server: without an MCP session, read the inbox_uri your              enter_queue / checkin_client / resume_session result gave (chat://inbox/...), and room              transcripts with get_history {{handle, room_id}}"
+        ),
+    )
+}
 
 /// The URI of a room's transcript.
 pub fn room_uri(room_id: &str) -> String {
@@ -113,7 +137,18 @@ pub fn templates() -> ListResourceTemplatesResult {
 
 /// Reads a resource as markdown plus the same data as JSON.
 pub async fn read(hub: &Hub, session: SessionId, uri: &str) -> Result<ReadResourceResult, ErrorData> {
-    let result = match parse(uri)? {
+    read_parsed(hub, session, parse(uri)?, uri).await
+}
+
+/// Reads `resource`, answering for `uri` (which names it: `chat://inbox` in a session, an
+/// inbox URI of its own without one).
+pub async fn read_parsed(
+    hub: &Hub,
+    session: SessionId,
+    resource: ChatResource,
+    uri: &str,
+) -> Result<ReadResourceResult, ErrorData> {
+    let result = match resource {
         // A read-only view: peek, so reading it neither acknowledges events nor resets the
         // eviction count that the next wait_for_events reports.
         ChatResource::Inbox => Ok(hub.read(|chat| {

@@ -12,8 +12,12 @@
 //!
 //! What this layer answers itself, as rmcp's session mode did:
 //! - `initialize` without a session: a new session, its id in `Mcp-Session-Id`.
+//! - Requests of the session-less revision (2026-07-28: a protocol version in the
+//!   request's `_meta`, or `server/discover`, or an `MCP-Protocol-Version` of no handshake
+//!   revision) without `Mcp-Session-Id`: handed to rmcp, which serves them statelessly
+//!   (see `era.rs`).
 //! - Requests for an unknown session: `404`, so clients start a new one. Without the
-//!   header: `400`. A session is unknown only once it is really over (see below): a
+//!   header (and not session-less): `400`. A session is unknown only once it is really over (see below): a
 //!   client whose connection broke is served again with the same `Mcp-Session-Id`.
 //! - Client notifications and responses (answers to keep-alive pings): `202`.
 //!   `notifications/cancelled` stops the named blocking request.
@@ -51,8 +55,8 @@ use futures::{Stream, StreamExt};
 use http::request::Parts;
 use http::{HeaderMap, Method, StatusCode, header};
 use rmcp::model::{
-    ClientJsonRpcMessage, ClientNotification, ClientRequest, ErrorData, JsonRpcRequest, ProtocolVersion,
-    ServerJsonRpcMessage, ServerResult,
+    ClientJsonRpcMessage, ClientNotification, ClientRequest, ErrorData, GetMeta, JsonRpcRequest,
+    ProtocolVersion, ServerJsonRpcMessage, ServerResult,
 };
 
 use crate::direct::Direct;
@@ -125,14 +129,16 @@ impl Sessions {
         }
         let message: ClientJsonRpcMessage = serde_json::from_slice(body).ok()?;
         if !parts.headers.contains_key("mcp-session-id") {
-            return Some(match message {
+            return match message {
                 ClientJsonRpcMessage::Request(request)
                     if matches!(request.request, ClientRequest::InitializeRequest(_)) =>
                 {
-                    self.initialize(&parts.headers, peer_address(&parts.extensions), request).await
+                    Some(self.initialize(&parts.headers, peer_address(&parts.extensions), request).await)
                 }
-                _ => (StatusCode::BAD_REQUEST, "Bad Request: Session ID is required").into_response(),
-            });
+                // The session-less revision: rmcp serves it, per request.
+                message if is_sessionless(&parts.headers, &message) => None,
+                _ => Some((StatusCode::BAD_REQUEST, "Bad Request: Session ID is required").into_response()),
+            };
         }
         let slot = match self.lookup(&parts.headers) {
             Ok(slot) => slot,
@@ -285,6 +291,23 @@ impl Sessions {
             Err(refused) => refused.into_response(),
         }
     }
+}
+
+/// Whether a message without `Mcp-Session-Id` belongs to the session-less revision
+/// (2026-07-28): a request that carries its protocol version in `_meta` or is
+/// `server/discover`, or any message whose `MCP-Protocol-Version` header names no
+/// handshake revision this server speaks (rmcp then answers it as the spec asks, an
+/// unknown version included).
+fn is_sessionless(headers: &HeaderMap, message: &ClientJsonRpcMessage) -> bool {
+    if let ClientJsonRpcMessage::Request(request) = message
+        && (request.request.get_meta().protocol_version().is_some()
+            || matches!(request.request, ClientRequest::DiscoverRequest(_)))
+    {
+        return true;
+    }
+    headers.get("mcp-protocol-version").is_some_and(|version| {
+        !version.to_str().is_ok_and(|v| SUPPORTED_VERSIONS.iter().any(|s| s.as_str() == v))
+    })
 }
 
 /// The first revision whose SSE streams start with a priming event. Older clients may not

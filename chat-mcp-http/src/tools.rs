@@ -153,6 +153,12 @@ fn failure(failure: Failure, pending: usize) -> CallToolResult {
     result
 }
 
+/// An `isError` result with `code` and the actionable `message`, for a call refused
+/// before it reached the core (see `era.rs`).
+pub(crate) fn refusal(code: &str, message: &str, pending: usize) -> CallToolResult {
+    failure(Failure { code: code.into(), message: message.into() }, pending)
+}
+
 /// The `invalid_arguments` result for arguments refused before the tool ran (see
 /// `arguments.rs`).
 pub fn refuse_arguments(message: String, pending: usize) -> CallToolResult {

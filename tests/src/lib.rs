@@ -735,3 +735,162 @@ pub async fn server_with_clients(args: &[&str], n: usize) -> (ServerProcess, Vec
     }
     (server, clients)
 }
+
+// ----- the session-less revision (2026-07-28) over raw HTTP -----
+
+/// The session-less MCP revision.
+pub const SESSIONLESS: &str = "2026-07-28";
+
+/// A client of the session-less revision (2026-07-28), over raw HTTP: no `initialize`, no
+/// `Mcp-Session-Id`; every request carries its protocol version and capabilities in
+/// `_meta` and the `Mcp-Method` / `Mcp-Name` headers. Its identity is the `handle` the
+/// first binding call returned, passed by [`Sessionless::call`].
+pub struct Sessionless {
+    /// The MCP endpoint.
+    pub url: String,
+    /// The handle of the identity this client acts as, once a binding call returned one.
+    pub handle: Option<String>,
+    /// The inbox URI the binding call returned.
+    pub inbox_uri: Option<String>,
+    version: String,
+    next_id: std::sync::atomic::AtomicU64,
+}
+
+impl Sessionless {
+    /// A client of `url` speaking 2026-07-28.
+    pub fn new(url: &str) -> Sessionless {
+        Sessionless::with_version(url, SESSIONLESS)
+    }
+
+    /// A client of `url` that says it speaks `version`.
+    pub fn with_version(url: &str, version: &str) -> Sessionless {
+        Sessionless {
+            url: url.to_owned(),
+            handle: None,
+            inbox_uri: None,
+            version: version.to_owned(),
+            next_id: std::sync::atomic::AtomicU64::new(1),
+        }
+    }
+
+    /// The request `_meta` every request of this revision carries.
+    pub fn meta(&self) -> Value {
+        json!({
+            "io.modelcontextprotocol/protocolVersion": self.version,
+            "io.modelcontextprotocol/clientCapabilities": {},
+            "io.modelcontextprotocol/clientInfo": {"name": "sessionless-test", "version": "1"},
+        })
+    }
+
+    /// POSTs a request `method` with `params` (its `_meta` added); returns the response.
+    pub async fn send(&self, method: &str, mut params: Value, name: Option<&str>) -> reqwest::Response {
+        let id = self.next_id.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        if let Value::Object(map) = &mut params {
+            let meta = map.entry("_meta").or_insert_with(|| json!({}));
+            if let (Value::Object(meta), Value::Object(ours)) = (meta, self.meta()) {
+                meta.extend(ours);
+            }
+        }
+        let body = json!({"jsonrpc": "2.0", "id": id, "method": method, "params": params});
+        let mut request = http()
+            .post(&self.url)
+            .header("content-type", "application/json")
+            .header("accept", "application/json, text/event-stream")
+            .header("mcp-protocol-version", &self.version)
+            .header("mcp-method", method)
+            .body(body.to_string());
+        if let Some(name) = name {
+            request = request.header("mcp-name", name);
+        }
+        within(STEP, method, request.send()).await.expect("POST")
+    }
+
+    /// A request's JSON-RPC response message.
+    pub async fn request(&self, method: &str, params: Value) -> Value {
+        let name =
+            params.get("name").or_else(|| params.get("uri")).and_then(Value::as_str).map(str::to_owned);
+        let text = self.send(method, params, name.as_deref()).await.text().await.expect("body");
+        rpc_messages(&text)
+            .into_iter()
+            .find(|m| m.get("id").is_some() && (m.get("result").is_some() || m.get("error").is_some()))
+            .unwrap_or_else(|| panic!("{method}: no JSON-RPC response in {text}"))
+    }
+
+    /// Calls `tool` with `arguments`, adding this client's handle when it has one; returns
+    /// the `result`. A binding tool's handle and inbox URI are kept.
+    pub async fn call(&mut self, tool: &str, mut arguments: Value) -> Value {
+        if let (Some(handle), Value::Object(map)) = (&self.handle, &mut arguments) {
+            map.entry("handle").or_insert_with(|| json!(handle));
+        }
+        let response = self.call_as_is(tool, arguments).await;
+        let data = &response["structuredContent"];
+        if response["isError"] != json!(true)
+            && let Some(handle) = data["handle"].as_str()
+        {
+            self.handle = Some(handle.to_owned());
+            self.inbox_uri = data["inbox_uri"].as_str().map(str::to_owned);
+        }
+        response
+    }
+
+    /// Calls `tool` with exactly `arguments`; returns the `result`.
+    pub async fn call_as_is(&self, tool: &str, arguments: Value) -> Value {
+        let message = within(
+            Duration::from_secs(70),
+            tool,
+            self.request("tools/call", json!({"name": tool, "arguments": arguments})),
+        )
+        .await;
+        assert!(message.get("error").is_none(), "{tool}: JSON-RPC error {message}");
+        message["result"].clone()
+    }
+
+    /// Calls a tool that must succeed; returns its `structuredContent`.
+    pub async fn ok(&mut self, tool: &str, arguments: Value) -> Value {
+        let result = self.call(tool, arguments).await;
+        assert_ne!(result["isError"], json!(true), "{tool} failed: {result}");
+        result["structuredContent"].clone()
+    }
+
+    /// Calls a tool that must fail; returns its `result`.
+    pub async fn err(&mut self, tool: &str, arguments: Value) -> Value {
+        let result = self.call(tool, arguments).await;
+        assert_eq!(result["isError"], json!(true), "{tool} should have failed: {result}");
+        result
+    }
+
+    /// Opens `subscriptions/listen` on this client's inbox; returns the stream, after its
+    /// acknowledgment.
+    pub async fn listen(&self) -> SseEvents {
+        let uri = self.inbox_uri.clone().expect("an inbox URI (call a binding tool first)");
+        let client = reqwest::Client::builder().pool_max_idle_per_host(0).build().expect("client");
+        let id = self.next_id.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let body = json!({"jsonrpc": "2.0", "id": id, "method": "subscriptions/listen", "params": {
+            "_meta": self.meta(),
+            "notifications": {"resourceSubscriptions": [uri]}}});
+        let response = within(
+            STEP,
+            "subscriptions/listen",
+            client
+                .post(&self.url)
+                .header("content-type", "application/json")
+                .header("accept", "application/json, text/event-stream")
+                .header("mcp-protocol-version", &self.version)
+                .header("mcp-method", "subscriptions/listen")
+                .body(body.to_string())
+                .send(),
+        )
+        .await
+        .expect("listen");
+        assert!(response.status().is_success(), "listen: {}", response.status());
+        let mut events = SseEvents::new(response);
+        let (_, ack) = events.next().await;
+        assert_eq!(ack["method"], "notifications/subscriptions/acknowledged", "{ack}");
+        events
+    }
+
+    /// `wait_for_events` after `after_seq`, up to `timeout` s: the events' payloads.
+    pub async fn events_after(&mut self, after_seq: u64, timeout: f64) -> Value {
+        self.ok("wait_for_events", json!({"after_seq": after_seq, "timeout": timeout})).await
+    }
+}

@@ -45,6 +45,8 @@ pub struct Hub {
     core: Mutex<Chat>,
     slots: RwLock<HashMap<SessionId, Arc<Slot>>>,
     by_mcp: RwLock<HashMap<Arc<str>, SessionId>>,
+    /// Session-less (2026-07-28) sessions by the secret id in their inbox URI.
+    by_inbox: RwLock<HashMap<Arc<str>, SessionId>>,
     /// The deadline (ms) the timer task currently sleeps until; `u64::MAX` = none.
     armed: AtomicU64,
     timer_wake: Notify,
@@ -123,11 +125,17 @@ impl Hub {
     ) -> Arc<Self> {
         let mut slots = HashMap::new();
         let mut by_mcp = HashMap::new();
+        let mut by_inbox = HashMap::new();
         for id in core.session_ids() {
             let Some(record) = core.session_record(id) else { continue };
             let Some(key) = record.key else { continue };
-            let slot = Slot::new(id, key.clone(), config.limits.event_buffer, config.stream_replay);
-            if let Some(version) = record.meta.as_deref().and_then(protocol_version) {
+            let (version, inbox) = parse_meta(record.meta.as_deref());
+            let mut slot = Slot::new(id, key.clone(), config.limits.event_buffer, config.stream_replay);
+            if let Some(inbox) = inbox {
+                by_inbox.insert(inbox.clone(), id);
+                slot = slot.with_inbox(inbox);
+            }
+            if let Some(version) = version {
                 slot.set_protocol_version(version);
             }
             for uri in &record.subscriptions {
@@ -142,6 +150,7 @@ impl Hub {
             core: Mutex::new(core),
             slots: RwLock::new(slots),
             by_mcp: RwLock::new(by_mcp),
+            by_inbox: RwLock::new(by_inbox),
             armed: AtomicU64::new(u64::MAX),
             timer_wake: Notify::new(),
             live_sessions: AtomicUsize::new(live),
@@ -235,8 +244,13 @@ impl Hub {
 
     /// A slot for a session another node opened.
     fn add_slot(&self, id: SessionId, key: Arc<str>, meta: Option<&str>) {
-        let slot = Slot::new(id, key.clone(), self.config.limits.event_buffer, self.config.stream_replay);
-        if let Some(version) = meta.and_then(protocol_version) {
+        let (version, inbox) = parse_meta(meta);
+        let mut slot = Slot::new(id, key.clone(), self.config.limits.event_buffer, self.config.stream_replay);
+        if let Some(inbox) = inbox {
+            self.by_inbox.write().unwrap_or_else(PoisonError::into_inner).insert(inbox.clone(), id);
+            slot = slot.with_inbox(inbox);
+        }
+        if let Some(version) = version {
             slot.set_protocol_version(version);
         }
         self.slots.write().unwrap_or_else(PoisonError::into_inner).insert(id, Arc::new(slot));
@@ -402,6 +416,15 @@ impl Hub {
             };
             let envelope = &outbound.envelope;
             slot.wake(envelope.seq);
+            if slot.is_sessionless() {
+                // No session, so no stream for custom notifications: the session's
+                // listen streams get `resources/updated` for its inbox, and the client
+                // fetches (see `handler.rs`).
+                for _ in 0..slot.notify_listeners() {
+                    self.metrics.resource_updated();
+                }
+                continue;
+            }
             if let Some(json) = notify::event(envelope) {
                 match slot.outlet.send_event(envelope.seq, json) {
                     Ok(()) => self.metrics.event_pushed(),
@@ -470,6 +493,23 @@ impl Hub {
         address: Option<IpAddr>,
         version: &ProtocolVersion,
     ) -> Result<Arc<Slot>, OpenError> {
+        self.open(address, version, false).await
+    }
+
+    /// Opens a session of the session-less revision (2026-07-28) for a binding call from
+    /// `address`: a leased core session (see `chat_core::Limits::lease`) whose key, the
+    /// unguessable handle, the client passes with every later call, and a second secret
+    /// for its inbox URI. Both are core state, so they survive a restart.
+    pub async fn open_sessionless(self: &Arc<Self>, address: Option<IpAddr>) -> Result<Arc<Slot>, OpenError> {
+        self.open(address, &SESSIONLESS_VERSION, true).await
+    }
+
+    async fn open(
+        self: &Arc<Self>,
+        address: Option<IpAddr>,
+        version: &ProtocolVersion,
+        lease: bool,
+    ) -> Result<Arc<Slot>, OpenError> {
         if self.shutdown.is_cancelled() {
             return Err(OpenError::ShuttingDown);
         }
@@ -495,8 +535,9 @@ impl Hub {
             return Err(OpenError::Full(max));
         }
         let mcp_id: Arc<str> = Arc::from(uuid::Uuid::new_v4().simple().to_string());
-        let open =
-            Input::Open { key: Some(mcp_id.clone()), meta: Some(Arc::from(version.as_str())), lease: false };
+        let inbox: Option<Arc<str>> = lease.then(|| Arc::from(uuid::Uuid::new_v4().simple().to_string()));
+        let meta = Arc::from(session_meta(version, inbox.as_deref()));
+        let open = Input::Open { key: Some(mcp_id.clone()), meta: Some(meta), lease };
         let id = match self.apply(open).await {
             Ok(Applied::Opened(id)) => id,
             other => {
@@ -509,8 +550,13 @@ impl Hub {
                 return Err(OpenError::Unsaved(unsaved));
             }
         };
-        let slot = Slot::new(id, mcp_id.clone(), self.config.limits.event_buffer, self.config.stream_replay)
-            .with_address(key);
+        let mut slot =
+            Slot::new(id, mcp_id.clone(), self.config.limits.event_buffer, self.config.stream_replay)
+                .with_address(key);
+        if let Some(inbox) = inbox {
+            self.by_inbox.write().unwrap_or_else(PoisonError::into_inner).insert(inbox.clone(), id);
+            slot = slot.with_inbox(inbox);
+        }
         slot.set_protocol_version(version.clone());
         let slot = Arc::new(slot);
         self.slots.write().unwrap_or_else(PoisonError::into_inner).insert(id, slot.clone());
@@ -532,7 +578,14 @@ impl Hub {
         }
     }
 
-    /// The slot of an MCP session id, if the session is live.
+    /// The slot of a session-less session by the secret id of its inbox URI.
+    pub fn slot_by_inbox(&self, inbox: &str) -> Option<Arc<Slot>> {
+        let id = *self.by_inbox.read().unwrap_or_else(PoisonError::into_inner).get(inbox)?;
+        self.slots.read().unwrap_or_else(PoisonError::into_inner).get(&id).cloned()
+    }
+
+    /// The slot of an MCP session id (or of a session-less session's handle), if the
+    /// session is live.
     pub fn slot_by_mcp(&self, mcp_id: &str) -> Option<Arc<Slot>> {
         let id = *self.by_mcp.read().unwrap_or_else(PoisonError::into_inner).get(mcp_id)?;
         self.slots.read().unwrap_or_else(PoisonError::into_inner).get(&id).cloned()
@@ -573,6 +626,9 @@ impl Hub {
         slot.outlet.close();
         self.slots.write().unwrap_or_else(PoisonError::into_inner).remove(&slot.id);
         self.by_mcp.write().unwrap_or_else(PoisonError::into_inner).remove(&slot.mcp_id);
+        if let Some(inbox) = slot.inbox() {
+            self.by_inbox.write().unwrap_or_else(PoisonError::into_inner).remove(inbox);
+        }
         self.live_sessions.fetch_sub(1, Ordering::AcqRel);
         self.release_address(slot.address());
         self.metrics.session_closed();
@@ -666,9 +722,29 @@ const TICK_RETRY: std::time::Duration = std::time::Duration::from_millis(200);
 /// [`Hub::run_timer`]).
 const TICK_SKEW: std::time::Duration = std::time::Duration::from_millis(5);
 
-/// The protocol revision a session's core record notes (see [`Hub::open_session`]).
-fn protocol_version(meta: &str) -> Option<ProtocolVersion> {
-    serde_json::from_value(serde_json::Value::String(meta.to_owned())).ok()
+/// The revision whose sessions are session-less (see [`Hub::open_sessionless`]).
+pub const SESSIONLESS_VERSION: ProtocolVersion = ProtocolVersion::V_2026_07_28;
+
+/// What marks the inbox id in a session's core note (see [`session_meta`]).
+const INBOX_META: &str = " inbox:";
+
+/// The note the core keeps about a session for this adapter: its protocol revision, and
+/// for a session-less one ` inbox:` and the secret id of its inbox URI.
+fn session_meta(version: &ProtocolVersion, inbox: Option<&str>) -> String {
+    match inbox {
+        Some(inbox) => format!("{}{INBOX_META}{inbox}", version.as_str()),
+        None => version.as_str().to_owned(),
+    }
+}
+
+/// The protocol revision and inbox id of a session's core note (see [`session_meta`]).
+fn parse_meta(meta: Option<&str>) -> (Option<ProtocolVersion>, Option<Arc<str>>) {
+    let Some(meta) = meta else { return (None, None) };
+    let (version, inbox) = match meta.split_once(INBOX_META) {
+        Some((version, inbox)) => (version, Some(Arc::from(inbox))),
+        None => (meta, None),
+    };
+    (serde_json::from_value(serde_json::Value::String(version.to_owned())).ok(), inbox)
 }
 
 /// The address a per-address limit counts a client under: an IPv4 address (also when

@@ -10,7 +10,7 @@ use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 
 use chat_core::SessionId;
 use rmcp::model::ProtocolVersion;
-use tokio::sync::watch;
+use tokio::sync::{mpsc, watch};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
@@ -71,7 +71,17 @@ pub struct Slot {
     /// The connection of the current GET stream, with the stream's generation, so a
     /// stream whose client stopped answering pings can be dropped like a broken one.
     stream_connection: Mutex<Option<(u64, ConnectionCloser)>>,
+    /// For a session of the session-less revision (2026-07-28): the secret id in its
+    /// inbox URI (see `resources::inbox_uri`), and the `subscriptions/listen` streams
+    /// that watch it.
+    inbox: OnceLock<Arc<str>>,
+    listeners: Mutex<Vec<mpsc::Sender<()>>>,
 }
+
+/// `notifications/resources/updated` a listen stream may have queued and not yet sent;
+/// further ones are dropped until it catches up (each only says "fetch", and the fetch
+/// with a cursor returns everything new).
+pub const LISTEN_QUEUE: usize = 64;
 
 /// The keep-alive ping state of one session (see `session::keepalive`).
 #[derive(Default)]
@@ -115,7 +125,42 @@ impl Slot {
             pings: Mutex::default(),
             frames_taken: AtomicU64::new(0),
             stream_connection: Mutex::default(),
+            inbox: OnceLock::new(),
+            listeners: Mutex::default(),
         }
+    }
+
+    /// Makes this a session of the session-less revision, its inbox named by `inbox`.
+    pub fn with_inbox(self, inbox: Arc<str>) -> Self {
+        let _ = self.inbox.set(inbox);
+        self
+    }
+
+    /// The secret id of the inbox of a session-less (2026-07-28) session; `None` for a
+    /// session of the 2025 revisions.
+    pub fn inbox(&self) -> Option<&Arc<str>> {
+        self.inbox.get()
+    }
+
+    /// Whether this is a session of the session-less revision: named by a handle in tool
+    /// arguments, never by `Mcp-Session-Id`.
+    pub fn is_sessionless(&self) -> bool {
+        self.inbox.get().is_some()
+    }
+
+    /// A new `subscriptions/listen` stream on this session's inbox: it receives a unit
+    /// for each new event (at most [`LISTEN_QUEUE`] queued).
+    pub fn listen(&self) -> mpsc::Receiver<()> {
+        let (tx, rx) = mpsc::channel(LISTEN_QUEUE);
+        self.listeners.lock().unwrap_or_else(PoisonError::into_inner).push(tx);
+        rx
+    }
+
+    /// Tells the listen streams that a new event exists; forgets those that ended.
+    pub fn notify_listeners(&self) -> usize {
+        let mut listeners = self.listeners.lock().unwrap_or_else(PoisonError::into_inner);
+        listeners.retain(|tx| !tx.is_closed());
+        listeners.iter().filter(|tx| tx.try_send(()).is_ok()).count()
     }
 
     /// The slot, counted under the client address `address` (see `hub::address_key`).
