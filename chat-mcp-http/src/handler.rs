@@ -409,6 +409,13 @@ impl ServerHandler for Gateway {
         for uri in uris {
             let Some(slot) = self.inbox_session(&uri) else { continue };
             let mut rx = slot.listen();
+            // Events that came before the stream (between the binding call and now) are
+            // news too: one update says "fetch" for all of them.
+            if self.hub.pending_events(slot.id) > 0
+                && context.sink().notify_resource_updated(uri.clone()).await.is_err()
+            {
+                return Ok(());
+            }
             feeds.push(
                 futures::stream::poll_fn(move |cx| rx.poll_recv(cx)).map(move |()| uri.clone()).boxed(),
             );
