@@ -54,6 +54,9 @@ impl Id {
     }
 }
 
+/// The `_meta` key of a request's own protocol version (MCP 2026-07-28).
+pub const REQUEST_VERSION_META: &str = "io.modelcontextprotocol/protocolVersion";
+
 /// One JSON-RPC message (or, from the host, possibly a batch array).
 #[derive(Debug, Clone)]
 pub struct Message {
@@ -107,6 +110,19 @@ impl Message {
 
     pub fn method(&self) -> Option<&str> {
         self.value.get("method").and_then(Value::as_str)
+    }
+
+    /// The protocol version a request of the session-less revision (2026-07-28) carries
+    /// in its own `_meta`, if it does.
+    pub fn request_protocol_version(&self) -> Option<&str> {
+        self.value.get("params")?.get("_meta")?.get(REQUEST_VERSION_META)?.as_str()
+    }
+
+    /// What the `Mcp-Name` header of this request names: `params.name` (tools, prompts)
+    /// or `params.uri` (resources), if it has either.
+    pub fn mcp_name(&self) -> Option<&str> {
+        let params = self.value.get("params")?;
+        params.get("name").or_else(|| params.get("uri"))?.as_str()
     }
 
     /// A request: has `method` and `id`.
@@ -226,6 +242,23 @@ pub fn log_notification(level: &str, data: Value) -> Message {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_session_less_request_names_its_version_and_target() {
+        let call = Message::parse(
+            r#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"enter_queue","arguments":{},
+                "_meta":{"io.modelcontextprotocol/protocolVersion":"2026-07-28"}}}"#,
+        )
+        .expect("json");
+        assert_eq!(call.request_protocol_version(), Some("2026-07-28"));
+        assert_eq!(call.mcp_name(), Some("enter_queue"));
+        let read = Message::parse(
+            r#"{"jsonrpc":"2.0","id":2,"method":"resources/read","params":{"uri":"chat://inbox"}}"#,
+        )
+        .expect("json");
+        assert_eq!(read.request_protocol_version(), None, "a 2025 request carries no version of its own");
+        assert_eq!(read.mcp_name(), Some("chat://inbox"));
+    }
 
     #[test]
     fn classification() {

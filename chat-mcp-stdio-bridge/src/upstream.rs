@@ -19,6 +19,8 @@ use crate::jsonrpc::Message;
 pub const HEADER_SESSION_ID: HeaderName = HeaderName::from_static("mcp-session-id");
 pub const HEADER_PROTOCOL_VERSION: HeaderName = HeaderName::from_static("mcp-protocol-version");
 pub const HEADER_LAST_EVENT_ID: HeaderName = HeaderName::from_static("last-event-id");
+pub const HEADER_MCP_METHOD: HeaderName = HeaderName::from_static("mcp-method");
+pub const HEADER_MCP_NAME: HeaderName = HeaderName::from_static("mcp-name");
 const ACCEPT_POST: HeaderValue = HeaderValue::from_static("application/json, text/event-stream");
 const ACCEPT_GET: HeaderValue = HeaderValue::from_static("text/event-stream");
 const JSON: HeaderValue = HeaderValue::from_static("application/json");
@@ -303,7 +305,7 @@ impl Upstream {
         UpstreamError::Status { status, body }
     }
 
-    /// POSTs one message (or batch) verbatim. `session = None` sends it
+    /// POSTs one message (or batch) verbatim; the message is never changed. `session = None` sends it
     /// outside any session (for `initialize`).
     pub async fn post(&self, msg: &Message, session: Option<&SessionState>) -> Result<Posted, UpstreamError> {
         let mut builder = self
@@ -317,6 +319,9 @@ impl Upstream {
             Some(s) => self.session_headers(builder, s),
             None => builder.headers(self.headers.clone()),
         };
+        if !attached {
+            builder = sessionless_headers(builder, msg);
+        }
         let resp = self.send(builder).await?;
         let status = resp.status();
         let session_id = resp.headers().get(HEADER_SESSION_ID).cloned();
@@ -395,4 +400,24 @@ impl Upstream {
 
 fn content_type(resp: &Response) -> String {
     resp.headers().get(CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("").trim().to_ascii_lowercase()
+}
+
+/// The HTTP headers a request of the session-less revision (2026-07-28) needs, from the
+/// message itself: `MCP-Protocol-Version` (its `_meta` version), `Mcp-Method` and
+/// `Mcp-Name`. Messages of the handshake revisions carry no version of their own and get
+/// nothing here. A value that cannot be a header is left out (the server then says
+/// what is missing).
+fn sessionless_headers(mut builder: reqwest::RequestBuilder, msg: &Message) -> reqwest::RequestBuilder {
+    let Some(version) = msg.request_protocol_version() else { return builder };
+    let header = |value: &str| HeaderValue::from_str(value).ok();
+    if let Some(version) = header(version) {
+        builder = builder.header(HEADER_PROTOCOL_VERSION, version);
+    }
+    if let Some(method) = msg.method().and_then(header) {
+        builder = builder.header(HEADER_MCP_METHOD, method);
+    }
+    if let Some(name) = msg.mcp_name().and_then(header) {
+        builder = builder.header(HEADER_MCP_NAME, name);
+    }
+    builder
 }

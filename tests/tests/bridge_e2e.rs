@@ -267,3 +267,94 @@ async fn on_a_durable_store_a_server_restart_is_invisible_through_the_bridge() {
     alice.close().await;
     bob.close().await;
 }
+
+/// A host that speaks the session-less revision (2026-07-28) over stdio: no
+/// `initialize`, `_meta` on every request, identity by `handle`, push through
+/// `subscriptions/listen`. The bridge passes every message through unchanged.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_2026_host_chats_through_the_bridge() {
+    let server = ServerProcess::start(&[]).await;
+    let mut bridge = common_bridge::BridgeProc::spawn(&["--url", &server.url], &[]);
+    let meta = json!({
+        "io.modelcontextprotocol/protocolVersion": "2026-07-28",
+        "io.modelcontextprotocol/clientCapabilities": {},
+    });
+    let request = |id: u64, method: &str, mut params: Value| {
+        params["_meta"] = meta.clone();
+        json!({"jsonrpc": "2.0", "id": id, "method": method, "params": params}).to_string()
+    };
+    // Responses and notifications come back in any order: find the one wanted.
+    async fn answer(bridge: &mut common_bridge::BridgeProc, id: u64) -> Value {
+        loop {
+            let message = bridge.recv().await;
+            if message["id"] == id {
+                return message;
+            }
+        }
+    }
+
+    bridge.send(&request(1, "server/discover", json!({}))).await;
+    let discovered = answer(&mut bridge, 1).await;
+    let versions = discovered["result"]["supportedVersions"].as_array().cloned().unwrap_or_default();
+    assert!(versions.contains(&json!("2026-07-28")), "{discovered}");
+
+    let call = |id: u64, tool: &str, arguments: Value| {
+        request(id, "tools/call", json!({"name": tool, "arguments": arguments}))
+    };
+    bridge.send(&call(2, "enter_queue", json!({"display_name": "Host"}))).await;
+    let queued = answer(&mut bridge, 2).await;
+    let data = &queued["result"]["structuredContent"];
+    let handle = data["handle"].as_str().unwrap_or_else(|| panic!("a handle: {queued}")).to_owned();
+    let inbox = data["inbox_uri"].as_str().expect("inbox_uri").to_owned();
+
+    bridge
+        .send(&request(
+            3,
+            "subscriptions/listen",
+            json!({"notifications": {"resourceSubscriptions": [inbox]}}),
+        ))
+        .await;
+    let acknowledged = within(STEP, "the listen stream's acknowledgment", async {
+        loop {
+            let message = bridge.recv().await;
+            if message["method"] == "notifications/subscriptions/acknowledged" {
+                return message;
+            }
+        }
+    })
+    .await;
+    assert_eq!(
+        acknowledged["params"]["notifications"]["resourceSubscriptions"][0],
+        inbox.as_str(),
+        "{acknowledged}"
+    );
+    let partner = server.client().await;
+    let matched = partner.ok("enter_queue", json!({"display_name": "Partner"})).await;
+    let room_id = matched["room_id"].as_str().expect("room").to_owned();
+    let updated = within(STEP, "resources/updated through the bridge", async {
+        loop {
+            let message = bridge.recv().await;
+            if message["method"] == "notifications/resources/updated" {
+                return message;
+            }
+        }
+    })
+    .await;
+    assert_eq!(updated["params"]["uri"], inbox.as_str(), "{updated}");
+
+    bridge.send(&call(4, "wait_for_events", json!({"handle": handle, "timeout": 5}))).await;
+    let fetched = answer(&mut bridge, 4).await;
+    let events = fetched["result"]["structuredContent"]["events"].as_array().cloned().unwrap_or_default();
+    assert!(
+        events.iter().any(|e| e["type"] == "chatroom.found" && e["room_id"] == room_id.as_str()),
+        "{fetched}"
+    );
+
+    bridge
+        .send(&call(5, "send_message", json!({"handle": handle, "room_id": room_id, "message": "via stdio"})))
+        .await;
+    let sent = answer(&mut bridge, 5).await;
+    assert_ne!(sent["result"]["isError"], json!(true), "{sent}");
+    let got = partner.next("message.received", STEP).await;
+    assert_eq!(got["message"], "via stdio");
+}
