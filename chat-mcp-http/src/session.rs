@@ -305,6 +305,12 @@ fn is_sessionless(headers: &HeaderMap, message: &ClientJsonRpcMessage) -> bool {
     {
         return true;
     }
+    names_no_handshake_version(headers)
+}
+
+/// Whether the `MCP-Protocol-Version` header names a version that is not one of the
+/// handshake revisions this server speaks (so the request is not of a session).
+fn names_no_handshake_version(headers: &HeaderMap) -> bool {
     headers.get("mcp-protocol-version").is_some_and(|version| {
         !version.to_str().is_ok_and(|v| SUPPORTED_VERSIONS.iter().any(|s| s.as_str() == v))
     })
@@ -511,10 +517,13 @@ pub(crate) fn peer_address(extensions: &http::Extensions) -> Option<IpAddr> {
 
 /// axum middleware on `/mcp`: refuses a new session (a POST without `Mcp-Session-Id`)
 /// with `503` and a JSON-RPC error while the server is at `--max-sessions`, the client's
-/// address at `--max-sessions-per-address`, or the server is stopping.
+/// address at `--max-sessions-per-address`, or the server is stopping. A request of the
+/// session-less revision (by its `MCP-Protocol-Version` header) opens none by itself: the
+/// binding call that does is refused by the hub instead (a JSON-RPC error).
 pub async fn admit_new_sessions(State(hub): State<Arc<Hub>>, request: Request, next: Next) -> Response {
-    let opens_session =
-        request.method() == http::Method::POST && !request.headers().contains_key("mcp-session-id");
+    let opens_session = request.method() == http::Method::POST
+        && !names_no_handshake_version(request.headers())
+        && !request.headers().contains_key("mcp-session-id");
     if opens_session && let Some(reason) = hub.refuses_new_sessions(peer_address(request.extensions())) {
         tracing::warn!(%reason, "refusing a new session");
         let body =

@@ -222,3 +222,57 @@ async fn a_2025_session_and_a_2026_client_chat_in_one_room() {
     let got = old.next("message.received", STEP).await;
     assert_eq!(got["message"], "from 2026");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_long_wait_sends_progress_when_asked() {
+    let server = ServerProcess::start(&["--progress-interval", "200ms"]).await;
+    let mut ann = Sessionless::new(&server.url);
+    ann.ok("checkin_client", json!({"client_id": "ann"})).await;
+    let params = json!({
+        "name": "wait_for_events",
+        "arguments": {"handle": ann.handle.clone(), "timeout": 1},
+        "_meta": {"progressToken": "p-1"},
+    });
+    let response = ann.send("tools/call", params, Some("wait_for_events")).await;
+    let messages = tests::rpc_messages(&response.text().await.expect("body"));
+    let progress: Vec<_> = messages.iter().filter(|m| m["method"] == "notifications/progress").collect();
+    assert!(!progress.is_empty(), "{messages:?}");
+    assert_eq!(progress[0]["params"]["progressToken"], "p-1");
+    let result = messages.iter().find(|m| m.get("result").is_some()).expect("a result");
+    assert_eq!(result["result"]["structuredContent"]["timed_out"], true, "{result}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_handle_survives_a_restart_on_a_durable_store() {
+    let dir = tempfile::Builder::new().prefix("mcp-chat-store-").tempdir().expect("temp dir");
+    let flag = format!("sqlite:{}", dir.path().join("chat.db").display());
+    let mut server = ServerProcess::start(&["--store", &flag]).await;
+    let mut ann = Sessionless::new(&server.url);
+    ann.ok("checkin_client", json!({"client_id": "ann"})).await;
+    let (handle, inbox) = (ann.handle.clone(), ann.inbox_uri.clone());
+
+    server.kill().await;
+    server.restart(&["--store", &flag]).await;
+    let mut ann = Sessionless::new(&server.url);
+    (ann.handle, ann.inbox_uri) = (handle, inbox);
+    let me = ann.ok("get_my_identity", json!({})).await;
+    assert_eq!(me["user_id"], "ann", "{me}");
+    let read = ann.request("resources/read", json!({"uri": ann.inbox_uri.clone()})).await;
+    assert!(read["result"]["contents"].is_array(), "the inbox URI too: {read}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn at_the_session_limit_only_calls_that_open_one_are_refused() {
+    let server = ServerProcess::start(&["--max-sessions", "1"]).await;
+    let mut ann = Sessionless::new(&server.url);
+    ann.ok("checkin_client", json!({"client_id": "ann"})).await;
+    // The server is full, but requests that open nothing are served ...
+    let tools = ann.request("tools/list", json!({})).await;
+    assert!(tools["result"]["tools"].is_array(), "{tools}");
+    ann.ok("get_my_identity", json!({})).await;
+    // ... and a new identity is refused with a JSON-RPC error that says why.
+    let bob = Sessionless::new(&server.url);
+    let refused = bob.request("tools/call", json!({"name": "enter_queue", "arguments": {}})).await;
+    assert_eq!(refused["error"]["code"], -32000, "{refused}");
+    assert!(refused["error"]["message"].as_str().unwrap_or("").contains("limit"), "{refused}");
+}
