@@ -28,6 +28,7 @@ use crate::routes;
 use crate::session::{self, Sessions, admit_new_sessions, serve_streams};
 use crate::state::durable;
 use crate::state::hub::Hub;
+use crate::tasks::Tasks;
 
 /// The MCP endpoint, the one path that speaks Streamable HTTP.
 pub const MCP_PATH: &str = "/mcp";
@@ -70,8 +71,9 @@ fn build_router(hub: &Arc<Hub>, sessions: &CancellationToken) -> Router {
     let tools = ChatServer::router();
     let layer = Sessions::new(hub.clone(), Direct::new(hub.clone(), tools.clone()));
     let gateway_hub = hub.clone();
+    let tasks = Tasks::new(config);
     let service = StreamableHttpService::new(
-        move || Ok(Gateway::new(gateway_hub.clone(), tools.clone())),
+        move || Ok(Gateway::new(gateway_hub.clone(), tools.clone(), tasks.clone())),
         Arc::new(LocalSessionManager::default()),
         mcp_config,
     );

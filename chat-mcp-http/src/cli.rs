@@ -368,6 +368,19 @@ pub struct Cli {
     #[arg(long, env = "MCP_CHAT_SEND_WAIT_MAX", default_value_t = HumanDuration(defaults().send_wait_max), help_heading = "Waiting tools")]
     pub send_wait_max: HumanDuration,
 
+    /// How long a send_message_and_wait task is kept (a waiting one fails after it; a
+    /// finished one stays readable as long again). Must exceed --send-wait-max.
+    #[arg(long, env = "MCP_CHAT_TASK_TTL", default_value_t = HumanDuration(defaults().task_ttl), help_heading = "Waiting tools")]
+    pub task_ttl: HumanDuration,
+
+    /// Suggested tasks/get polling interval of a task.
+    #[arg(long, env = "MCP_CHAT_TASK_POLL_INTERVAL", default_value_t = HumanDuration(defaults().task_poll_interval), help_heading = "Waiting tools")]
+    pub task_poll_interval: HumanDuration,
+
+    /// Most tasks running at once on this node; beyond it send_message_and_wait blocks.
+    #[arg(long, env = "MCP_CHAT_MAX_TASKS", default_value_t = defaults().max_tasks, help_heading = "Waiting tools")]
+    pub max_tasks: usize,
+
     /// Interval of progress notifications while a tool waits (needs a progress token).
     #[arg(long, env = "MCP_CHAT_PROGRESS_INTERVAL", default_value_t = HumanDuration(defaults().progress_interval), help_heading = "Waiting tools")]
     pub progress_interval: HumanDuration,
@@ -458,6 +471,12 @@ impl Cli {
         if self.wait_max.0.is_zero() || self.send_wait_max.0.is_zero() {
             return Err("--wait-max and --send-wait-max must be greater than zero".into());
         }
+        if self.task_ttl.0 <= self.send_wait_max.0 {
+            return Err("--task-ttl must be longer than --send-wait-max".into());
+        }
+        if self.task_poll_interval.0 < Duration::from_millis(10) {
+            return Err("--task-poll-interval must be at least 10ms".into());
+        }
         if self.progress_interval.0 < Duration::from_millis(100) {
             return Err("--progress-interval must be at least 100ms".into());
         }
@@ -545,6 +564,9 @@ impl Cli {
             wait_max: self.wait_max.0,
             send_wait_default: self.send_wait_default.0.min(self.send_wait_max.0),
             send_wait_max: self.send_wait_max.0,
+            task_ttl: self.task_ttl.0,
+            task_poll_interval: self.task_poll_interval.0,
+            max_tasks: self.max_tasks,
             progress_interval: self.progress_interval.0,
             max_request_bytes: self.max_request_bytes.max(1024),
             max_sessions: self.max_sessions.max(1),

@@ -54,6 +54,14 @@ pub struct ServerConfig {
     pub send_wait_max: Duration,
     /// Interval of `notifications/progress` while a tool waits (when a token was given).
     pub progress_interval: Duration,
+    /// How long a task (`send_message_and_wait` for a client with the tasks extension) is
+    /// kept: one still waiting after it is failed, a finished one is kept as long again
+    /// for `tasks/get`. Longer than `send_wait_max`.
+    pub task_ttl: Duration,
+    /// The polling interval a task suggests to the client (`pollIntervalMs`).
+    pub task_poll_interval: Duration,
+    /// Most tasks running at once on this node; beyond it the call blocks instead.
+    pub max_tasks: usize,
     /// Largest accepted POST body in bytes. A request that announces more in
     /// `Content-Length` is refused with `413` before its body is read.
     pub max_request_bytes: usize,
@@ -147,6 +155,9 @@ impl Default for ServerConfig {
             send_wait_default: Duration::from_secs(60),
             send_wait_max: Duration::from_secs(300),
             progress_interval: Duration::from_secs(10),
+            task_ttl: Duration::from_secs(600),
+            task_poll_interval: Duration::from_secs(1),
+            max_tasks: 10_000,
             max_request_bytes: 1024 * 1024,
             max_sessions: 10_000,
             max_sessions_per_address: 64,

@@ -19,11 +19,11 @@ use futures::StreamExt;
 use rmcp::handler::server::router::tool::ToolRouter;
 use rmcp::handler::server::tool::ToolCallContext;
 use rmcp::model::{
-    CallToolRequestParams, CallToolResponse, CustomRequest, CustomResult, ErrorCode, Implementation,
-    InitializeRequestParams, InitializeResult, ListResourceTemplatesResult, ListResourcesResult,
-    PaginatedRequestParams, ProtocolVersion, ReadResourceRequestParams, ReadResourceResponse,
-    ServerCapabilities, ServerInfo, SetLevelRequestParams, SubscribeRequestParams, SubscriptionFilter,
-    UnsubscribeRequestParams,
+    CallToolRequestParams, CallToolResponse, CancelTaskParams, CustomRequest, CustomResult, ErrorCode,
+    GetTaskParams, GetTaskResult, Implementation, InitializeRequestParams, InitializeResult, JsonObject,
+    ListResourceTemplatesResult, ListResourcesResult, PaginatedRequestParams, ProtocolVersion,
+    ReadResourceRequestParams, ReadResourceResponse, ServerCapabilities, ServerInfo, SetLevelRequestParams,
+    SubscribeRequestParams, SubscriptionFilter, UnsubscribeRequestParams, UpdateTaskParams,
 };
 use rmcp::service::{RequestContext, SubscriptionContext};
 use rmcp::{ErrorData, RoleServer, ServerHandler, tool_handler};
@@ -36,6 +36,7 @@ use crate::resources;
 use crate::session;
 use crate::state::hub::Hub;
 use crate::state::slot::Slot;
+use crate::tasks::Tasks;
 use crate::tools;
 
 /// The protocol version this server prefers: the newest that still has the `initialize`
@@ -299,12 +300,14 @@ impl ServerHandler for ChatServer {
 pub struct Gateway {
     hub: Arc<Hub>,
     surface: Arc<Surface>,
+    tasks: Arc<Tasks>,
 }
 
 impl Gateway {
-    /// A gateway to `hub`'s sessions.
-    pub fn new(hub: Arc<Hub>, surface: Arc<Surface>) -> Self {
-        Gateway { hub, surface }
+    /// A gateway to `hub`'s sessions, running `send_message_and_wait` as one of `tasks`
+    /// for a client with the tasks extension.
+    pub fn new(hub: Arc<Hub>, surface: Arc<Surface>, tasks: Arc<Tasks>) -> Self {
+        Gateway { hub, surface, tasks }
     }
 
     /// The view of the session this request belongs to.
@@ -330,6 +333,9 @@ impl Gateway {
                 return Ok(CallToolResponse::Complete(era::unknown_handle(tool)));
             };
             let server = ChatServer::new(self.hub.clone(), slot, self.surface.clone());
+            if self.tasks.wanted(tool, &context) {
+                return Ok(self.tasks.spawn(server, request, context));
+            }
             return server.call_tool(request, context).await;
         }
         if !era::BINDING_TOOLS.contains(&tool) {
@@ -378,8 +384,15 @@ fn session_header(context: &RequestContext<RoleServer>) -> Option<&str> {
 
 #[tool_handler(router = self.surface.tools)]
 impl ServerHandler for Gateway {
+    /// What `server/discover` announces: as at `initialize`, plus the tasks extension,
+    /// which only session-less requests use.
     fn get_info(&self) -> ServerInfo {
-        server_info()
+        let mut info = server_info();
+        info.capabilities
+            .extensions
+            .get_or_insert_with(Default::default)
+            .insert(rmcp::model::TASKS_EXTENSION_ID.to_owned(), JsonObject::new());
+        info
     }
 
     fn supported_protocol_versions(&self) -> Cow<'static, [ProtocolVersion]> {
@@ -443,6 +456,30 @@ impl ServerHandler for Gateway {
         }
         drop(holds);
         Ok(())
+    }
+
+    async fn get_task(
+        &self,
+        request: GetTaskParams,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<GetTaskResult, ErrorData> {
+        Ok(GetTaskResult::new(self.tasks.manager().get_task(&request.task_id)?))
+    }
+
+    async fn update_task(
+        &self,
+        request: UpdateTaskParams,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<(), ErrorData> {
+        self.tasks.manager().update_task(&request.task_id, request.input_responses)
+    }
+
+    async fn cancel_task(
+        &self,
+        request: CancelTaskParams,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<(), ErrorData> {
+        self.tasks.manager().cancel_task(&request.task_id)
     }
 
     async fn initialize(

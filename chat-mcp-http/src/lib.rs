@@ -23,6 +23,7 @@
 //! - [`state`]: the core's owner ([`state::hub::Hub`]), per-session slots, the pushers,
 //!   and the journal that logs every input before it is applied ([`state::journal`]).
 //! - [`store`]: where the log and snapshots are kept (`--store memory | sqlite:PATH`).
+//! - [`tasks`]: `send_message_and_wait` as a task (the tasks extension, session-less).
 //! - [`metrics`], [`routes`]: `/metrics` and `/healthz`.
 //!
 //! Run [`serve`] (what the binary does) or [`app::Server::start`] to embed it.
@@ -49,6 +50,7 @@ pub mod routes;
 pub mod session;
 pub mod state;
 pub mod store;
+pub mod tasks;
 pub mod tools;
 
 pub use app::Server;

@@ -26,6 +26,7 @@ use crate::render;
 use crate::resources;
 use crate::state::clock;
 use crate::state::journal::Unsaved;
+use crate::tasks::TaskStatus;
 
 /// Every tool name, for metric labels (`&'static str` keeps the metrics map cheap).
 pub const TOOL_NAMES: [&str; 14] = [
@@ -215,24 +216,42 @@ fn with_checkin(reply: &Reply, checkin: Option<Reply>, pending: usize) -> CallTo
     success(render::reply(reply, clock::now()), reply_data(reply, checkin, pending), pending)
 }
 
-/// Sends `notifications/progress` for a waiting tool when the caller asked for progress.
+/// Reports how a waiting tool is getting on: `notifications/progress` when the caller asked
+/// for progress, and the status message of the task it runs in, if any (see `tasks.rs`).
 struct Progress {
     token: Option<ProgressToken>,
+    task: Option<TaskStatus>,
     started: Instant,
     total: Duration,
 }
 
 impl Progress {
     fn new(context: &RequestContext<RoleServer>, total: Duration) -> Self {
-        Progress { token: context.meta.get_progress_token(), started: Instant::now(), total }
+        Progress {
+            token: context.meta.get_progress_token(),
+            task: context.extensions.get::<TaskStatus>().cloned(),
+            started: Instant::now(),
+            total,
+        }
+    }
+
+    /// Says what the tool now waits for (a task's status message).
+    fn start(&self, what: &str) {
+        if let Some(task) = &self.task {
+            task.say(what);
+        }
     }
 
     async fn tick(&self, server: &ChatServer, context: &RequestContext<RoleServer>, what: &str) {
-        let Some(token) = self.token.clone() else { return };
         let elapsed = self.started.elapsed().as_secs_f64().floor();
+        let message = format!("{what} ({elapsed:.0}s of {:.0}s)", self.total.as_secs_f64());
+        if let Some(task) = &self.task {
+            task.say(message.clone());
+        }
+        let Some(token) = self.token.clone() else { return };
         let param = ProgressNotificationParam::new(token, elapsed)
             .with_total(self.total.as_secs_f64().ceil())
-            .with_message(format!("{what} ({elapsed:.0}s of {:.0}s)", self.total.as_secs_f64()));
+            .with_message(message);
         if context.peer.notify_progress(param).await.is_ok() {
             server.hub.metrics.progress_sent();
         }
@@ -689,6 +708,7 @@ while waiting if you pass a progressToken."
         let deadline = tokio::time::Instant::now() + timeout;
         let progress = Progress::new(&context, timeout);
         let what = format!("waiting for a reply from {recipient}");
+        progress.start(&what);
         loop {
             let take = Command::TakeReply { from: recipient.clone(), after_seq: cursor };
             let (result, pending) = self.call(take).await;

@@ -118,10 +118,14 @@ impl Message {
         self.value.get("params")?.get("_meta")?.get(REQUEST_VERSION_META)?.as_str()
     }
 
-    /// What the `Mcp-Name` header of this request names: `params.name` (tools, prompts)
-    /// or `params.uri` (resources), if it has either.
+    /// What the `Mcp-Name` header of this request names: `params.taskId` for `tasks/*`
+    /// (the tasks extension), else `params.name` (tools, prompts) or `params.uri`
+    /// (resources), if it has one.
     pub fn mcp_name(&self) -> Option<&str> {
         let params = self.value.get("params")?;
+        if self.method().is_some_and(|m| m.starts_with("tasks/")) {
+            return params.get("taskId")?.as_str();
+        }
         params.get("name").or_else(|| params.get("uri"))?.as_str()
     }
 
@@ -258,6 +262,11 @@ mod tests {
         .expect("json");
         assert_eq!(read.request_protocol_version(), None, "a 2025 request carries no version of its own");
         assert_eq!(read.mcp_name(), Some("chat://inbox"));
+        let poll = Message::parse(
+            r#"{"jsonrpc":"2.0","id":3,"method":"tasks/get","params":{"taskId":"t-1","name":"not-this"}}"#,
+        )
+        .expect("json");
+        assert_eq!(poll.mcp_name(), Some("t-1"), "tasks are named by their id");
     }
 
     #[test]

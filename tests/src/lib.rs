@@ -752,6 +752,8 @@ pub struct Sessionless {
     pub handle: Option<String>,
     /// The inbox URI the binding call returned.
     pub inbox_uri: Option<String>,
+    /// The `clientCapabilities` every request declares.
+    pub capabilities: Value,
     version: String,
     next_id: std::sync::atomic::AtomicU64,
 }
@@ -768,16 +770,23 @@ impl Sessionless {
             url: url.to_owned(),
             handle: None,
             inbox_uri: None,
+            capabilities: json!({}),
             version: version.to_owned(),
             next_id: std::sync::atomic::AtomicU64::new(1),
         }
+    }
+
+    /// The same client, declaring the tasks extension (`io.modelcontextprotocol/tasks`).
+    pub fn with_tasks(mut self) -> Sessionless {
+        self.capabilities = json!({"extensions": {"io.modelcontextprotocol/tasks": {}}});
+        self
     }
 
     /// The request `_meta` every request of this revision carries.
     pub fn meta(&self) -> Value {
         json!({
             "io.modelcontextprotocol/protocolVersion": self.version,
-            "io.modelcontextprotocol/clientCapabilities": {},
+            "io.modelcontextprotocol/clientCapabilities": self.capabilities,
             "io.modelcontextprotocol/clientInfo": {"name": "sessionless-test", "version": "1"},
         })
     }
@@ -807,8 +816,12 @@ impl Sessionless {
 
     /// A request's JSON-RPC response message.
     pub async fn request(&self, method: &str, params: Value) -> Value {
-        let name =
-            params.get("name").or_else(|| params.get("uri")).and_then(Value::as_str).map(str::to_owned);
+        let name = params
+            .get("name")
+            .or_else(|| params.get("uri"))
+            .or_else(|| params.get("taskId"))
+            .and_then(Value::as_str)
+            .map(str::to_owned);
         let text = self.send(method, params, name.as_deref()).await.text().await.expect("body");
         rpc_messages(&text)
             .into_iter()

@@ -276,3 +276,105 @@ async fn at_the_session_limit_only_calls_that_open_one_are_refused() {
     assert_eq!(refused["error"]["code"], -32000, "{refused}");
     assert!(refused["error"]["message"].as_str().unwrap_or("").contains("limit"), "{refused}");
 }
+
+/// Polls `tasks/get` for `task_id` until its status is `status`; returns the task.
+async fn task_until(client: &Sessionless, task_id: &str, status: &str) -> Value {
+    let mut last = Value::Null;
+    for _ in 0..100 {
+        let got = client.request("tasks/get", json!({"taskId": task_id})).await;
+        assert!(got.get("error").is_none(), "tasks/get: {got}");
+        last = got["result"].clone();
+        if last["status"] == status {
+            return last;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("task {task_id} never became {status}: {last}")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn send_message_and_wait_runs_as_a_task_for_a_client_with_the_extension() {
+    // A 1 s lease: the task, not requests, must keep Ann online while she waits.
+    let server = ServerProcess::start(&["--lease", "1s", "--reconnect-grace", "1s"]).await;
+    let mut ann = Sessionless::new(&server.url).with_tasks();
+    let mut bob = Sessionless::new(&server.url);
+    let discovered = ann.request("server/discover", json!({})).await;
+    let extensions = &discovered["result"]["capabilities"]["extensions"];
+    assert!(extensions.get("io.modelcontextprotocol/tasks").is_some(), "{discovered}");
+    ann.ok("checkin_client", json!({"client_id": "ann"})).await;
+    bob.ok("checkin_client", json!({"client_id": "bob"})).await;
+    let handle = ann.handle.clone().expect("handle");
+
+    // The call answers at once with a task, not after the reply.
+    let created = ann
+        .request(
+            "tools/call",
+            json!({"name": "send_message_and_wait", "arguments": {
+            "handle": handle, "recipient_id": "bob", "message": "ping?", "timeout": 30}}),
+        )
+        .await;
+    let task = &created["result"];
+    assert_eq!(task["resultType"], "task", "{created}");
+    assert_eq!(task["status"], "working", "{created}");
+    assert!(task["pollIntervalMs"].as_u64().is_some(), "{created}");
+    let task_id = task["taskId"].as_str().expect("taskId").to_owned();
+
+    // The message went out; the task says what it waits for.
+    let mut cursor = 0;
+    let asked = fetch_until(&mut bob, &mut cursor, "message.received").await;
+    assert_eq!(asked["message"], "ping?", "{asked}");
+    let working = task_until(&ann, &task_id, "working").await;
+    assert!(working["statusMessage"].as_str().unwrap_or("").contains("bob"), "{working}");
+
+    // Past Ann's lease she is still online: the waiting task holds her (Bob is held by
+    // his own wait).
+    let quiet = bob.events_after(cursor, 2.5).await;
+    assert!(events(&quiet).is_empty(), "{quiet}");
+    let clients = bob.ok("list_clients", json!({})).await;
+    let ann_seen =
+        clients["clients"].as_array().expect("clients").iter().find(|c| c["client_id"] == "ann").cloned();
+    assert_eq!(ann_seen.as_ref().map(|c| c["status"].clone()), Some(json!("online")), "{clients}");
+
+    bob.ok("send_message", json!({"recipient_id": "ann", "message": "pong"})).await;
+    let done = task_until(&ann, &task_id, "completed").await;
+    let result = &done["result"]["structuredContent"];
+    assert_eq!(result["status"], "replied", "{done}");
+    assert_eq!(result["reply"]["message"], "pong", "{done}");
+
+    // Cancelled while waiting: the task says so; the message stays delivered.
+    let created = ann
+        .request(
+            "tools/call",
+            json!({"name": "send_message_and_wait", "arguments": {
+            "handle": handle, "recipient_id": "bob", "message": "still there?", "timeout": 30}}),
+        )
+        .await;
+    let second = created["result"]["taskId"].as_str().expect("taskId").to_owned();
+    let asked = fetch_until(&mut bob, &mut cursor, "message.received").await;
+    assert_eq!(asked["message"], "still there?", "{asked}");
+    let cancelled = ann.request("tasks/cancel", json!({"taskId": second})).await;
+    assert!(cancelled.get("error").is_none(), "{cancelled}");
+    task_until(&ann, &second, "cancelled").await;
+
+    // An unknown task id is a JSON-RPC error, not another caller's task.
+    let unknown = ann.request("tasks/get", json!({"taskId": "no-such-task"})).await;
+    assert!(unknown.get("error").is_some(), "{unknown}");
+
+    // Without the extension the same call blocks and returns the reply itself.
+    let mut plain = Sessionless::new(&server.url);
+    plain.handle = Some(handle);
+    let asking = tokio::spawn(async move {
+        plain
+            .ok(
+                "send_message_and_wait",
+                json!({"recipient_id": "bob", "message": "blocking?", "timeout": 20}),
+            )
+            .await
+    });
+    let asked = fetch_until(&mut bob, &mut cursor, "message.received").await;
+    assert_eq!(asked["message"], "blocking?", "{asked}");
+    bob.ok("send_message", json!({"recipient_id": "ann", "message": "yes"})).await;
+    let answer = tests::within(STEP, "blocking send_message_and_wait", asking).await.expect("join");
+    assert_eq!(answer["status"], "replied", "{answer}");
+    assert_eq!(answer["reply"]["message"], "yes", "{answer}");
+}
