@@ -107,7 +107,15 @@ impl Tasks {
                     }
                 };
                 match result {
-                    Ok(CallToolResponse::Complete(result)) => Ok(result),
+                    Ok(CallToolResponse::Complete(result)) => {
+                        let status = result.structured_content.as_ref().and_then(|d| d.get("status"));
+                        task.set_status_message(match status.and_then(Value::as_str) {
+                            Some("replied") => format!("{recipient} replied"),
+                            Some(_) => format!("no reply from {recipient} in time"),
+                            None => "the call failed: see the result".to_owned(),
+                        });
+                        Ok(result)
+                    }
                     Ok(_) => Err(TaskExit::Error(ErrorData::internal_error("a task within a task", None))),
                     Err(error) => Err(TaskExit::Error(error)),
                 }

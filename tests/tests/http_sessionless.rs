@@ -340,6 +340,7 @@ async fn send_message_and_wait_runs_as_a_task_for_a_client_with_the_extension() 
     let result = &done["result"]["structuredContent"];
     assert_eq!(result["status"], "replied", "{done}");
     assert_eq!(result["reply"]["message"], "pong", "{done}");
+    assert_eq!(done["statusMessage"], "bob replied", "{done}");
 
     // Cancelled while waiting: the task says so; the message stays delivered.
     let created = ann
