@@ -312,7 +312,10 @@ impl Gateway {
 
     /// The view of the session this request belongs to.
     fn session(&self, context: &RequestContext<RoleServer>) -> Result<ChatServer, ErrorData> {
-        let slot = session_header(context)
+        let Some(id) = session_header(context) else {
+            return Err(ErrorData::new(ErrorCode::METHOD_NOT_FOUND, NEEDS_A_SESSION, None));
+        };
+        let slot = Some(id)
             .and_then(|id| self.hub.slot_by_mcp(id))
             .filter(|slot| !slot.is_sessionless())
             .ok_or_else(|| ErrorData::invalid_request("unknown session: initialize a new one", None))?;
@@ -372,6 +375,12 @@ impl Gateway {
         resources::inbox_secret(uri).and_then(|secret| self.hub.slot_by_inbox(secret))
     }
 }
+
+/// The error of a request that only a 2025 session can make (`logging/setLevel`, a custom
+/// method), made without one.
+const NEEDS_A_SESSION: &str = "this method needs an MCP session (a 2025 revision: initialize \
+first). Without one (protocol 2026-07-28) there are tools (pass `handle`), resources/read of your \
+inbox_uri, and subscriptions/listen on it";
 
 /// The `Mcp-Session-Id` of the request, if it has one (then it is of a 2025 revision).
 fn session_header(context: &RequestContext<RoleServer>) -> Option<&str> {
@@ -533,6 +542,10 @@ impl ServerHandler for Gateway {
         request: Option<PaginatedRequestParams>,
         context: RequestContext<RoleServer>,
     ) -> Result<ListResourceTemplatesResult, ErrorData> {
+        if session_header(&context).is_none() {
+            // Room transcripts are resources of a session; without one, get_history.
+            return Ok(ListResourceTemplatesResult::default());
+        }
         self.session(&context)?.list_resource_templates(request, context).await
     }
 

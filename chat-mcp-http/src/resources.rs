@@ -41,7 +41,9 @@ pub fn sessionless_not_found(uri: &str) -> ErrorData {
     not_found(
         uri,
         format!(
-            "'{uri}' is not an inbox of this server: without an MCP session, read the inbox_uri your              enter_queue / checkin_client / resume_session result gave (chat://inbox/...), and room              transcripts with get_history {{handle, room_id}}"
+            "'{uri}' is not an inbox of this server: without an MCP session, read the inbox_uri your \
+             enter_queue / checkin_client / resume_session result gave (chat://inbox/...), and room \
+             transcripts with get_history {{handle, room_id}}"
         ),
     )
 }

@@ -72,6 +72,9 @@ struct Refused(StatusCode, Cow<'static, str>);
 
 impl IntoResponse for Refused {
     fn into_response(self) -> Response {
+        if self.0 == StatusCode::METHOD_NOT_ALLOWED {
+            return (self.0, [(http::header::ALLOW, "POST")], self.1.into_owned()).into_response();
+        }
         (self.0, self.1.into_owned()).into_response()
     }
 }
@@ -96,6 +99,16 @@ impl Sessions {
     /// The session a request names: `400` without `Mcp-Session-Id`, `400` for an
     /// `MCP-Protocol-Version` this server does not speak, `404` for an unknown session.
     fn lookup(&self, headers: &HeaderMap) -> Result<Arc<Slot>, Refused> {
+        let sessionless = headers
+            .get("mcp-protocol-version")
+            .is_some_and(|v| v.as_bytes() == ProtocolVersion::V_2026_07_28.as_str().as_bytes());
+        if sessionless && !headers.contains_key("mcp-session-id") {
+            // GET and DELETE have no place in the session-less revision (no standalone
+            // stream, no session to end); its server answers them 405.
+            let text = "Method Not Allowed: protocol 2026-07-28 has no sessions: POST requests; \
+                        subscriptions/listen replaces the GET stream";
+            return Err(Refused(StatusCode::METHOD_NOT_ALLOWED, text.into()));
+        }
         if let Some(version) = headers.get("mcp-protocol-version") {
             let known = version.to_str().is_ok_and(|v| SUPPORTED_VERSIONS.iter().any(|s| s.as_str() == v));
             if !known {

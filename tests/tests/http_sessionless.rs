@@ -379,3 +379,30 @@ async fn send_message_and_wait_runs_as_a_task_for_a_client_with_the_extension() 
     assert_eq!(answer["status"], "replied", "{answer}");
     assert_eq!(answer["reply"]["message"], "yes", "{answer}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn what_needs_a_session_says_so_without_one() {
+    let server = ServerProcess::start(&[]).await;
+    let client = Sessionless::new(&server.url);
+    // No standalone GET stream and no session to DELETE in this revision: 405, Allow: POST.
+    for method in [reqwest::Method::GET, reqwest::Method::DELETE] {
+        let response = tests::http()
+            .request(method.clone(), &server.url)
+            .header("accept", "text/event-stream")
+            .header("mcp-protocol-version", "2026-07-28")
+            .send()
+            .await
+            .expect("request");
+        assert_eq!(response.status(), reqwest::StatusCode::METHOD_NOT_ALLOWED, "{method}");
+        assert_eq!(response.headers().get("allow").and_then(|v| v.to_str().ok()), Some("POST"), "{method}");
+        let text = response.text().await.expect("body");
+        assert!(text.contains("subscriptions/listen"), "{method}: {text}");
+    }
+    // logging/setLevel belongs to a session: -32601 that says what there is instead.
+    let level = client.request("logging/setLevel", json!({"level": "debug"})).await;
+    assert_eq!(level["error"]["code"], -32601, "{level}");
+    assert!(level["error"]["message"].as_str().unwrap_or("").contains("handle"), "{level}");
+    // Room transcripts are a session's resources; without one the template list is empty.
+    let templates = client.request("resources/templates/list", json!({})).await;
+    assert_eq!(templates["result"]["resourceTemplates"], json!([]), "{templates}");
+}
