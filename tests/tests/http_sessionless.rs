@@ -406,3 +406,28 @@ async fn what_needs_a_session_says_so_without_one() {
     let templates = client.request("resources/templates/list", json!({})).await;
     assert_eq!(templates["result"]["resourceTemplates"], json!([]), "{templates}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_call_within_the_reconnect_grace_brings_a_lapsed_handle_back() {
+    let server = ServerProcess::start(&["--lease", "1s", "--reconnect-grace", "30s"]).await;
+    let mut ann = Sessionless::new(&server.url);
+    let mut bob = Sessionless::new(&server.url);
+    ann.ok("enter_queue", json!({"display_name": "Ann"})).await;
+    let matched = bob.ok("enter_queue", json!({"display_name": "Bob"})).await;
+    let room = matched["room_id"].clone();
+
+    // Ann goes quiet past her lease: Bob (held by his waits) hears she is reconnecting.
+    let mut cursor = 0;
+    let away = fetch_until(&mut bob, &mut cursor, "partner.reconnecting").await;
+    assert_eq!(away["room_id"], room, "{away}");
+
+    // Any call with her handle within the grace: she is back, in the same room.
+    let me = ann.ok("get_my_identity", json!({})).await;
+    assert_eq!(me["state"], "chatting", "{me}");
+    assert_eq!(me["room_id"], room, "{me}");
+    let back = fetch_until(&mut bob, &mut cursor, "partner.reconnected").await;
+    assert_eq!(back["room_id"], room, "{back}");
+    ann.ok("send_message", json!({"room_id": room, "message": "sorry, was away"})).await;
+    let said = fetch_until(&mut bob, &mut cursor, "message.received").await;
+    assert_eq!(said["message"], "sorry, was away", "{said}");
+}

@@ -562,7 +562,7 @@ impl Hub {
         self.slots.write().unwrap_or_else(PoisonError::into_inner).insert(id, slot.clone());
         self.by_mcp.write().unwrap_or_else(PoisonError::into_inner).insert(mcp_id, id);
         self.metrics.session_opened();
-        tracing::debug!(session = %id, mcp_session = %slot.mcp_id, "session opened");
+        tracing::debug!(session = %id, mcp_session = %slot.log_name(), "session opened");
         Ok(slot)
     }
 
@@ -603,7 +603,7 @@ impl Hub {
         {
             tracing::warn!(session = %slot.id, %unsaved, "the end of a session was not saved");
         }
-        tracing::info!(session = %slot.id, mcp_session = %slot.mcp_id, ?how, "session ended");
+        tracing::info!(session = %slot.id, mcp_session = %slot.log_name(), ?how, "session ended");
     }
 
     /// A session the core ended (lost and not back within the reconnect grace, or a
@@ -614,7 +614,7 @@ impl Hub {
             && self.remove(&slot)
         {
             self.metrics.session_lost();
-            tracing::info!(session = %slot.id, mcp_session = %slot.mcp_id, "session expired");
+            tracing::info!(session = %slot.id, mcp_session = %slot.log_name(), "session expired");
         }
     }
 

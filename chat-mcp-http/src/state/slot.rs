@@ -142,6 +142,12 @@ impl Slot {
         self.inbox.get()
     }
 
+    /// What logs call this session besides its core id: the `Mcp-Session-Id`, or for a
+    /// session-less session nothing, since its key is the handle, a credential.
+    pub fn log_name(&self) -> &str {
+        if self.is_sessionless() { "(handle)" } else { &self.mcp_id }
+    }
+
     /// Whether this is a session of the session-less revision: named by a handle in tool
     /// arguments, never by `Mcp-Session-Id`.
     pub fn is_sessionless(&self) -> bool {
