@@ -32,6 +32,7 @@ use crate::arguments;
 use crate::era;
 use crate::jsonrpc;
 use crate::logging;
+use crate::output;
 use crate::resources;
 use crate::session;
 use crate::state::hub::Hub;
@@ -95,6 +96,15 @@ impl ChatServer {
         let mut tools = Self::tool_router();
         for route in tools.map.values_mut() {
             era::add_handle_argument(&mut route.attr);
+            let tool = &mut route.attr;
+            let mut input = tool.input_schema.as_ref().clone();
+            output::portable(&mut input);
+            tool.input_schema = Arc::new(input);
+            if let Some(schema) = &tool.output_schema {
+                let mut schema = schema.as_ref().clone();
+                output::portable(&mut schema);
+                tool.output_schema = Some(Arc::new(schema));
+            }
         }
         Arc::new(Surface { tools, levels: logging::Levels::default() })
     }

@@ -42,6 +42,32 @@ pub fn schema<T: JsonSchema + 'static>() -> Arc<JsonObject> {
     Arc::new(schema)
 }
 
+/// The `format`s schemars writes for Rust number types (`uint64`, `double`, ...): not JSON
+/// Schema formats, so validators warn about each (ajv: "unknown format ignored"). The
+/// ranges they imply are already in `minimum` / `maximum`.
+const RUST_FORMATS: [&str; 12] = [
+    "uint", "uint8", "uint16", "uint32", "uint64", "int", "int8", "int16", "int32", "int64", "float",
+    "double",
+];
+
+/// `schema` without the Rust-only `format`s, at every depth.
+pub fn portable(schema: &mut JsonObject) {
+    if schema.get("format").and_then(Value::as_str).is_some_and(|f| RUST_FORMATS.contains(&f)) {
+        schema.remove("format");
+    }
+    for value in schema.values_mut() {
+        portable_value(value);
+    }
+}
+
+fn portable_value(value: &mut Value) {
+    match value {
+        Value::Object(object) => portable(object),
+        Value::Array(items) => items.iter_mut().for_each(portable_value),
+        _ => {}
+    }
+}
+
 /// A tool's `structuredContent`: its result, or the error of a refused call.
 #[derive(JsonSchema)]
 #[serde(untagged)]

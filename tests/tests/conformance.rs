@@ -239,6 +239,9 @@ async fn inspector(suite: &Suite, url: &str, era: &str, args: &[&str]) -> Value 
         })
         .expect("run the Inspector CLI");
     let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    // Its schema validator warns about formats that are not JSON Schema's.
+    assert!(!stderr.contains("unknown format"), "Inspector CLI ({era}, {args:?}) warned: {stderr}");
     // A tool result with `isError: true` is printed and gives a non-zero exit status.
     let printed: Option<Value> = serde_json::from_str(&stdout).ok();
     if let Some(result) = printed.filter(|r| r["isError"] == true) {
