@@ -106,6 +106,24 @@ async fn direct_messages() {
 }
 
 #[tokio::test]
+async fn sessionless_tools_only_and_direct_messages() {
+    let server = ServerProcess::start(GENEROUS).await;
+    for scenario in ["tools-only", "dm"] {
+        let summary = load(&server, &[scenario, "--pairs", "2", "--sessionless"]).await;
+        assert!(summary["settings"].as_str().is_some_and(|s| s.contains("2026-07-28")), "{summary:#}");
+        assert_messages_clean(run(&summary, "server"));
+    }
+    // Relay needs GET streams, which the session-less revision has not.
+    let output = tokio::process::Command::new(env!("CARGO_BIN_EXE_chat-load"))
+        .args(["relay", "--sessionless", "--url", &server.url, "--duration", "1s"])
+        .output()
+        .await
+        .expect("run chat-load");
+    assert_eq!(output.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&output.stderr).contains("GET streams"));
+}
+
+#[tokio::test]
 async fn connect() {
     let server = ServerProcess::start(GENEROUS).await;
     let summary = load(&server, &["connect", "--concurrency", "2", "--floor", "skip"]).await;

@@ -125,6 +125,12 @@ pub struct TargetArgs {
     #[arg(long, global = true, env = "MCP_CHAT_AUTH_TOKEN", hide_env_values = true)]
     pub auth_token: Option<String>,
 
+    /// Speak MCP 2026-07-28 without sessions (tools-only and dm): no initialize, each
+    /// client named by the handle its binding call returned, events fetched by polling
+    /// wait_for_events. The floor relay speaks only sessions, so it is not measured.
+    #[arg(long, global = true)]
+    pub sessionless: bool,
+
     /// Measure the floor relay too (compare), not at all (skip), or alone (only).
     #[arg(long, global = true, value_enum, default_value_t = FloorMode::Compare)]
     pub floor: FloorMode,

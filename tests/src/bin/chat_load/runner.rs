@@ -15,11 +15,21 @@ use crate::{connect, idle, jitter};
 /// Runs the scenario of `cli`; `Ok(true)` when every correctness check passed.
 pub async fn run(cli: &Cli) -> Result<bool> {
     let machine = Machine::probe();
-    let kinds: &[Kind] = match cli.target.floor {
-        FloorMode::Compare => &[Kind::Floor, Kind::Server],
-        FloorMode::Skip => &[Kind::Server],
-        FloorMode::Only => &[Kind::Floor],
+    let kinds: &[Kind] = match (cli.target.floor, cli.target.sessionless) {
+        (FloorMode::Only, true) => {
+            return Err(Error::new("--sessionless with --floor only: the floor relay speaks only sessions"));
+        }
+        (_, true) => &[Kind::Server],
+        (FloorMode::Compare, false) => &[Kind::Floor, Kind::Server],
+        (FloorMode::Skip, false) => &[Kind::Server],
+        (FloorMode::Only, false) => &[Kind::Floor],
     };
+    if cli.target.sessionless && !matches!(cli.scenario, Scenario::ToolsOnly(_) | Scenario::Dm(_)) {
+        return Err(Error::new(format!(
+            "--sessionless works with tools-only and dm (they poll wait_for_events); {} needs GET streams",
+            cli.scenario.name()
+        )));
+    }
     if kinds.contains(&Kind::Server) && cli.target.url.is_empty() && cli.target.spawn_server.is_none() {
         return Err(Error::new(
             "no server to measure: give --url URL (a running server) or --spawn-server PATH, or --floor only",
@@ -123,7 +133,8 @@ async fn measure(cli: &Cli, kind: Kind) -> Result<Report> {
     let result = async {
         let mut endpoints = Vec::with_capacity(targets.len());
         for target in &targets {
-            endpoints.push(Endpoint::new(&target.url, token, cli.run.max_connections).await?);
+            let endpoint = Endpoint::new(&target.url, token, cli.run.max_connections).await?;
+            endpoints.push(if cli.target.sessionless { endpoint.sessionless() } else { endpoint });
         }
         let pids = targets.iter().map(|t| t.pid).collect();
         let fleet = match kind {
@@ -151,12 +162,17 @@ async fn run_on(fleet: &Fleet, cli: &Cli) -> Result<Report> {
             messaging::run(fleet, &plan(args, Meeting::Roulette, Delivery::Poll), &cli.run).await
         }
         Scenario::Dm(args) => {
-            messaging::run(fleet, &plan(args, Meeting::Checkin, Delivery::Stream), &cli.run).await
+            messaging::run(fleet, &plan(args, Meeting::Checkin, dm_delivery(cli)), &cli.run).await
         }
         Scenario::Connect(args) => connect::run(fleet, args, &cli.run).await,
         Scenario::Idle(args) => idle::run(fleet, args, &cli.run).await,
         Scenario::FloorServer(_) => Err(Error::new("floor-server is not a load scenario")),
     }
+}
+
+/// How dm receivers get their messages: the GET stream, or polling without sessions.
+fn dm_delivery(cli: &Cli) -> Delivery {
+    if cli.target.sessionless { Delivery::Poll } else { Delivery::Stream }
 }
 
 fn plan(args: &MessagingArgs, meeting: Meeting, delivery: Delivery) -> Plan {
@@ -167,11 +183,16 @@ fn plan(args: &MessagingArgs, meeting: Meeting, delivery: Delivery) -> Plan {
 
 /// The scenario's settings in words.
 fn describe(cli: &Cli) -> String {
+    let settings = describe_scenario(cli);
+    if cli.target.sessionless { format!("MCP 2026-07-28 without sessions, {settings}") } else { settings }
+}
+
+fn describe_scenario(cli: &Cli) -> String {
     let run = &cli.run;
     match &cli.scenario {
         Scenario::Relay(args) => plan(args, Meeting::Roulette, Delivery::Stream).describe(run),
         Scenario::ToolsOnly(args) => plan(args, Meeting::Roulette, Delivery::Poll).describe(run),
-        Scenario::Dm(args) => plan(args, Meeting::Checkin, Delivery::Stream).describe(run),
+        Scenario::Dm(args) => plan(args, Meeting::Checkin, dm_delivery(cli)).describe(run),
         Scenario::Connect(args) => format!(
             "{} concurrent openers, sessions {}, {} measured after {} warm-up",
             args.concurrency,

@@ -1,4 +1,5 @@
-//! The client half of MCP Streamable HTTP (protocol 2025-11-25), spoken directly.
+//! The client half of MCP Streamable HTTP (protocol 2025-11-25 with sessions, or the
+//! session-less 2026-07-28 with `--sessionless`), spoken directly.
 //!
 //! A full MCP client would add per-request work (typed message enums, a service loop, an
 //! extra task per session) that the generator would pay for on the same two cores as the
@@ -27,6 +28,8 @@ use crate::http::{self, Kind, Lease, Releasing};
 
 /// The protocol revision the generator pins (the newest with sessions).
 pub const PROTOCOL_VERSION: &str = "2025-11-25";
+/// The session-less revision (`--sessionless`).
+pub const SESSIONLESS_VERSION: &str = "2026-07-28";
 const SESSION_HEADER: &str = "mcp-session-id";
 const VERSION_HEADER: &str = "mcp-protocol-version";
 const POST_ACCEPT: &str = "application/json, text/event-stream";
@@ -45,6 +48,8 @@ pub struct Endpoint {
     path: Uri,
     host: HeaderValue,
     authorization: Option<HeaderValue>,
+    /// Speak 2026-07-28: no `initialize`, the caller named by `handle`.
+    sessionless: bool,
 }
 
 /// What a `tools/call` returned.
@@ -83,6 +88,47 @@ struct RpcRequest<'a, P> {
 struct ToolParams<'a, A> {
     name: &'a str,
     arguments: A,
+    #[serde(rename = "_meta", skip_serializing_if = "Option::is_none")]
+    meta: Option<RequestMeta>,
+}
+
+/// A tool call's arguments plus the caller's `handle` (session-less).
+#[derive(Serialize)]
+struct WithHandle<'a, A> {
+    #[serde(flatten)]
+    arguments: A,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    handle: Option<&'a str>,
+}
+
+/// The `_meta` every session-less request carries.
+#[derive(Serialize)]
+struct RequestMeta {
+    #[serde(rename = "io.modelcontextprotocol/protocolVersion")]
+    version: &'static str,
+    #[serde(rename = "io.modelcontextprotocol/clientCapabilities")]
+    capabilities: Empty,
+    #[serde(rename = "io.modelcontextprotocol/clientInfo")]
+    client_info: ClientName,
+}
+
+#[derive(Serialize)]
+struct Empty {}
+
+#[derive(Serialize)]
+struct ClientName {
+    name: &'static str,
+    version: &'static str,
+}
+
+impl RequestMeta {
+    fn new() -> RequestMeta {
+        RequestMeta {
+            version: SESSIONLESS_VERSION,
+            capabilities: Empty {},
+            client_info: ClientName { name: "chat-load", version: env!("CARGO_PKG_VERSION") },
+        }
+    }
 }
 
 /// A JSON-RPC response with a typed result.
@@ -163,7 +209,14 @@ impl Endpoint {
             path,
             host,
             authorization,
+            sessionless: false,
         })
+    }
+
+    /// The same endpoint, spoken to in the session-less revision (2026-07-28).
+    pub fn sessionless(mut self) -> Endpoint {
+        self.sessionless = true;
+        self
     }
 
     /// The endpoint's URL.
@@ -200,8 +253,17 @@ impl Endpoint {
         request
     }
 
-    /// Opens a session: `initialize`, then `notifications/initialized`.
+    /// Opens a session: `initialize`, then `notifications/initialized`. Session-less,
+    /// nothing is sent: the first binding call opens the identity and returns its handle.
     pub async fn open(&self) -> Result<Session> {
+        if self.sessionless {
+            return Ok(Session(Arc::new(Inner {
+                endpoint: self.clone(),
+                id: None,
+                handle: std::sync::OnceLock::new(),
+                next_id: AtomicU64::new(1),
+            })));
+        }
         let params = json!({
             "protocolVersion": PROTOCOL_VERSION,
             "capabilities": {},
@@ -225,7 +287,12 @@ impl Endpoint {
             Ok(id)
         };
         let id = within(REQUEST_TIMEOUT, "initialize", exchange).await?;
-        let session = Session(Arc::new(Inner { endpoint: self.clone(), id, next_id: AtomicU64::new(2) }));
+        let session = Session(Arc::new(Inner {
+            endpoint: self.clone(),
+            id: Some(id),
+            handle: std::sync::OnceLock::new(),
+            next_id: AtomicU64::new(2),
+        }));
         session.send_message(json!({"jsonrpc": "2.0", "method": "notifications/initialized"})).await?;
         Ok(session)
     }
@@ -237,8 +304,11 @@ pub struct Session(Arc<Inner>);
 
 struct Inner {
     endpoint: Endpoint,
-    /// The `Mcp-Session-Id`, kept as a header value so it is validated once.
-    id: HeaderValue,
+    /// The `Mcp-Session-Id`, kept as a header value so it is validated once; `None`
+    /// session-less.
+    id: Option<HeaderValue>,
+    /// Session-less: the handle the first binding call returned.
+    handle: std::sync::OnceLock<Box<str>>,
     next_id: AtomicU64,
 }
 
@@ -267,22 +337,64 @@ impl Session {
         timeout: Duration,
     ) -> Result<(bool, Option<T>)> {
         let id = self.0.next_id.fetch_add(1, Ordering::Relaxed);
-        let params = ToolParams { name, arguments };
-        let body = serde_json::to_string(&RpcRequest { jsonrpc: "2.0", id, method: "tools/call", params })?;
         let endpoint = &self.0.endpoint;
+        if endpoint.sessionless {
+            return self.call_sessionless(name, arguments, timeout, id).await;
+        }
+        let params = ToolParams { name, arguments, meta: None };
+        let body = serde_json::to_string(&RpcRequest { jsonrpc: "2.0", id, method: "tools/call", params })?;
         let exchange = async {
             let (response, lease) =
-                endpoint.http.send(endpoint.post(Some(&self.0.id), body), Kind::Request).await?;
+                endpoint.http.send(endpoint.post(self.0.id.as_ref(), body), Kind::Request).await?;
             let response = expect_success(response, name).await?;
             read_reply::<CallResult<T>>(response, lease, id).await
         };
         let reply = within(timeout, name, exchange).await?;
-        if let Some(error) = reply.error {
-            return Err(Error::new(format!("{name}: JSON-RPC error {error}")));
-        }
-        let result =
-            reply.result.ok_or_else(|| Error::new(format!("{name}: a response without a result")))?;
-        Ok((result.is_error, result.structured_content))
+        call_outcome(name, reply)
+    }
+
+    /// A tool call of the session-less revision: `_meta`, its headers, and the handle
+    /// (kept from the first result that has one).
+    async fn call_sessionless<T: DeserializeOwned>(
+        &self,
+        name: &str,
+        arguments: impl Serialize,
+        timeout: Duration,
+        id: u64,
+    ) -> Result<(bool, Option<T>)> {
+        let handle = self.0.handle.get().map(|h| &**h);
+        let arguments = WithHandle { arguments, handle };
+        let params = ToolParams { name, arguments, meta: Some(RequestMeta::new()) };
+        let body = serde_json::to_string(&RpcRequest { jsonrpc: "2.0", id, method: "tools/call", params })?;
+        let endpoint = &self.0.endpoint;
+        let mut request = endpoint.post(None, body);
+        let headers = request.headers_mut();
+        headers.insert(VERSION_HEADER, HeaderValue::from_static(SESSIONLESS_VERSION));
+        headers.insert("mcp-method", HeaderValue::from_static("tools/call"));
+        headers.insert("mcp-name", HeaderValue::from_str(name).map_err(|_| Error::new("bad tool name"))?);
+        let exchange = async {
+            let (response, lease) = endpoint.http.send(request, Kind::Request).await?;
+            let response = expect_success(response, name).await?;
+            if handle.is_some() {
+                return read_reply::<CallResult<T>>(response, lease, id).await;
+            }
+            // Before the handle is known, look for it in the result.
+            let reply = read_reply::<CallResult<Value>>(response, lease, id).await?;
+            let found = reply.result.as_ref().and_then(|r| r.structured_content.as_ref());
+            if let Some(handle) = found.and_then(|d| d.get("handle")).and_then(Value::as_str) {
+                let _ = self.0.handle.set(handle.into());
+            }
+            let result = match reply.result {
+                Some(r) => Some(CallResult {
+                    is_error: r.is_error,
+                    structured_content: r.structured_content.map(serde_json::from_value).transpose()?,
+                }),
+                None => None,
+            };
+            Ok(Reply { id: reply.id, result, error: reply.error })
+        };
+        let reply = within(timeout, name, exchange).await?;
+        call_outcome(name, reply)
     }
 
     /// POSTs a notification or a response (the server answers 202 Accepted).
@@ -291,7 +403,7 @@ impl Session {
         let exchange = async {
             let (response, lease) = endpoint
                 .http
-                .send(endpoint.post(Some(&self.0.id), message.to_string()), Kind::Request)
+                .send(endpoint.post(self.0.id.as_ref(), message.to_string()), Kind::Request)
                 .await?;
             let status = response.status();
             drain(response, lease).await?;
@@ -313,7 +425,7 @@ impl Session {
     /// connection goes back to the pool if the server ends the stream.
     pub async fn open_stream(&self) -> Result<SseEvents> {
         let endpoint = &self.0.endpoint;
-        let request = endpoint.request(Method::GET, Some(&self.0.id), "text/event-stream", Bytes::new());
+        let request = endpoint.request(Method::GET, self.0.id.as_ref(), "text/event-stream", Bytes::new());
         let opening = async {
             let (response, lease) = endpoint.http.send(request, Kind::Stream).await?;
             let response = expect_success(response, "GET stream").await?;
@@ -325,8 +437,11 @@ impl Session {
 
     /// Ends the session (DELETE). A session the server already forgot is fine.
     pub async fn delete(&self) -> Result<()> {
+        if self.0.id.is_none() {
+            return Ok(()); // Session-less: nothing to end (the lease lapses).
+        }
         let endpoint = &self.0.endpoint;
-        let request = endpoint.request(Method::DELETE, Some(&self.0.id), POST_ACCEPT, Bytes::new());
+        let request = endpoint.request(Method::DELETE, self.0.id.as_ref(), POST_ACCEPT, Bytes::new());
         let exchange = async {
             let (response, lease) = endpoint.http.send(request, Kind::Request).await?;
             let status = response.status();
@@ -342,6 +457,15 @@ impl Session {
         };
         within(REQUEST_TIMEOUT, "DELETE", exchange).await
     }
+}
+
+/// A `tools/call` response as `(isError, structuredContent)`, or its JSON-RPC error.
+fn call_outcome<T>(name: &str, reply: Reply<CallResult<T>>) -> Result<(bool, Option<T>)> {
+    if let Some(error) = reply.error {
+        return Err(Error::new(format!("{name}: JSON-RPC error {error}")));
+    }
+    let result = reply.result.ok_or_else(|| Error::new(format!("{name}: a response without a result")))?;
+    Ok((result.is_error, result.structured_content))
 }
 
 /// Bounds `future` by `limit`.
