@@ -865,6 +865,21 @@ impl Sessionless {
         result["structuredContent"].clone()
     }
 
+    /// Calls `tool` until it succeeds (for up to about 6 s: another node may not have
+    /// applied the call that made the handle yet); returns its `structuredContent`.
+    pub async fn ok_eventually(&mut self, tool: &str, arguments: Value) -> Value {
+        let mut last = Value::Null;
+        for _ in 0..60 {
+            let result = self.call(tool, arguments.clone()).await;
+            if result["isError"] != json!(true) {
+                return result["structuredContent"].clone();
+            }
+            last = result;
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        panic!("{tool} did not succeed: {last}")
+    }
+
     /// Calls a tool that must fail; returns its `result`.
     pub async fn err(&mut self, tool: &str, arguments: Value) -> Value {
         let result = self.call(tool, arguments).await;

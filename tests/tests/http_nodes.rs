@@ -241,3 +241,37 @@ async fn a_redis_restart_with_append_only_persistence_loses_nothing() {
     let mail = carol.ok("get_messages", json!({})).await;
     assert_eq!(mail["messages"][0]["message"], "kept by Redis", "{mail}");
 }
+
+/// A session-less (2026-07-28) client is no node's: its handle and inbox URI, made on
+/// one node, work on every other, and a listen stream on one node hears what a request
+/// on another caused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_handle_works_on_every_node() {
+    let redis = RedisServer::start().await;
+    let (n1, n2) = (node(&redis, &[]).await, node(&redis, &[]).await);
+    let mut ann = tests::Sessionless::new(&n1.url);
+    ann.ok("enter_queue", json!({"display_name": "Ann"})).await;
+    let handle = ann.handle.clone().expect("handle");
+
+    // The same identity through node 2, with the handle node 1 made.
+    let mut there = tests::Sessionless::new(&n2.url);
+    there.handle = Some(handle.clone());
+    there.inbox_uri = ann.inbox_uri.clone();
+    let me = there.ok_eventually("get_my_identity", json!({})).await;
+    assert_eq!(me["state"], "waiting", "{me}");
+    let mut listening = there.listen().await;
+
+    // Bob, on node 1, is paired with her; node 2's listen stream says so.
+    let mut bob = tests::Sessionless::new(&n1.url);
+    let matched = bob.ok("enter_queue", json!({"display_name": "Bob"})).await;
+    assert_eq!(matched["status"], "matched", "{matched}");
+    let (_, updated) = listening.next_method("notifications/resources/updated").await;
+    assert_eq!(updated["params"]["uri"].as_str(), ann.inbox_uri.as_deref(), "{updated}");
+    let got = there.events_after(0, 5.0).await;
+    assert_eq!(got["events"][0]["type"], "chatroom.found", "{got}");
+    there.ok("send_message", json!({"room_id": matched["room_id"], "message": "from node 2"})).await;
+    let heard = bob.events_after(0, 5.0).await;
+    let texts: Vec<&Value> =
+        heard["events"].as_array().into_iter().flatten().map(|e| &e["message"]).collect();
+    assert!(texts.contains(&&json!("from node 2")), "{heard}");
+}
