@@ -32,6 +32,25 @@ pub use redis::RedisServer;
 /// Default bound for a single step of a test (a tool call, a notification).
 pub const STEP: Duration = Duration::from_secs(10);
 
+/// Runs `attempt` every 100 ms until it succeeds, for up to about 6 s (a server that is
+/// restarting, a client moving to another node, a node that has not yet applied what
+/// another one did); returns its value, or panics with the last error.
+pub async fn eventually<F, Fut>(what: &str, mut attempt: F) -> Value
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<Value, String>>,
+{
+    let mut last = String::new();
+    for _ in 0..60 {
+        match attempt().await {
+            Ok(value) => return value,
+            Err(error) => last = error,
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("{what} did not succeed: {last}")
+}
+
 /// Runs `future`, failing the test with `what` if it takes longer than `limit`.
 pub async fn within<T>(limit: Duration, what: &str, future: impl Future<Output = T>) -> T {
     match tokio::time::timeout(limit, future).await {
@@ -652,16 +671,13 @@ impl TestClient {
     /// Calls `tool` until it succeeds (for up to about 6 s: the server may be restarting,
     /// or the client moving to another node), then returns the result's data.
     pub async fn ok_eventually(&self, tool: &str, arguments: Value) -> Value {
-        let mut last = String::new();
-        for _ in 0..60 {
-            match self.try_call(tool, arguments.clone()).await {
-                Ok(outcome) if !outcome.is_error => return outcome.data,
-                Ok(outcome) => last = outcome.text,
-                Err(error) => last = error,
+        eventually(tool, || async {
+            match self.try_call(tool, arguments.clone()).await? {
+                outcome if !outcome.is_error => Ok(outcome.data),
+                outcome => Err(outcome.text),
             }
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-        panic!("{tool} did not succeed: {last}")
+        })
+        .await
     }
 
     /// Calls a tool that must fail; returns its `structuredContent` (`error`, `message`).
@@ -831,11 +847,8 @@ impl Sessionless {
 
     /// Calls `tool` with `arguments`, adding this client's handle when it has one; returns
     /// the `result`. A binding tool's handle and inbox URI are kept.
-    pub async fn call(&mut self, tool: &str, mut arguments: Value) -> Value {
-        if let (Some(handle), Value::Object(map)) = (&self.handle, &mut arguments) {
-            map.entry("handle").or_insert_with(|| json!(handle));
-        }
-        let response = self.call_as_is(tool, arguments).await;
+    pub async fn call(&mut self, tool: &str, arguments: Value) -> Value {
+        let response = self.call_as_is(tool, self.with_handle(arguments)).await;
         let data = &response["structuredContent"];
         if response["isError"] != json!(true)
             && let Some(handle) = data["handle"].as_str()
@@ -844,6 +857,14 @@ impl Sessionless {
             self.inbox_uri = data["inbox_uri"].as_str().map(str::to_owned);
         }
         response
+    }
+
+    /// `arguments` with this client's handle added, when it has one and they name none.
+    fn with_handle(&self, mut arguments: Value) -> Value {
+        if let (Some(handle), Value::Object(map)) = (&self.handle, &mut arguments) {
+            map.entry("handle").or_insert_with(|| json!(handle));
+        }
+        arguments
     }
 
     /// Calls `tool` with exactly `arguments`; returns the `result`.
@@ -865,19 +886,19 @@ impl Sessionless {
         result["structuredContent"].clone()
     }
 
-    /// Calls `tool` until it succeeds (for up to about 6 s: another node may not have
-    /// applied the call that made the handle yet); returns its `structuredContent`.
-    pub async fn ok_eventually(&mut self, tool: &str, arguments: Value) -> Value {
-        let mut last = Value::Null;
-        for _ in 0..60 {
-            let result = self.call(tool, arguments.clone()).await;
-            if result["isError"] != json!(true) {
-                return result["structuredContent"].clone();
+    /// Calls `tool` (with this client's handle) until it succeeds, as
+    /// [`eventually`] does: another node may not have applied the call that made the
+    /// handle yet. Returns its `structuredContent`.
+    pub async fn ok_eventually(&self, tool: &str, arguments: Value) -> Value {
+        eventually(tool, || async {
+            let result = self.call_as_is(tool, self.with_handle(arguments.clone())).await;
+            if result["isError"] == json!(true) {
+                Err(result.to_string())
+            } else {
+                Ok(result["structuredContent"].clone())
             }
-            last = result;
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-        panic!("{tool} did not succeed: {last}")
+        })
+        .await
     }
 
     /// Calls a tool that must fail; returns its `result`.
